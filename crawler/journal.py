@@ -1,0 +1,419 @@
+"""The journal: a SQLite (WAL) file holding all durable crawl state, the graph's single source of truth.
+
+Sinks and exports read from here; nothing here knows about any graph store. Row ids are
+AUTOINCREMENT, so they only grow and are never reused: a sink's cursor is "the last id I hold".
+Rows are written by one thread; SQLite serialises commits, so ids grow in commit order and a
+reader that takes `max_ids()` and then reads up to those ids sees a consistent prefix (an edge is
+never committed before the nodes it joins).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import StoreError
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS nodes(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    db TEXT NOT NULL,
+    uid TEXT NOT NULL,
+    depth INTEGER NOT NULL,
+    -- new: to expand; checked: link names known (pending_links filled); done: expanded;
+    -- terminal: recorded, not expanded (beyond --depth, hub database, cap); failed
+    state TEXT NOT NULL DEFAULT 'new',
+    UNIQUE(db, uid)
+);
+CREATE INDEX IF NOT EXISTS nodes_state ON nodes(state, depth, db);
+CREATE TABLE IF NOT EXISTS edges(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    dbfrom TEXT NOT NULL,
+    uid_from TEXT NOT NULL,
+    linkname TEXT NOT NULL,
+    dbto TEXT NOT NULL,
+    uid_to TEXT NOT NULL,
+    score INTEGER,
+    UNIQUE(dbfrom, uid_from, linkname, dbto, uid_to)
+);
+-- Extra node properties (summaries, has_neighbor, LinkOut URLs). Replacing a row gives it a new
+-- id, so a sink's prop cursor sees every change.
+CREATE TABLE IF NOT EXISTS props(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    db TEXT NOT NULL,
+    uid TEXT NOT NULL,
+    data TEXT NOT NULL,
+    UNIQUE(db, uid)
+);
+-- Link names still to fetch for a node (engine bookkeeping; state: pending, done, no_answer).
+CREATE TABLE IF NOT EXISTS pending_links(
+    db TEXT NOT NULL,
+    uid TEXT NOT NULL,
+    linkname TEXT NOT NULL,
+    dbto TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',
+    PRIMARY KEY(db, uid, linkname)
+);
+CREATE INDEX IF NOT EXISTS pending_links_state ON pending_links(state, db, linkname);
+CREATE TABLE IF NOT EXISTS failed(
+    db TEXT NOT NULL,
+    uid TEXT NOT NULL,
+    step TEXT NOT NULL,
+    error TEXT NOT NULL,
+    PRIMARY KEY(db, uid, step)
+);
+CREATE TABLE IF NOT EXISTS requests(kind TEXT PRIMARY KEY, count INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS cursors(
+    sink TEXT PRIMARY KEY,
+    node_cursor INTEGER NOT NULL DEFAULT 0,
+    edge_cursor INTEGER NOT NULL DEFAULT 0,
+    prop_cursor INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRow:
+    id: int
+    db: str
+    uid: str
+    depth: int
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeRow:
+    id: int
+    dbfrom: str
+    uid_from: str
+    linkname: str
+    dbto: str
+    uid_to: str
+    score: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class PropRow:
+    id: int
+    db: str
+    uid: str
+    data: dict
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    node: int = 0
+    edge: int = 0
+    prop: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class MaxIds:
+    node: int
+    edge: int
+    prop: int
+
+
+class Journal:
+    """Durable crawl state in `<store>/journal.sqlite`."""
+
+    FILENAME = "journal.sqlite"
+
+    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+        path = Path(path)
+        if path.is_dir() or path.suffix == "":
+            path = path / self.FILENAME
+        self.path = path
+        if not path.exists() and not create:
+            raise StoreError(f"no crawl journal at {path}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(
+                str(path), isolation_level=None, check_same_thread=False, timeout=60
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open journal {path}: {exc}") from None
+        self._lock = threading.RLock()
+        self._in_tx = 0
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=OFF")
+            version = self._schema_version()
+            if version is None:
+                if not create:
+                    raise StoreError(f"{path} is not an entrez-graph journal")
+                with self._lock:
+                    self._db.executescript(
+                        f"BEGIN IMMEDIATE;{SCHEMA}"
+                        "INSERT OR REPLACE INTO meta(key, value) "
+                        f"VALUES ('schema_version', '{SCHEMA_VERSION}');COMMIT;"
+                    )
+            elif version != SCHEMA_VERSION:
+                raise StoreError(
+                    f"{path} was made by an incompatible entrez-graph (journal schema {version}, "
+                    f"this version reads {SCHEMA_VERSION}); start a new store with --store"
+                )
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{path} is not an entrez-graph journal: {exc}") from None
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _schema_version(self) -> int | None:
+        has_meta = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
+        ).fetchone()
+        if not has_meta:
+            tables = self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            if tables:
+                raise StoreError(f"{self.path} is not an entrez-graph journal")
+            return None
+        row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        return int(row[0]) if row else None
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic write: a response's rows and the frontier change they cause commit together."""
+        with self._lock:
+            if self._in_tx:
+                self._in_tx += 1
+                try:
+                    yield self._db
+                finally:
+                    self._in_tx -= 1
+                return
+            self._db.execute("BEGIN IMMEDIATE")
+            self._in_tx = 1
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            else:
+                self._db.execute("COMMIT")
+            finally:
+                self._in_tx = 0
+
+    def execute(self, sql: str, params: Iterable = ()) -> sqlite3.Cursor:
+        with self._lock:
+            return self._db.execute(sql, tuple(params))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- meta and settings -----------------------------------------------------------------
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction():
+            self._set_meta(key, value)
+
+    def settings(self) -> dict | None:
+        raw = self.get_meta("settings")
+        return json.loads(raw) if raw else None
+
+    def set_settings(self, settings: dict) -> None:
+        self.set_meta("settings", json.dumps(settings, sort_keys=True))
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def add_nodes(self, rows: Iterable[tuple[str, str, int]], state: str = "new") -> int:
+        """Insert (db, uid, depth) rows not yet known; returns how many were new."""
+        with self.transaction() as db:
+            before = db.total_changes
+            db.executemany(
+                "INSERT OR IGNORE INTO nodes(db, uid, depth, state) VALUES (?, ?, ?, ?)",
+                ((d, u, depth, state) for d, u, depth in rows),
+            )
+            return db.total_changes - before
+
+    def add_edges(
+        self, rows: Iterable[tuple[str, str, str, str, str, int | None]]
+    ) -> int:
+        """Insert (dbfrom, uid_from, linkname, dbto, uid_to, score) rows; duplicates are ignored."""
+        with self.transaction() as db:
+            before = db.total_changes
+            db.executemany(
+                "INSERT OR IGNORE INTO edges(dbfrom, uid_from, linkname, dbto, uid_to, score) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            return db.total_changes - before
+
+    def set_node_state(self, db_name: str, uids: Iterable[str], state: str) -> None:
+        with self.transaction() as db:
+            db.executemany(
+                "UPDATE nodes SET state=? WHERE db=? AND uid=?",
+                ((state, db_name, u) for u in uids),
+            )
+
+    def set_props(self, db_name: str, uid: str, data: dict) -> None:
+        """Merge `data` into the node's extra properties (a new row id, so sinks see it)."""
+        with self.transaction() as db:
+            row = db.execute(
+                "SELECT data FROM props WHERE db=? AND uid=?", (db_name, uid)
+            ).fetchone()
+            merged = {**json.loads(row[0]), **data} if row else dict(data)
+            db.execute(
+                "INSERT OR REPLACE INTO props(db, uid, data) VALUES (?, ?, ?)",
+                (db_name, uid, json.dumps(merged, sort_keys=True)),
+            )
+
+    def record_failure(self, db_name: str, uid: str, step: str, error: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO failed(db, uid, step, error) VALUES (?, ?, ?, ?)",
+                (db_name, uid, step, error),
+            )
+
+    def count_request(self, kind: str, n: int = 1) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO requests(kind, count) VALUES (?, ?) "
+                "ON CONFLICT(kind) DO UPDATE SET count = count + excluded.count",
+                (kind, n),
+            )
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def max_ids(self) -> MaxIds:
+        """Upper bounds for one consistent sync pass (read once, then read rows up to them)."""
+        with self._lock:
+            n = self._db.execute("SELECT coalesce(max(id), 0) FROM nodes").fetchone()[0]
+            e = self._db.execute("SELECT coalesce(max(id), 0) FROM edges").fetchone()[0]
+            p = self._db.execute("SELECT coalesce(max(id), 0) FROM props").fetchone()[0]
+        return MaxIds(n, e, p)
+
+    def nodes_between(self, after: int, upto: int, limit: int = 50_000) -> list[NodeRow]:
+        rows = self.execute(
+            "SELECT id, db, uid, depth, state FROM nodes WHERE id > ? AND id <= ? "
+            "ORDER BY id LIMIT ?",
+            (after, upto, limit),
+        ).fetchall()
+        return [NodeRow(*r) for r in rows]
+
+    def edges_between(self, after: int, upto: int, limit: int = 50_000) -> list[EdgeRow]:
+        rows = self.execute(
+            "SELECT id, dbfrom, uid_from, linkname, dbto, uid_to, score FROM edges "
+            "WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
+            (after, upto, limit),
+        ).fetchall()
+        return [EdgeRow(*r) for r in rows]
+
+    def props_between(self, after: int, upto: int, limit: int = 50_000) -> list[PropRow]:
+        rows = self.execute(
+            "SELECT id, db, uid, data FROM props WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
+            (after, upto, limit),
+        ).fetchall()
+        return [PropRow(i, d, u, json.loads(data)) for i, d, u, data in rows]
+
+    def iter_nodes(
+        self, dbs: Iterable[str] | None = None, chunk: int = 10_000
+    ) -> Iterator[NodeRow]:
+        """Every node in id order, in chunks, so memory stays bounded for any journal size."""
+        wanted = set(dbs) if dbs else None
+        last = 0
+        while True:
+            rows = self.nodes_between(last, 2**62, chunk)
+            if not rows:
+                return
+            last = rows[-1].id
+            yield from (r for r in rows if wanted is None or r.db in wanted)
+
+    def iter_edges(
+        self,
+        dbs: Iterable[str] | None = None,
+        links: Iterable[str] | None = None,
+        chunk: int = 10_000,
+    ) -> Iterator[EdgeRow]:
+        """Every edge in id order, in chunks; `dbs` keeps edges with both ends in those databases."""
+        wanted_db = set(dbs) if dbs else None
+        wanted_link = set(links) if links else None
+        last = 0
+        while True:
+            rows = self.edges_between(last, 2**62, chunk)
+            if not rows:
+                return
+            last = rows[-1].id
+            for r in rows:
+                if wanted_link is not None and r.linkname not in wanted_link:
+                    continue
+                if wanted_db is not None and (r.dbfrom not in wanted_db or r.dbto not in wanted_db):
+                    continue
+                yield r
+
+    def iter_props(self, chunk: int = 10_000) -> Iterator[PropRow]:
+        last = 0
+        while True:
+            rows = self.props_between(last, 2**62, chunk)
+            if not rows:
+                return
+            last = rows[-1].id
+            yield from rows
+
+    def props_of(self, db_name: str, uid: str) -> dict:
+        row = self.execute(
+            "SELECT data FROM props WHERE db=? AND uid=?", (db_name, uid)
+        ).fetchone()
+        return json.loads(row[0]) if row else {}
+
+    # -- sink cursors ----------------------------------------------------------------------
+
+    def get_cursor(self, sink: str) -> Cursor:
+        row = self.execute(
+            "SELECT node_cursor, edge_cursor, prop_cursor FROM cursors WHERE sink=?", (sink,)
+        ).fetchone()
+        return Cursor(*row) if row else Cursor()
+
+    def set_cursor(self, sink: str, cursor: Cursor) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO cursors(sink, node_cursor, edge_cursor, prop_cursor) "
+                "VALUES (?, ?, ?, ?)",
+                (sink, cursor.node, cursor.edge, cursor.prop),
+            )
+
+    # -- summary ---------------------------------------------------------------------------
+
+    def stats(self) -> dict:
+        """What `status` reports."""
+        q = self.execute
+        by_db = dict(q("SELECT db, count(*) FROM nodes GROUP BY db ORDER BY db").fetchall())
+        by_link = dict(
+            q("SELECT linkname, count(*) FROM edges GROUP BY linkname ORDER BY linkname").fetchall()
+        )
+        pending = q(
+            "SELECT count(*) FROM nodes WHERE state IN ('new', 'checked')"
+        ).fetchone()[0]
+        failed = q("SELECT count(DISTINCT db || ':' || uid) FROM failed").fetchone()[0]
+        requests = dict(q("SELECT kind, count FROM requests ORDER BY kind").fetchall())
+        return {
+            "nodes": sum(by_db.values()),
+            "edges": sum(by_link.values()),
+            "by_db": by_db,
+            "by_link": by_link,
+            "pending": pending,
+            "failed": failed,
+            "requests": requests,
+        }
