@@ -1,0 +1,198 @@
+"""Crawl a large emulator world until at least a million edges; print edges/s and peak memory.
+
+The emulator runs in its own process (`python -m crawler emulate --world 7 --size N --port 0`),
+the crawl in another (`python -m crawler crawl …` with no practical rate limit), so the figures are
+the crawler's alone: wall time end to end (first request to the last store load) and the crawl
+process's peak resident memory (VmHWM sampled from /proc and ru_maxrss after it exits).
+
+    python benchmarks/crawl_scale.py                       # defaults: world 7, size 300000
+    python benchmarks/crawl_scale.py --size 500000 --depth 4 --profile
+
+By default the crawl runs to its natural end (so the embedded store is loaded too); with
+`--stop-at-target` it is interrupted (SIGINT) as soon as the journal holds --target-edges edges.
+`--profile` runs the crawl under cProfile and prints the top functions by cumulative time.
+Goal (issue 4): peak memory <= 500 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pstats
+import re
+import resource
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+URL_RE = re.compile(r"(http://127\.0\.0\.1:\d+/entrez/eutils/)")
+
+
+def start_emulator(world: int, size: int, log: Path | None) -> tuple[subprocess.Popen, str]:
+    """Start `entrez-graph emulate` in its own process; return it and the URL it printed."""
+    cmd = [sys.executable, "-m", "crawler", "emulate", "--world", str(world), "--size", str(size),
+           "--port", "0"]
+    if log is not None:
+        cmd += ["--log", str(log)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    started = time.monotonic()
+    seen: list[str] = []
+    for line in proc.stdout:
+        seen.append(line)
+        match = URL_RE.search(line)
+        if match:
+            # Keep draining the pipe so the emulator never blocks on a full stdout buffer.
+            threading.Thread(target=proc.stdout.read, daemon=True).start()
+            print(f"emulator ready in {time.monotonic() - started:.1f} s at {match.group(1)}")
+            return proc, match.group(1)
+    proc.wait()
+    raise SystemExit("emulator exited before printing its URL:\n" + "".join(seen))
+
+
+def rss_peak_kb(pid: int) -> int:
+    """VmHWM (peak resident set) of a live process, in kB; 0 when unreadable."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def journal_counts(journal: Path) -> tuple[int, int]:
+    """(records, edges) in a journal being written by another process (WAL: readers never block)."""
+    if not journal.exists():
+        return 0, 0
+    try:
+        con = sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=5)
+        try:
+            nodes = con.execute("SELECT coalesce(max(id), 0) FROM nodes").fetchone()[0]
+            edges = con.execute("SELECT coalesce(max(id), 0) FROM edges").fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return 0, 0
+    return nodes, edges
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--world", type=int, default=7, help="emulator world seed")
+    ap.add_argument("--size", type=int, default=300_000, help="emulator world size (records)")
+    ap.add_argument("--seed", action="append", default=None,
+                    help="crawl seed db:uid (repeatable; default gene:672)")
+    ap.add_argument("--depth", type=int, default=4)
+    ap.add_argument("--target-edges", type=int, default=1_000_000)
+    ap.add_argument("--stop-at-target", action="store_true",
+                    help="interrupt the crawl once the journal holds --target-edges edges")
+    ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--rps", type=float, default=100_000.0)
+    ap.add_argument("--extra", default="", help="extra crawl arguments, space separated")
+    ap.add_argument("--store", type=Path, default=None, help="store dir (default: a temp dir)")
+    ap.add_argument("--profile", action="store_true", help="run the crawl under cProfile")
+    ap.add_argument("--timeout", type=float, default=3600.0)
+    args = ap.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="crawl-scale-"))
+    store = args.store or tmp / "store"
+    emulator, url = start_emulator(args.world, args.size, None)
+    env = {**os.environ, "ENTREZ_GRAPH_RATE_DIR": str(tmp / "rate"),
+           "NCBI_EMAIL": os.environ.get("NCBI_EMAIL", "bench@example.org")}
+    env.pop("NCBI_API_KEY", None)
+    crawl = ["crawl", *(args.seed or ["gene:672"]), "--depth", str(args.depth),
+             "--store", str(store), "--eutils-url", url, "--rps", str(args.rps),
+             "--format", "json"]
+    if args.batch_size:
+        crawl += ["--batch-size", str(args.batch_size)]
+    crawl += args.extra.split()
+    prof = tmp / "crawl.prof"
+    prefix = [sys.executable]
+    if args.profile:
+        prefix += ["-m", "cProfile", "-o", str(prof)]
+    cmd = [*prefix, "-m", "crawler", *crawl]
+    print("crawl:", " ".join(cmd[1:]))
+
+    journal = store / "journal.sqlite"
+    samples: list[tuple[float, int, int]] = []
+    peak_kb = 0
+    reached_at: float | None = None
+    started = time.monotonic()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    out_chunks: list[str] = []
+    err_chunks: list[str] = []
+    assert proc.stdout is not None and proc.stderr is not None
+    readers = [threading.Thread(target=lambda s=s, c=c: c.append(s.read()), daemon=True)
+               for s, c in ((proc.stdout, out_chunks), (proc.stderr, err_chunks))]
+    for r in readers:
+        r.start()
+    interrupted = False
+    last_print = 0.0
+    try:
+        while proc.poll() is None:
+            time.sleep(0.5)
+            now = time.monotonic() - started
+            peak_kb = max(peak_kb, rss_peak_kb(proc.pid))
+            nodes, edges = journal_counts(journal)
+            samples.append((now, nodes, edges))
+            if reached_at is None and edges >= args.target_edges:
+                reached_at = now
+                if args.stop_at_target and not interrupted:
+                    proc.send_signal(signal.SIGINT)
+                    interrupted = True
+            if now - last_print >= 10:
+                last_print = now
+                print(f"  {now:7.1f} s  records {nodes:>9,}  edges {edges:>10,}  "
+                      f"rss peak {peak_kb / 1024:7.1f} MB", flush=True)
+            if now > args.timeout:
+                proc.kill()
+                print("timeout: crawl killed")
+                break
+        proc.wait()
+        elapsed = time.monotonic() - started
+    finally:
+        emulator.terminate()
+        emulator.wait(timeout=30)
+    for r in readers:
+        r.join(timeout=5)
+    ru_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # max over waited children
+    nodes, edges = journal_counts(journal)
+    stdout, stderr = "".join(out_chunks), "".join(err_chunks)
+
+    print()
+    note = " (interrupted at target)" if interrupted else ""
+    print(f"exit code             {proc.returncode}{note}")
+    print(f"records               {nodes:,}")
+    print(f"edges                 {edges:,}")
+    print(f"wall time             {elapsed:.1f} s")
+    print(f"edges/s end to end    {edges / elapsed:,.0f}")
+    if reached_at is not None:
+        print(f"{args.target_edges:,} edges after   {reached_at:.1f} s "
+              f"({args.target_edges / reached_at:,.0f} edges/s)")
+    else:
+        print(f"target of {args.target_edges:,} edges NOT reached: raise --depth or --size")
+    print(f"peak RSS (VmHWM)      {peak_kb / 1024:.1f} MB")
+    print(f"peak RSS (ru_maxrss)  {ru_kb / 1024:.1f} MB (largest waited-for child: the crawl)")
+    print(f"memory goal <= 500 MB {'met' if max(peak_kb, ru_kb) <= 500 * 1024 else 'MISSED'}")
+    if proc.returncode not in (0, None) and not interrupted:
+        print("crawl stderr (tail):\n" + "\n".join(stderr.splitlines()[-20:]))
+    if stdout.strip():
+        print("crawl summary:", stdout.strip()[-2000:])
+    if args.profile and prof.exists():
+        print("\nprofile: top 30 by cumulative time")
+        pstats.Stats(str(prof)).sort_stats("cumulative").print_stats(30)
+        print("profile: top 25 by own time")
+        pstats.Stats(str(prof)).sort_stats("tottime").print_stats(25)
+    print(f"store: {store}")
+    return 0 if reached_at is not None else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
