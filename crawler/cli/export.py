@@ -1,0 +1,64 @@
+"""`entrez-graph export`: the crawl as GraphML, GEXF, node-link JSON or CSV for neo4j-admin.
+
+A thin layer over `crawler.export.export`; the format is checked there (not by click) so that a
+wrong one is a one-line error like every other bad input.
+"""
+
+from __future__ import annotations
+
+import click
+
+from ..errors import BadInput
+from ..export import FORMATS, export
+from .options import store_option
+
+
+def parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
+    """`k=v` pairs as a dict; values stay strings (Entrez UIDs are strings in every store)."""
+    params: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise BadInput(f"--param {pair!r}: expected NAME=VALUE")
+        params[key] = value
+    return params
+
+
+@click.command("export")
+@store_option
+@click.option(
+    "--format", "fmt", default=None, metavar="FORMAT",
+    help=f"One of {', '.join(FORMATS)} (default: from OUT's suffix).",
+)
+@click.option("--db", "dbs", multiple=True, metavar="DB",
+              help="Only records of this database and links between them (repeatable).")
+@click.option("--link", "links", multiple=True, metavar="NAME",
+              help="Only links of this name and the records they join (repeatable).")
+@click.option("--query", default=None, metavar="NAME|CYPHER",
+              help="Export what a bundled query or a Cypher query returns (nodes, rels, paths).")
+@click.option("--param", "params", multiple=True, metavar="K=V", help="Query parameter.")
+@click.argument("out", type=click.Path(dir_okay=True, file_okay=True))
+def command(
+    store: str, fmt: str | None, dbs: tuple[str, ...], links: tuple[str, ...],
+    query: str | None, params: tuple[str, ...], out: str,
+) -> None:
+    """Write the crawled graph to OUT (a file; a directory for neo4j-csv).
+
+    Streams from the journal, so any crawl size fits in memory; OUT appears only when complete.
+    """
+    report = export(store, out, fmt, dbs=dbs or None, links=links or None, query=query,
+                    params=parse_params(params))
+    click.echo(f"Wrote {report.nodes} records and {report.edges} links to {report.out} "
+               f"({report.format}).")
+    if report.format == "neo4j-csv":
+        click.echo(
+            "\nLoad it into a STOPPED Neo4j 5 (the import replaces the database; it must be "
+            "empty or overwritten):\n"
+            f"  {report.command}\n"
+            f"(or run {report.out / 'import.sh'} [database] from any directory)\n"
+            "\nThen start Neo4j and create the same constraints as live writes "
+            f"({report.out / 'constraints.cypher'}, e.g. cypher-shell -f on it):"
+        )
+        for statement in report.constraints:
+            click.echo(f"  {statement};")
