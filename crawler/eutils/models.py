@@ -55,6 +55,7 @@ class LinkSet:
     webenv: str | None = None
     histories: tuple[LinkHistory, ...] = ()
     info: str | None = None  # e.g. "Empty result"
+    error: str | None = None  # a permanent <ERROR> NCBI gave inside this LinkSet
 
     @property
     def is_empty(self) -> bool:

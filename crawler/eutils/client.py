@@ -1,0 +1,522 @@
+"""`EutilsClient`: one keep-alive HTTP session to E-utilities, rate-limited, retried, parsed.
+
+Thread-safe: callers (the engine, benchmarks) keep several requests in flight from threads; the
+shared limiter (ratelimit.py) keeps the machine under NCBI's rate whoever sends. Each attempt —
+retries included — takes a slot and counts in `requests_sent`. The API key travels in every request
+and nowhere else: every text we raise or log passes `redact`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import urllib.parse
+from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
+
+import httpx
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+
+from ..errors import BadInput, PermanentError, RateLimited, TransientError
+from ..names import check_linkname, check_token, check_uid, normalize_db
+from . import parse
+from .models import (
+    ELINK_CMDS,
+    BatchOutcome,
+    DbInfo,
+    DocSummary,
+    ELinkResult,
+    IdLinkSet,
+    LinkSet,
+    SearchResult,
+)
+from .ratelimit import RateLimiter, default_rps
+from .redact import install as install_redaction
+from .redact import redact, register_secret
+
+NCBI_EUTILS = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils/"
+POST_ABOVE_IDS = 200
+POST_ABOVE_CHARS = 1800  # URLs past ~2 kB are refused by some proxies; NCBI asks for POST
+MAX_BATCH = 500
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+_DATE = re.compile(r"^\d{4}(/\d{1,2}(/\d{1,2})?)?$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+log = logging.getLogger("crawler.eutils")
+install_redaction(log)
+T = TypeVar("T")
+
+_warned_no_key = False
+_warn_lock = threading.Lock()
+
+
+def _warn_no_key_once() -> None:
+    global _warned_no_key
+    with _warn_lock:
+        if _warned_no_key:
+            return
+        _warned_no_key = True
+    log.warning(
+        "No NCBI_API_KEY set: limited to 3 requests/s; an API key would allow 10/s "
+        "(https://www.ncbi.nlm.nih.gov/account/settings/)."
+    )
+
+
+class EutilsClient:
+    """E-utilities over one httpx.Client; see docs/internals.md for the contract."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        email: str | None = None,
+        api_key: str | None = None,
+        tool: str = "entrez-graph",
+        rps: float | None = None,
+        timeout: float = 30.0,
+        max_attempts: int = 10,
+        concurrency: int = 8,
+        *,
+        rate_dir: str | os.PathLike[str] | None = None,
+        transport: httpx.BaseTransport | None = None,
+        backoff: float | None = None,
+    ) -> None:
+        base_url = base_url or os.environ.get("ENTREZ_GRAPH_EUTILS_URL") or NCBI_EUTILS
+        if not base_url.endswith("/"):
+            base_url += "/"
+        parsed = urllib.parse.urlsplit(base_url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise BadInput(f"invalid E-utilities URL {redact(base_url)!r}")
+        if max_attempts < 1:
+            raise BadInput("max_attempts must be at least 1")
+        self.base_url = base_url
+        self.email = email or None
+        self.api_key = api_key or None
+        register_secret(self.api_key)
+        self.tool = tool
+        self.loopback = parsed.hostname in LOOPBACK
+        if rps is None:
+            rps = default_rps(self.api_key is not None)
+            if self.api_key is None and not self.loopback:
+                _warn_no_key_once()
+        self.rps = float(rps)
+        self.max_attempts = max_attempts
+        # Small waits against a local emulator keep tests fast; NCBI gets real backoff.
+        self.backoff = backoff if backoff is not None else (0.05 if self.loopback else 1.0)
+        self.limiter = RateLimiter(
+            self.rps,
+            host=parsed.netloc,
+            key=self.api_key,
+            rate_dir=rate_dir,
+            penalty_pause=min(1.0, self.backoff * 4),
+        )
+        self._http = httpx.Client(
+            timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
+            limits=httpx.Limits(
+                max_connections=max(1, concurrency), max_keepalive_connections=max(1, concurrency)
+            ),
+            headers={"User-Agent": f"{tool} (httpx)"},
+            transport=transport,
+        )
+        self._count_lock = threading.Lock()
+        self._sent = 0
+        self._local = threading.local()
+
+    @classmethod
+    def from_env(
+        cls, eutils_url: str | None = None, email: str | None = None, rps: float | None = None,
+        **kwargs: object,
+    ) -> EutilsClient:
+        """A client configured from options with environment defaults (NCBI_API_KEY, …)."""
+        return cls(
+            base_url=eutils_url or os.environ.get("ENTREZ_GRAPH_EUTILS_URL") or None,
+            email=email or os.environ.get("NCBI_EMAIL") or None,
+            api_key=os.environ.get("NCBI_API_KEY") or None,
+            rps=rps,
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    @property
+    def requests_sent(self) -> int:
+        """HTTP requests actually sent by this client (every attempt counts)."""
+        with self._count_lock:
+            return self._sent
+
+    def _thread_count(self) -> int:
+        return getattr(self._local, "sent", 0)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> EutilsClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:  # never shows the key
+        key = "set" if self.api_key else "none"
+        return f"EutilsClient({self.base_url!r}, rps={self.rps}, key={key})"
+
+    def _params(self, params: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+        out = [(k, v) for k, v in params if v is not None and v != ""]
+        out.append(("tool", self.tool))
+        if self.email:
+            out.append(("email", self.email))
+        if self.api_key:
+            out.append(("api_key", self.api_key))
+        return out
+
+    def _send_once(self, endpoint: str, params: list[tuple[str, str]], n_ids: int) -> bytes:
+        """One attempt: a rate-limit slot, the HTTP exchange, status classification."""
+        url = self.base_url + endpoint
+        body = urllib.parse.urlencode(params)
+        post = n_ids > POST_ABOVE_IDS or len(body) > POST_ABOVE_CHARS
+        self.limiter.acquire()
+        with self._count_lock:
+            self._sent += 1
+        self._local.sent = self._thread_count() + 1
+        log.debug("%s %s (%d ids)", "POST" if post else "GET", endpoint, n_ids)
+        try:
+            if post:
+                response = self._http.post(
+                    url,
+                    content=body.encode(),
+                    headers={"Content-Type": "application/x-www-form-urlencoded"},
+                )
+            else:
+                response = self._http.get(url, params=params)
+            data = response.content
+        except httpx.TimeoutException as exc:
+            raise TransientError(
+                redact(f"timeout talking to {endpoint}: {exc}"), kind="timeout"
+            ) from None
+        except httpx.HTTPError as exc:  # dropped connection, protocol error, refused, …
+            raise TransientError(
+                redact(f"connection trouble with {endpoint}: {type(exc).__name__}: {exc}"),
+                kind="connection",
+            ) from None
+        status = response.status_code
+        if status == 429:
+            self.limiter.penalize()
+            raise RateLimited(redact(parse.error_text(data) or "API rate limit exceeded"))
+        if status >= 500:
+            raise TransientError(
+                redact(f"HTTP {status} from {endpoint}: {parse.error_text(data)}"), status=status
+            )
+        if status >= 400:
+            exc = parse.classify_error(redact(f"HTTP {status}: {parse.error_text(data)}"), status)
+            raise exc
+        if status != 200:
+            raise TransientError(redact(f"unexpected HTTP {status} from {endpoint}"), status=status)
+        return data
+
+    def _call(
+        self,
+        endpoint: str,
+        params: Sequence[tuple[str, str]],
+        parser: Callable[[bytes], T],
+        n_ids: int = 0,
+    ) -> T:
+        """Send and parse with bounded retries of transient failures (parse failures included)."""
+        full = self._params(params)
+
+        def attempt() -> T:
+            data = self._send_once(endpoint, full, n_ids)
+            try:
+                result = parser(data)
+            except (TransientError, PermanentError) as exc:
+                if isinstance(exc, RateLimited):
+                    self.limiter.penalize()
+                exc.args = (redact(str(exc)),)
+                raise
+            self.limiter.success()
+            return result
+
+        retrying = Retrying(
+            stop=stop_after_attempt(self.max_attempts),
+            wait=wait_exponential_jitter(
+                initial=self.backoff, max=self.backoff * 30, jitter=self.backoff
+            ),
+            retry=retry_if_exception_type(TransientError),
+            reraise=True,
+            before_sleep=lambda rs: log.debug(
+                "retrying %s after %s",
+                endpoint,
+                redact(rs.outcome.exception() if rs.outcome else ""),
+            ),
+        )
+        return retrying(attempt)
+
+    # -- validation ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _ids(ids: Iterable[str] | str, accessions: bool = False) -> list[str]:
+        if isinstance(ids, (str, int)):
+            ids = [str(ids)]
+        checked = [check_token(str(i)) if accessions else check_uid(str(i)) for i in ids]
+        if not checked:
+            raise BadInput("no IDs given")
+        return checked
+
+    @staticmethod
+    def _free_text(value: str | None, what: str) -> str | None:
+        if value is None:
+            return None
+        value = str(value)
+        if not value.strip() or _CONTROL.search(value):
+            raise BadInput(f"invalid {what} {value!r}: empty or contains control characters")
+        return value
+
+    # -- ELink --------------------------------------------------------------------------------
+
+    def elink(
+        self,
+        dbfrom: str,
+        ids: Iterable[str] | str,
+        *,
+        cmd: str = "neighbor",
+        db: str | None = None,
+        linkname: str | None = None,
+        merge: bool = False,
+        term: str | None = None,
+        mindate: str | None = None,
+        maxdate: str | None = None,
+        datetype: str | None = None,
+        reldate: int | str | None = None,
+        idtype: str | None = None,
+    ) -> ELinkResult:
+        """One ELink request: per-ID (repeated id=, one LinkSet each) or merged (comma list)."""
+        if cmd not in ELINK_CMDS:
+            raise BadInput(f"unknown ELink cmd {cmd!r}; choose from {', '.join(ELINK_CMDS)}")
+        dbfrom = normalize_db(dbfrom)
+        if db is not None and db != "all":
+            db = normalize_db(db)
+        if linkname is not None:
+            check_linkname(linkname)
+            if cmd not in ("neighbor", "neighbor_history"):
+                raise BadInput("--linkname works only with cmd neighbor or neighbor_history")
+        if idtype is not None:
+            check_token(idtype, "idtype")
+        id_list = self._ids(ids, accessions=idtype is not None)
+        for value, what in ((mindate, "mindate"), (maxdate, "maxdate")):
+            if value is not None and not _DATE.match(str(value)):
+                raise BadInput(f"invalid {what} {value!r}: use YYYY, YYYY/MM or YYYY/MM/DD")
+        if datetype is not None:
+            check_identifier_like(datetype, "datetype")
+        if reldate is not None and not str(reldate).isdigit():
+            raise BadInput(f"invalid reldate {reldate!r}: a number of days")
+        term = self._free_text(term, "term")
+        params: list[tuple[str, str]] = [("dbfrom", dbfrom), ("cmd", cmd)]
+        if db is not None:
+            params.append(("db", db))
+        elif linkname is not None:
+            # db defaults to pubmed: always send the target the link name implies
+            raise BadInput("--linkname needs --db (ELink's db defaults to pubmed)")
+        if linkname is not None:
+            params.append(("linkname", linkname))
+        for key, value in (
+            ("term", term),
+            ("mindate", mindate),
+            ("maxdate", maxdate),
+            ("datetype", datetype),
+            ("reldate", None if reldate is None else str(reldate)),
+            ("idtype", idtype),
+        ):
+            if value is not None:
+                params.append((key, str(value)))
+        if merge:
+            params.append(("id", ",".join(id_list)))
+        else:
+            params.extend(("id", i) for i in id_list)
+        return self._call(
+            "elink.fcgi", params, lambda data: parse.parse_elink(data, cmd), n_ids=len(id_list)
+        )
+
+    def elink_batch(
+        self,
+        dbfrom: str,
+        ids: Iterable[str],
+        *,
+        cmd: str = "neighbor",
+        db: str | None = None,
+        linkname: str | None = None,
+    ) -> BatchOutcome:
+        """Per-ID ELink over many IDs: never raises for one bad ID.
+
+        Permanently refused batches are bisected until the bad IDs are isolated (`failed`);
+        batches failing with 502/timeout after their retries are halved; LinkSets NCBI silently
+        left out are re-asked alone and, if still missing, reported in `no_answer`.
+        """
+        if cmd not in ("neighbor", "neighbor_score", "neighbor_history"):
+            raise BadInput("elink_batch handles cmd neighbor, neighbor_score, neighbor_history")
+        id_list = list(dict.fromkeys(self._ids(ids)))
+        outcome = BatchOutcome()
+        start = self._thread_count()
+
+        def ask(chunk: list[str]) -> tuple[dict[str, LinkSet], dict[str, str]]:
+            result = self.elink(dbfrom, chunk, cmd=cmd, db=db, linkname=linkname)
+            wanted = set(chunk)
+            got: dict[str, LinkSet] = {}
+            bad: dict[str, str] = {}
+            for ls in result.linksets:
+                if len(ls.ids) != 1 or ls.ids[0] not in wanted:
+                    continue  # "0" echoes, merged sets: never key by position
+                if ls.error:
+                    bad[ls.ids[0]] = ls.error
+                else:
+                    got[ls.ids[0]] = ls
+            return got, bad
+
+        answered, failed, missing = self._isolate(id_list, ask)
+        outcome.answered.update(answered)
+        outcome.failed.update(failed)
+        outcome.no_answer.update(missing)
+        outcome.requests = self._thread_count() - start
+        return outcome
+
+    def acheck_batch(
+        self, dbfrom: str, ids: Iterable[str]
+    ) -> tuple[dict[str, IdLinkSet], dict[str, str]]:
+        """acheck over many IDs (comma-joined: one IdLinkSet per record), bad IDs isolated."""
+        id_list = list(dict.fromkeys(self._ids(ids)))
+
+        def ask(chunk: list[str]) -> tuple[dict[str, IdLinkSet], dict[str, str]]:
+            result = self.elink(dbfrom, chunk, cmd="acheck", merge=True)
+            wanted = set(chunk)
+            got = {s.uid: s for s in result.idlinksets if s.uid in wanted}
+            bad = {
+                i: ls.error
+                for ls in result.linksets
+                if ls.error
+                for i in ls.ids
+                if i in wanted and i not in got
+            }
+            return got, bad
+
+        answered, failed, missing = self._isolate(id_list, ask)
+        for uid in missing:
+            failed[uid] = "no answer: NCBI returned no IdLinkSet for this ID, even asked alone"
+        return answered, failed
+
+    def _isolate(
+        self,
+        ids: list[str],
+        ask: Callable[[list[str]], tuple[dict[str, T], dict[str, str]]],
+        max_batch: int = MAX_BATCH,
+    ) -> tuple[dict[str, T], dict[str, str], set[str]]:
+        """Answers for every ID that has one, bad IDs isolated by bisection, silent ones re-asked.
+
+        Returns (answered, failed, missing). Raises TransientError only when a single ID keeps
+        failing for reasons that are not its own (NCBI unreachable, rate limit): the caller
+        should stop and resume later rather than record every ID as failed.
+        """
+        answered: dict[str, T] = {}
+        failed: dict[str, str] = {}
+        missing: set[str] = set()
+
+        def run(chunk: list[str], alone_retry: bool) -> None:
+            try:
+                got, bad = ask(chunk)
+            except PermanentError as exc:
+                if _systemic(str(exc)):
+                    raise  # a bad db name or cmd: every ID would fail the same way
+                if len(chunk) == 1:
+                    failed[chunk[0]] = str(exc)
+                    return
+                half = len(chunk) // 2
+                run(chunk[:half], False)
+                run(chunk[half:], False)
+                return
+            except TransientError as exc:
+                if len(chunk) > 1:
+                    half = len(chunk) // 2
+                    run(chunk[:half], False)
+                    run(chunk[half:], False)
+                    return
+                if not alone_retry:
+                    run(chunk, True)  # one more full round of retries for this ID alone
+                    return
+                if exc.halves_batch:
+                    failed[chunk[0]] = str(exc)  # this record times out (or 502s) on its own
+                    return
+                raise
+            answered.update(got)
+            failed.update(bad)
+            silent = [i for i in chunk if i not in got and i not in bad]
+            if len(chunk) == 1:
+                missing.update(silent)
+                return
+            for uid in silent:  # NCBI left them out: ask each alone
+                run([uid], False)
+
+        for start in range(0, len(ids), max_batch):
+            run(ids[start : start + max_batch], False)
+        return answered, failed, missing
+
+    # -- ESearch, EInfo, ESummary -------------------------------------------------------------
+
+    def esearch(self, db: str, term: str, retmax: int = 20) -> SearchResult:
+        """ESearch, e.g. `NM_007294[accn]` to resolve an accession to its UID."""
+        db = normalize_db(db)
+        term = self._free_text(term, "search term") or ""
+        if int(retmax) < 0:
+            raise BadInput("retmax must be >= 0")
+        params = [("db", db), ("term", term), ("retmax", str(int(retmax)))]
+        return self._call("esearch.fcgi", params, parse.parse_esearch)
+
+    def einfo(self, db: str | None = None) -> DbInfo:
+        """EInfo: the database list, or one database's LinkList."""
+        params: list[tuple[str, str]] = []
+        if db is not None:
+            params.append(("db", normalize_db(db)))
+        return self._call("einfo.fcgi", params, parse.parse_einfo)
+
+    def esummary(self, db: str, ids: Iterable[str] | str) -> list[DocSummary]:
+        """ESummary version 2.0; one DocSummary per UID, `error` set for UIDs NCBI lacks."""
+        db = normalize_db(db)
+        id_list = list(dict.fromkeys(self._ids(ids)))
+        params = [("db", db), ("version", "2.0"), ("id", ",".join(id_list))]
+        return self._call(
+            "esummary.fcgi",
+            params,
+            lambda data: parse.parse_esummary(data, asked=id_list),
+            n_ids=len(id_list),
+        )
+
+    def esummary_batch(
+        self, db: str, ids: Iterable[str], batch_size: int = MAX_BATCH
+    ) -> tuple[dict[str, DocSummary], dict[str, str]]:
+        """ESummary over many IDs (POST, <= 500 per request), retried, bad IDs isolated.
+
+        Returns (summaries by UID — with `error` for UIDs NCBI reports missing —, failed:
+        UID -> error text for UIDs NCBI refused outright).
+        """
+        id_list = list(dict.fromkeys(self._ids(ids)))
+
+        def ask(chunk: list[str]) -> tuple[dict[str, DocSummary], dict[str, str]]:
+            wanted = set(chunk)
+            return {s.uid: s for s in self.esummary(db, chunk) if s.uid in wanted}, {}
+
+        answered, failed, missing = self._isolate(
+            id_list, ask, max_batch=max(1, min(batch_size, MAX_BATCH))
+        )
+        for uid in missing:
+            answered[uid] = DocSummary(uid=uid, error="no summary returned")
+        return answered, failed
+
+
+def _systemic(text: str) -> bool:
+    """A permanent error about the request as a whole rather than one of its IDs."""
+    low = text.lower()
+    return "db name" in low or "command not supported" in low
+
+
+def check_identifier_like(value: str, what: str) -> str:
+    """A short lowercase token such as a datetype (pdat, edat, mdat)."""
+    if not re.match(r"^[a-z][a-z0-9_]*$", str(value)):
+        raise BadInput(f"invalid {what} {value!r}")
+    return value
