@@ -526,6 +526,8 @@ def parse_einfo(data: bytes) -> DbInfo:
         if "DbList" in record:
             return DbInfo(name=None, databases=tuple(str(d) for d in record["DbList"]))
         info = record["DbInfo"]
+        if isinstance(info, list):  # the DTD allows (DbInfo|ERROR)+
+            info = info[0] if info else {}
         return DbInfo(
             name=_str(info.get("DbName")),
             description=_str(info.get("Description")),
