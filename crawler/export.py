@@ -149,12 +149,12 @@ class JournalSource:
 
     def __init__(
         self, journal: Journal, dbs: Iterable[str] | None = None,
-        links: Iterable[str] | None = None, chunk: int = CHUNK,
+        links: Iterable[str] | None = None, chunk: int | None = None,
     ) -> None:
         self.journal = journal
         self.dbs = sorted({normalize_db(d) for d in dbs}) if dbs else None
         self.links = sorted({check_linkname(x) for x in links}) if links else None
-        self.chunk = chunk
+        self.chunk = chunk or CHUNK
         bounds = journal.max_ids()
         self.max_node, self.max_edge = bounds.node, bounds.edge
         self._selected: str | None = None  # temp table of node ids joined by the chosen links
