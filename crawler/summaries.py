@@ -26,7 +26,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import NCBIError, PermanentError, TransientError
+from .errors import BadInput, NCBIError, PermanentError, TransientError
 
 if TYPE_CHECKING:
     from .eutils.models import DocSummary
@@ -428,23 +428,44 @@ class _Batch:
     unsupported: str | None = None                          # the database has no ESummary
 
 
-_DB_REFUSED = re.compile(r"invalid db|database .*not|db name|esummary.*not supported", re.I)
-
-
 def _fetch(client: Any, db: str, uids: list[str]) -> _Batch:
-    """ESummary for `uids`, isolating IDs NCBI refuses by bisection; never raises for one ID."""
+    """ESummary for one batch through `client.esummary_batch`; never raises for one ID.
+
+    The client sends the batch as one POST, retries, and isolates IDs NCBI refuses (bisection).
+    A refusal of the whole database marks the batch `unsupported`; NCBI staying unreachable
+    after the client's retries defers the batch to a later run.
+    """
     batch = _Batch(db, uids)
-    _fetch_into(client, batch, uids)
+    _ask(client, batch, uids)
     silent = [u for u in uids if _silent(batch, u)]
     if silent and batch.unsupported is None and len(uids) > 1:
         # NCBI left some out without a word (it does so intermittently): ask once more for
         # just those before taking the silence as an answer
-        _fetch_into(client, batch, silent)
+        _ask(client, batch, silent)
     if batch.unsupported is None:
         batch.deferred.update(
             u for u in uids if u not in batch.summaries and u not in batch.failed
         )
     return batch
+
+
+def _ask(client: Any, batch: _Batch, uids: list[str]) -> None:
+    try:
+        answered, failed = client.esummary_batch(batch.db, uids, batch_size=len(uids))
+    except PermanentError as exc:
+        # the client raises only refusals of the request as a whole (e.g. a db name)
+        batch.unsupported = " ".join(str(exc).split())
+        return
+    except TransientError as exc:
+        log.warning("ESummary for %d %s records failed: %s", len(uids), batch.db, exc)
+        return
+    wanted = set(uids)
+    for uid, summary in answered.items():
+        if uid in wanted:
+            batch.summaries[str(uid)] = summary
+    for uid, error in failed.items():
+        if uid in wanted:
+            batch.failed[str(uid)] = " ".join(str(error).split())
 
 
 # The client's text for a UID the answer left out (parse.parse_esummary), not NCBI's own.
@@ -456,34 +477,6 @@ def _silent(batch: _Batch, uid: str) -> bool:
         return False
     summary = batch.summaries.get(uid)
     return summary is None or (summary.error or "").strip() in _SILENT_ERRORS
-
-
-def _fetch_into(client: Any, batch: _Batch, uids: list[str]) -> None:
-    try:
-        result = client.esummary(batch.db, uids)
-    except PermanentError as exc:
-        text = " ".join(str(exc).split())
-        if _DB_REFUSED.search(text):
-            batch.unsupported = text
-            return
-        if len(uids) == 1:
-            batch.failed[uids[0]] = text
-            return
-        mid = len(uids) // 2
-        _fetch_into(client, batch, uids[:mid])
-        if batch.unsupported is None:
-            _fetch_into(client, batch, uids[mid:])
-        return
-    except TransientError as exc:
-        # the client spent its retries; these records stay pending for the next run
-        log.warning("ESummary for %d %s records failed: %s", len(uids), batch.db, exc)
-        batch.deferred.update(uids)
-        return
-    wanted = set(uids)
-    for summary in result:
-        uid = str(summary.uid)
-        if uid in wanted:
-            batch.summaries[uid] = summary
 
 
 # ----------------------------------------------------------------------------------------------
@@ -612,8 +605,6 @@ def summarize(
     Safe to interrupt at any point and to call again: committed batches are never asked twice.
     """
     if not 1 <= batch_size <= MAX_BATCH:
-        from .errors import BadInput
-
         raise BadInput(f"--batch-size must be between 1 and {MAX_BATCH}, not {batch_size}")
     ensure_marker_table(journal)
     report = SummaryReport()

@@ -280,19 +280,27 @@ def test_parser_output_maps_end_to_end() -> None:
 
 
 class ScriptedClient:
-    """Answers ESummary from a dict; refuses `bad` IDs like a 400; fails `flaky` calls once."""
+    """The client's ESummary contract over a dict, for exercising `summarize` alone.
 
-    def __init__(self, names: dict[tuple[str, str], str], bad: set[str] = frozenset(),
-                 down: bool = False, refuse_db: str | None = None) -> None:
+    `esummary_batch` behaves as EutilsClient's does: one request per call (plus bisection
+    when an ID is refused, like a 400 for a malformed ID), `failed` for refused IDs, an error
+    summary for unknown ones; PermanentError for a refused database; TransientError when NCBI
+    stays down; `silent` IDs are left out of the first answer that holds them.
+    """
+
+    def __init__(self, names: dict[tuple[str, str], str], bad: frozenset[str] = frozenset(),
+                 down: bool = False, refuse_db: str | None = None,
+                 silent: frozenset[str] = frozenset()) -> None:
         self.names = names
         self.bad = set(bad)
         self.down = down
         self.refuse_db = refuse_db
+        self.silent = set(silent)
         self.calls: list[tuple[str, tuple[str, ...]]] = []
         self.requests_sent = 0
         self.concurrency = 3
 
-    def esummary(self, db: str, ids: list[str]) -> list[DocSummary]:
+    def _request(self, db: str, ids: list[str]) -> dict[str, DocSummary]:
         self.calls.append((db, tuple(ids)))
         self.requests_sent += 1
         if db == self.refuse_db:
@@ -301,14 +309,39 @@ class ScriptedClient:
             raise TransientError("Search Backend failed", status=502)
         if self.bad & set(ids):
             raise PermanentError("Bad request: invalid id")
-        out = []
+        out = {}
         for uid in ids:
+            if uid in self.silent:
+                self.silent.discard(uid)
+                out[uid] = DocSummary(uid=uid, error="no summary returned")
+                continue
             name = self.names.get((db, uid))
-            if name is None:
-                out.append(DocSummary(uid=uid, error="cannot get document summary"))
-            else:
-                out.append(DocSummary(uid=uid, fields={"Title": name, "Name": name}))
+            out[uid] = (
+                DocSummary(uid=uid, error="cannot get document summary") if name is None
+                else DocSummary(uid=uid, fields={"Title": name, "Name": name})
+            )
         return out
+
+    def esummary_batch(self, db: str, ids: list[str], batch_size: int = 500
+                       ) -> tuple[dict[str, DocSummary], dict[str, str]]:
+        answered: dict[str, DocSummary] = {}
+        failed: dict[str, str] = {}
+
+        def run(chunk: list[str]) -> None:
+            try:
+                answered.update(self._request(db, chunk))
+            except PermanentError as exc:
+                if "db name" in str(exc):
+                    raise
+                if len(chunk) == 1:
+                    failed[chunk[0]] = str(exc)
+                    return
+                run(chunk[: len(chunk) // 2])
+                run(chunk[len(chunk) // 2 :])
+
+        for i in range(0, len(ids), batch_size):
+            run(list(ids[i : i + batch_size]))
+        return answered, failed
 
 
 def _journal(tmp_path: Path, per_db: dict[str, int]) -> Journal:
@@ -357,6 +390,15 @@ def test_unknown_ids_get_a_status_not_an_error(tmp_path: Path) -> None:
     report = summarize(j, ScriptedClient(names))
     assert report.complete and report.status == 1
     assert j.props_of("pubmed", "1002") == {"status": "missing: cannot get document summary"}
+
+
+def test_silently_omitted_ids_are_asked_again_once(tmp_path: Path) -> None:
+    sizes = {"protein": 20}
+    j = _journal(tmp_path, sizes)
+    client = ScriptedClient(_names(sizes), silent=frozenset({"1003", "1011"}))
+    report = summarize(j, client, batch_size=20)
+    assert client.calls[1] == ("protein", ("1003", "1011"))
+    assert report.named == 20 and report.status == 0
 
 
 def test_ncbi_down_defers_records_to_the_next_run(tmp_path: Path) -> None:
