@@ -353,6 +353,7 @@ class EutilsClient:
         """
         if cmd not in ("neighbor", "neighbor_score", "neighbor_history"):
             raise BadInput("elink_batch handles cmd neighbor, neighbor_score, neighbor_history")
+        dbfrom = normalize_db(dbfrom)
         id_list = list(dict.fromkeys(self._ids(ids)))
         outcome = BatchOutcome()
         start = self._thread_count()
@@ -382,6 +383,7 @@ class EutilsClient:
         self, dbfrom: str, ids: Iterable[str]
     ) -> tuple[dict[str, IdLinkSet], dict[str, str]]:
         """acheck over many IDs (comma-joined: one IdLinkSet per record), bad IDs isolated."""
+        dbfrom = normalize_db(dbfrom)
         id_list = list(dict.fromkeys(self._ids(ids)))
 
         def ask(chunk: list[str]) -> tuple[dict[str, IdLinkSet], dict[str, str]]:
