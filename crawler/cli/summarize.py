@@ -8,7 +8,6 @@ Running it again only asks NCBI about records that have no summary yet.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from contextlib import ExitStack
 from pathlib import Path
@@ -42,24 +41,19 @@ def _client(eutils_url: str | None, email: str | None, rps: float | None) -> Any
     return EutilsClient.from_env(eutils_url=eutils_url, email=email, rps=rps)
 
 
-def _sinks(paths: StorePaths, neo4j: str | None) -> list[Any]:
+def _sinks(paths: StorePaths, neo4j: str | None, stack: ExitStack) -> list[Any]:
     """The stores to bring in step: the embedded one if the crawl made it, Neo4j when asked."""
     sinks: list[Any] = []
     if paths.graph.exists():
         from ..sinks.ladybug import LadybugSink
 
         sinks.append(LadybugSink(paths.graph))
+        stack.callback(sinks[-1].close)
     if neo4j:
         from ..sinks.neo4j import Neo4jSink
 
-        sinks.append(
-            Neo4jSink.connect(
-                neo4j,
-                os.environ.get("NEO4J_USER", "neo4j"),
-                os.environ.get("NEO4J_PASSWORD", ""),
-                os.environ.get("NEO4J_DATABASE") or None,
-            )
-        )
+        sinks.append(Neo4jSink.connect(neo4j))  # user, password, database: NEO4J_* env
+        stack.callback(sinks[-1].close)
     return sinks
 
 
@@ -117,24 +111,19 @@ def run(
     paths = _existing_store(store)
     chosen = tuple(normalize_db(d) for d in dbs)
     syncs: list[dict[str, Any]] = []
-    with Journal(paths.journal, create=False) as journal:
+    with ExitStack() as stack:
+        # stores first: a locked store or an unreachable Neo4j is refused before any request
+        sinks = _sinks(paths, neo4j, stack) if sync else []
+        journal = stack.enter_context(Journal(paths.journal, create=False))
         report = summarize(
             journal, client, batch_size=batch_size, dbs=chosen or None, progress=progress
         )
-        if sync:
-            with ExitStack() as stack:
-                for sink in _sinks(paths, neo4j):
-                    stack.callback(sink.close)
-                    r = sink.sync(journal)
-                    syncs.append(
-                        {
-                            "sink": r.sink,
-                            "props": r.props,
-                            "pending": r.pending,
-                            "error": r.error,
-                            "ok": r.ok,
-                        }
-                    )
+        for sink in sinks:
+            r = sink.sync(journal)
+            syncs.append(
+                {"sink": r.sink, "props": r.props, "pending": r.pending, "error": r.error,
+                 "ok": r.ok}
+            )
     return report, syncs
 
 
