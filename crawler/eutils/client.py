@@ -17,7 +17,13 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
 import httpx
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity import (
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+    wait_random,
+)
 
 from ..errors import BadInput, PermanentError, RateLimited, TransientError
 from ..names import check_linkname, check_token, check_uid, normalize_db
@@ -180,6 +186,7 @@ class EutilsClient:
             self._sent += 1
         self._local.sent = self._thread_count() + 1
         log.debug("%s %s (%d ids)", "POST" if post else "GET", endpoint, n_ids)
+        failure: TransientError | None = None
         try:
             if post:
                 response = self._http.post(
@@ -191,14 +198,18 @@ class EutilsClient:
                 response = self._http.get(url, params=params)
             data = response.content
         except httpx.TimeoutException as exc:
-            raise TransientError(
+            failure = TransientError(
                 redact(f"timeout talking to {endpoint}: {exc}"), kind="timeout"
-            ) from None
+            )
         except httpx.HTTPError as exc:  # dropped connection, protocol error, refused, …
-            raise TransientError(
+            failure = TransientError(
                 redact(f"connection trouble with {endpoint}: {type(exc).__name__}: {exc}"),
                 kind="connection",
-            ) from None
+            )
+        if failure is not None:
+            # raised outside the handler: httpx's exception (its text holds the URL and the
+            # key) must not survive as __context__ either
+            raise failure
         status = response.status_code
         if status == 429:
             self.limiter.penalize()
@@ -238,9 +249,8 @@ class EutilsClient:
 
         retrying = Retrying(
             stop=stop_after_attempt(self.max_attempts),
-            wait=wait_exponential_jitter(
-                initial=self.backoff, max=self.backoff * 30, jitter=self.backoff
-            ),
+            wait=wait_exponential(multiplier=self.backoff, max=self.backoff * 30)
+            + wait_random(0, self.backoff),
             retry=retry_if_exception_type(TransientError),
             reraise=True,
             before_sleep=lambda rs: log.debug(

@@ -1,0 +1,331 @@
+"""EutilsClient: request building, retries, classification, batch isolation, key redaction.
+
+The first half drives the client through httpx.MockTransport (exact control over each answer);
+the second half runs it against the package's emulator on 127.0.0.1 with every fault injected.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import urllib.parse
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from crawler.errors import BadInput, PermanentError, RateLimited, TransientError
+from crawler.eutils.client import EutilsClient
+
+FAKE_KEY = "fakekey0123456789abcdefDEADBEEF"
+URL = "http://127.0.0.1:1/entrez/eutils/"
+DATA = Path(__file__).parent / "data"
+HEAD = (
+    '<?xml version="1.0" encoding="UTF-8" ?>\n<!DOCTYPE eLinkResult PUBLIC "-//NLM//DTD elink '
+    '20101123//EN" "https://eutils.ncbi.nlm.nih.gov/eutils/dtd/20101123/elink.dtd">\n'
+)
+
+
+def params_of(request: httpx.Request) -> list[tuple[str, str]]:
+    if request.method == "POST":
+        return urllib.parse.parse_qsl(request.content.decode())
+    return list(request.url.params.multi_items())
+
+
+def linkset(uid: str, targets: list[str]) -> str:
+    links = "".join(f"<Link><Id>{t}</Id></Link>" for t in targets)
+    db = (
+        f"<LinkSetDb><DbTo>protein</DbTo><LinkName>gene_protein</LinkName>{links}</LinkSetDb>"
+        if targets
+        else ""
+    )
+    return f"<LinkSet><DbFrom>gene</DbFrom><IdList><Id>{uid}</Id></IdList>{db}</LinkSet>"
+
+
+def targets_of(uid: str) -> list[str]:
+    return [str(int(uid) * 10 + k) for k in range(int(uid) % 3)]
+
+
+def elink_answer(ids: list[str], skip: set[str] = frozenset()) -> httpx.Response:  # type: ignore[assignment]
+    body = HEAD + "<eLinkResult>" + "".join(
+        linkset(i, targets_of(i)) for i in ids if i not in skip
+    ) + "</eLinkResult>"
+    return httpx.Response(200, content=body.encode())
+
+
+Responder = Callable[[httpx.Request, list[tuple[str, str]], int], httpx.Response]
+
+
+class Recorder:
+    """A MockTransport handler that records requests and answers through `respond`."""
+
+    def __init__(self, respond: Responder) -> None:
+        self.respond = respond
+        self.requests: list[tuple[str, list[tuple[str, str]]]] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        params = params_of(request)
+        with self.lock:
+            self.requests.append((request.method, params))
+            n = len(self.requests)
+        return self.respond(request, params, n)
+
+
+def make(tmp_path: Path, handler: Recorder, **kw: object) -> EutilsClient:
+    kw.setdefault("rps", 1000)
+    return EutilsClient(
+        base_url=URL,
+        email="me@example.org",
+        api_key=FAKE_KEY,
+        rate_dir=tmp_path,
+        transport=httpx.MockTransport(handler),
+        backoff=0.001,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def ids_in(params: list[tuple[str, str]]) -> list[str]:
+    out: list[str] = []
+    for k, v in params:
+        if k == "id":
+            out += v.split(",")
+    return out
+
+
+def test_every_request_carries_tool_email_key_and_repeated_ids(tmp_path: Path) -> None:
+    rec = Recorder(lambda r, p, n: elink_answer(ids_in(p)))
+    with make(tmp_path, rec) as client:
+        result = client.elink("gene", ["1", "2"], db="protein", linkname="gene_protein")
+    (method, params), = rec.requests
+    d = dict(params)
+    assert method == "GET"
+    assert d["tool"] == "entrez-graph" and d["email"] == "me@example.org"
+    assert d["api_key"] == FAKE_KEY
+    assert d["db"] == "protein" and d["linkname"] == "gene_protein" and d["cmd"] == "neighbor"
+    assert [v for k, v in params if k == "id"] == ["1", "2"]
+    assert set(result.by_source()) == {"1", "2"}
+    assert client.requests_sent == 1
+
+
+def test_merge_sends_comma_list_and_many_ids_go_by_post(tmp_path: Path) -> None:
+    rec = Recorder(lambda r, p, n: elink_answer(ids_in(p)))
+    with make(tmp_path, rec) as client:
+        client.elink("gene", ["1", "2"], db="protein", merge=True)
+        ids = [str(i) for i in range(1, 251)]
+        outcome = client.elink_batch("gene", ids, db="protein", linkname="gene_protein")
+    assert [v for k, v in rec.requests[0][1] if k == "id"] == ["1,2"]
+    method, params = rec.requests[1]
+    assert method == "POST" and len([k for k, _ in params if k == "id"]) == 250
+    assert set(outcome.answered) == set(ids) and outcome.requests == 1
+
+
+def test_429_then_5xx_then_ok_is_retried(tmp_path: Path) -> None:
+    body429 = (DATA / "issue-rentrez-132__http429_rate_limit.json").read_bytes()
+
+    def respond(r: httpx.Request, p: list[tuple[str, str]], n: int) -> httpx.Response:
+        if n == 1:
+            return httpx.Response(429, content=body429)
+        if n == 2:
+            return httpx.Response(502, content=b"<html>Bad Gateway</html>")
+        if n == 3:
+            raise httpx.ReadTimeout("timed out", request=r)
+        if n == 4:
+            return httpx.Response(200, content=elink_answer(ids_in(p)).content[:-40])  # truncated
+        return elink_answer(ids_in(p))
+
+    rec = Recorder(respond)
+    with make(tmp_path, rec) as client:
+        result = client.elink("gene", ["4"], db="protein")
+        assert client.requests_sent == 5
+        assert client.limiter.slowdown > 1.0  # the 429 slowed every caller down
+    assert [link.uid for link in result.by_source()["4"].linksetdbs[0].links] == ["40"]
+
+
+def test_permanent_error_is_not_retried(tmp_path: Path) -> None:
+    rec = Recorder(
+        lambda r, p, n: httpx.Response(
+            200, content=(HEAD + "<eLinkResult><ERROR>Invalid db name specified: foo"
+                          "</ERROR></eLinkResult>").encode()
+        )
+    )
+    with make(tmp_path, rec) as client, pytest.raises(PermanentError, match="Invalid db name"):
+        client.elink("gene", ["1"], db="protein")
+    assert len(rec.requests) == 1
+
+
+def test_timeout_sent_as_400_is_transient(tmp_path: Path) -> None:
+    def respond(r: httpx.Request, p: list[tuple[str, str]], n: int) -> httpx.Response:
+        if n == 1:
+            return httpx.Response(400, content=b"<eLinkResult><ERROR>Timeout</ERROR></eLinkResult>")
+        return elink_answer(ids_in(p))
+
+    rec = Recorder(respond)
+    with make(tmp_path, rec) as client:
+        assert set(client.elink("gene", ["5"], db="protein").by_source()) == {"5"}
+    assert len(rec.requests) == 2
+
+
+def test_exhausted_retries_raise_without_the_key(tmp_path: Path) -> None:
+    def respond(r: httpx.Request, p: list[tuple[str, str]], n: int) -> httpx.Response:
+        raise httpx.ConnectError(f"cannot reach {r.url}", request=r)  # message holds the URL
+
+    rec = Recorder(respond)
+    with make(tmp_path, rec, max_attempts=3) as client, pytest.raises(TransientError) as info:
+        client.elink("gene", ["1"], db="protein")
+    assert len(rec.requests) == 3
+    assert FAKE_KEY not in str(info.value) and "<redacted>" in str(info.value)
+    # httpx's exception (its text holds the URL with the key) is not kept as a cause/context
+    assert info.value.__cause__ is None and info.value.__context__ is None
+
+
+def test_poisoned_id_is_isolated_from_199_others(tmp_path: Path) -> None:
+    def respond(r: httpx.Request, p: list[tuple[str, str]], n: int) -> httpx.Response:
+        ids = ids_in(p)
+        if "77" in ids:
+            body = b"<eLinkResult><ERROR>Invalid uid 77</ERROR></eLinkResult>"
+            return httpx.Response(400, content=body)
+        return elink_answer(ids)
+
+    rec = Recorder(respond)
+    ids = [str(i) for i in range(1, 201)]
+    with make(tmp_path, rec) as client:
+        outcome = client.elink_batch("gene", ids, db="protein", linkname="gene_protein")
+    assert set(outcome.failed) == {"77"} and "Invalid uid 77" in outcome.failed["77"]
+    assert set(outcome.answered) == set(ids) - {"77"}
+    for uid, ls in outcome.answered.items():
+        assert [link.uid for db in ls.linksetdbs for link in db.links] == targets_of(uid)
+    assert not outcome.no_answer
+    assert outcome.requests <= 2 * 8 + 1  # bisection: about 2 log2(200) requests
+
+
+def test_silently_missing_linksets_are_reasked_alone(tmp_path: Path) -> None:
+    def respond(r: httpx.Request, p: list[tuple[str, str]], n: int) -> httpx.Response:
+        ids = ids_in(p)
+        if len(ids) > 1:
+            return elink_answer(ids, skip={"3", "8"})
+        return elink_answer(ids, skip={"8"})  # 8 stays silent even alone
+
+    rec = Recorder(respond)
+    with make(tmp_path, rec) as client:
+        outcome = client.elink_batch("gene", [str(i) for i in range(1, 11)], db="protein")
+    assert set(outcome.answered) == {str(i) for i in range(1, 11)} - {"8"}
+    assert outcome.no_answer == {"8"}
+    assert outcome.requests == 3
+
+
+def test_502_batch_is_halved(tmp_path: Path) -> None:
+    def respond(r: httpx.Request, p: list[tuple[str, str]], n: int) -> httpx.Response:
+        ids = ids_in(p)
+        if len(ids) > 4:
+            return httpx.Response(502, content=b"Bad Gateway")
+        return elink_answer(ids)
+
+    rec = Recorder(respond)
+    with make(tmp_path, rec, max_attempts=2) as client:
+        outcome = client.elink_batch("gene", [str(i) for i in range(1, 17)], db="protein")
+    assert len(outcome.answered) == 16 and not outcome.failed
+    # each size tried max_attempts times before the batch is halved
+    assert [len(ids_in(p)) for _, p in rec.requests] == [16, 16, 8, 8, 4, 4, 8, 8, 4, 4]
+
+
+def test_bad_input_is_refused_before_sending(tmp_path: Path) -> None:
+    rec = Recorder(lambda r, p, n: elink_answer(ids_in(p)))
+    with make(tmp_path, rec) as client:
+        for kwargs in (
+            {"ids": ["1 2"]},
+            {"ids": ["1,2"]},
+            {"ids": [""]},
+            {"ids": ["1\x00"]},
+            {"ids": []},
+            {"ids": ["1"], "cmd": "explode"},
+            {"ids": ["1"], "db": "Pro tein"},
+            {"ids": ["1"], "linkname": "gene_protein"},  # without db: ELink would use pubmed
+            {"ids": ["1"], "mindate": "yesterday"},
+            {"ids": ["1"], "term": "a\nb"},
+        ):
+            ids = kwargs.pop("ids")
+            with pytest.raises(BadInput):
+                client.elink("gene", ids, **kwargs)  # type: ignore[arg-type]
+        with pytest.raises(BadInput):
+            client.elink("Gene;DROP", ["1"])
+    assert rec.requests == []
+
+
+def test_acheck_batch_and_esummary_batch(tmp_path: Path) -> None:
+    def respond(r: httpx.Request, p: list[tuple[str, str]], n: int) -> httpx.Response:
+        ids = ids_in(p)
+        if r.url.path.endswith("esummary.fcgi"):
+            if "13" in ids:
+                return httpx.Response(400, content=b"<ERROR>Invalid uid 13</ERROR>")
+            docs = "".join(
+                f'<DocumentSummary uid="{i}"><Name>G{i}</Name></DocumentSummary>'
+                if i != "12" else "<DocumentSummary><error>cannot get document summary</error>"
+                "</DocumentSummary>"
+                for i in ids
+            )
+            return httpx.Response(
+                200,
+                content=f"<eSummaryResult><DocumentSummarySet>{docs}</DocumentSummarySet>"
+                "</eSummaryResult>".encode(),
+            )
+        sets = "".join(
+            f"<IdLinkSet><Id>{i}</Id><LinkInfo><DbTo>protein</DbTo><LinkName>gene_protein"
+            "</LinkName><Priority>1</Priority></LinkInfo><LinkInfo><DbTo>LinkOut</DbTo>"
+            "<LinkName>ExternalLink</LinkName><Priority>255</Priority></LinkInfo></IdLinkSet>"
+            for i in ids
+        )
+        return httpx.Response(
+            200,
+            content=(HEAD + "<eLinkResult><LinkSet><DbFrom>gene</DbFrom><IdCheckList>"
+                     f"{sets}</IdCheckList></LinkSet></eLinkResult>").encode(),
+        )
+
+    rec = Recorder(respond)
+    with make(tmp_path, rec) as client:
+        answered, failed = client.acheck_batch("gene", ["10", "11"])
+        assert [v for k, v in rec.requests[0][1] if k == "id"] == ["10,11"]
+        assert {u: [i.linkname for i in s.entrez] for u, s in answered.items()} == {
+            "10": ["gene_protein"], "11": ["gene_protein"]}
+        assert [i.linkname for i in answered["10"].linkout] == ["ExternalLink"]
+        assert failed == {}
+        summaries, sfailed = client.esummary_batch("gene", [str(i) for i in range(10, 20)])
+    assert summaries["10"].fields["Name"] == "G10"
+    assert summaries["12"].error == "cannot get document summary"
+    assert set(sfailed) == {"13"} and "13" not in summaries
+    assert len(summaries) == 9
+
+
+def test_no_key_warning_once(caplog: pytest.LogCaptureFixture, tmp_path: Path,
+                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import crawler.eutils.client as mod
+
+    monkeypatch.setattr(mod, "_warned_no_key", False)
+    with caplog.at_level(logging.WARNING, logger="crawler.eutils"):
+        EutilsClient(base_url="https://eutils.example.org/eutils/", rate_dir=tmp_path).close()
+        EutilsClient(base_url="https://eutils.example.org/eutils/", rate_dir=tmp_path).close()
+    warnings = [r for r in caplog.records if "API key" in r.getMessage()]
+    assert len(warnings) == 1
+
+
+def test_from_env_reads_key_url_and_email(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("NCBI_API_KEY", FAKE_KEY)
+    monkeypatch.setenv("NCBI_EMAIL", "env@example.org")
+    monkeypatch.setenv("ENTREZ_GRAPH_EUTILS_URL", URL)
+    monkeypatch.setenv("ENTREZ_GRAPH_RATE_DIR", str(tmp_path))
+    with EutilsClient.from_env() as client:
+        assert client.api_key == FAKE_KEY and client.email == "env@example.org"
+        assert client.base_url == URL and client.rps == 10
+        assert FAKE_KEY not in repr(client)
+    with EutilsClient.from_env(rps=2.5) as client:
+        assert client.rps == 2.5
+
+
+def test_429_json_body_counts_as_rate_limit(tmp_path: Path) -> None:
+    rec = Recorder(lambda r, p, n: httpx.Response(429, content=json.dumps(
+        {"error": "API rate limit exceeded", "count": "11", "limit": "10"}).encode()))
+    with make(tmp_path, rec, max_attempts=2) as client, pytest.raises(RateLimited):
+        client.esearch("nuccore", "NM_007294[accn]")
+    assert len(rec.requests) == 2
