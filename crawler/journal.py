@@ -1,4 +1,4 @@
-"""The journal: a SQLite (WAL) file holding all durable crawl state, the graph's single source of truth.
+"""The journal: a SQLite (WAL) file holding all durable crawl state; the graph's source of truth.
 
 Sinks and exports read from here; nothing here knows about any graph store. Row ids are
 AUTOINCREMENT, so they only grow and are never reused: a sink's cursor is "the last id I hold".
@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import StoreError
+from .errors import BadInput, StoreError
 
 SCHEMA_VERSION = 1
 
@@ -29,7 +29,8 @@ CREATE TABLE IF NOT EXISTS nodes(
     uid TEXT NOT NULL,
     depth INTEGER NOT NULL,
     -- new: to expand; checked: link names known (pending_links filled); done: expanded;
-    -- terminal: recorded, not expanded (beyond --depth, hub database, cap); failed
+    -- terminal: recorded, not expanded (at --depth, hub database); failed: acheck refused it;
+    -- no_answer: acheck kept silent about it
     state TEXT NOT NULL DEFAULT 'new',
     UNIQUE(db, uid)
 );
@@ -53,16 +54,31 @@ CREATE TABLE IF NOT EXISTS props(
     data TEXT NOT NULL,
     UNIQUE(db, uid)
 );
--- Link names still to fetch for a node (engine bookkeeping; state: pending, done, no_answer).
+-- Link names to fetch for a node (engine bookkeeping). state: pending, done, no_answer (NCBI
+-- stayed silent, apart from "no links"), failed (refused; see `failed`). listed: acheck named it.
 CREATE TABLE IF NOT EXISTS pending_links(
     db TEXT NOT NULL,
     uid TEXT NOT NULL,
     linkname TEXT NOT NULL,
     dbto TEXT NOT NULL,
     state TEXT NOT NULL DEFAULT 'pending',
+    listed INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY(db, uid, linkname)
 );
 CREATE INDEX IF NOT EXISTS pending_links_state ON pending_links(state, db, linkname);
+-- Links found at a level and not yet admitted (only with --max-nodes: the level's new records are
+-- admitted together, in a fixed order, once the level is complete, so the cap is deterministic).
+CREATE TABLE IF NOT EXISTS candidates(
+    level INTEGER NOT NULL,
+    dbfrom TEXT NOT NULL,
+    uid_from TEXT NOT NULL,
+    linkname TEXT NOT NULL,
+    dbto TEXT NOT NULL,
+    uid_to TEXT NOT NULL,
+    score INTEGER,
+    rank INTEGER NOT NULL,
+    PRIMARY KEY(dbfrom, uid_from, linkname, dbto, uid_to)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS failed(
     db TEXT NOT NULL,
     uid TEXT NOT NULL,
@@ -78,6 +94,13 @@ CREATE TABLE IF NOT EXISTS cursors(
     prop_cursor INTEGER NOT NULL DEFAULT 0
 );
 """
+
+
+def _incompatible(path: Path, version: int | None) -> str:
+    return (
+        f"{path} was made by an incompatible entrez-graph (journal schema {version}, this "
+        f"version reads {SCHEMA_VERSION}); start a new store with --store"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,12 +181,46 @@ class Journal:
                         f"VALUES ('schema_version', '{SCHEMA_VERSION}');COMMIT;"
                     )
             elif version != SCHEMA_VERSION:
-                raise StoreError(
-                    f"{path} was made by an incompatible entrez-graph (journal schema {version}, "
-                    f"this version reads {SCHEMA_VERSION}); start a new store with --store"
-                )
+                raise StoreError(_incompatible(path, version))
+            elif create:
+                with self._lock:  # tables added since the store was made (all IF NOT EXISTS)
+                    self._db.executescript(f"BEGIN IMMEDIATE;{SCHEMA}COMMIT;")
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path} is not an entrez-graph journal: {exc}") from None
+
+    @classmethod
+    def inspect(cls, path: str | Path) -> dict | None:
+        """Stored settings of an existing journal, without creating or changing anything.
+
+        None when there is no journal yet; BadInput when the file is not a journal of this
+        version (checked before a crawl touches the store).
+        """
+        path = Path(path)
+        if path.is_dir() or path.suffix == "":
+            path = path / cls.FILENAME
+        if not path.exists():
+            return None
+        try:
+            # mode=rw never creates the file; nothing is written by these reads.
+            db = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=60)
+        except sqlite3.Error as exc:
+            raise BadInput(f"cannot open journal {path}: {exc}") from None
+        try:
+            has_meta = db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
+            ).fetchone()
+            if not has_meta:
+                raise BadInput(f"{path} is not an entrez-graph journal")
+            row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            version = int(row[0]) if row else None
+            if version != SCHEMA_VERSION:
+                raise BadInput(_incompatible(path, version))
+            row = db.execute("SELECT value FROM meta WHERE key='settings'").fetchone()
+            return json.loads(row[0]) if row else {}
+        except sqlite3.DatabaseError as exc:
+            raise BadInput(f"{path} is not an entrez-graph journal: {exc}") from None
+        finally:
+            db.close()
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -181,7 +238,7 @@ class Journal:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One atomic write: a response's rows and the frontier change they cause commit together."""
+        """One atomic write: a response's rows and the frontier change they cause commit as one."""
         with self._lock:
             if self._in_tx:
                 self._in_tx += 1
@@ -347,7 +404,7 @@ class Journal:
         links: Iterable[str] | None = None,
         chunk: int = 10_000,
     ) -> Iterator[EdgeRow]:
-        """Every edge in id order, in chunks; `dbs` keeps edges with both ends in those databases."""
+        """Every edge in id order, in chunks; `dbs` keeps edges with both ends in those dbs."""
         wanted_db = set(dbs) if dbs else None
         wanted_link = set(links) if links else None
         last = 0
@@ -406,7 +463,11 @@ class Journal:
         pending = q(
             "SELECT count(*) FROM nodes WHERE state IN ('new', 'checked')"
         ).fetchone()[0]
-        failed = q("SELECT count(DISTINCT db || ':' || uid) FROM failed").fetchone()[0]
+        failed = q("SELECT count(*) FROM (SELECT DISTINCT db, uid FROM failed)").fetchone()[0]
+        no_answer = q(
+            "SELECT count(*) FROM (SELECT db, uid FROM nodes WHERE state='no_answer' UNION "
+            "SELECT db, uid FROM pending_links WHERE state='no_answer')"
+        ).fetchone()[0]
         requests = dict(q("SELECT kind, count FROM requests ORDER BY kind").fetchall())
         return {
             "nodes": sum(by_db.values()),
@@ -415,5 +476,6 @@ class Journal:
             "by_link": by_link,
             "pending": pending,
             "failed": failed,
+            "no_answer": no_answer,
             "requests": requests,
         }

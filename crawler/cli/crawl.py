@@ -1,0 +1,136 @@
+"""`entrez-graph crawl`: a thin command over `crawler.engine.crawl`.
+
+Exit codes: 0 done (failed IDs are recorded and reported, not fatal); 1 E-utilities kept failing
+(the journal keeps everything: run the same command again); 2 bad input, store locked, settings
+mismatch, Neo4j unreachable at start; 3 the crawl finished but a sink (Neo4j, embedded store) is
+missing rows (`entrez-graph sync` later); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from ..engine import (
+    DEFAULT_BATCH,
+    DEFAULT_DEPTH,
+    DEFAULT_WORKERS,
+    CrawlReport,
+    Neo4jTarget,
+    crawl,
+    describe,
+    describe_plan,
+    dumps,
+)
+from ..errors import BadInput
+from ..progress import Progress
+from ..seeds import read_seed_lines
+from .options import eutils_options, store_option
+
+EXIT_SINK_BEHIND = 3
+
+
+class _Whole(click.ParamType):
+    """A whole number >= minimum; anything else is BadInput (one line, exit 2)."""
+
+    name = "N"
+
+    def __init__(self, minimum: int) -> None:
+        self.minimum = minimum
+
+    def convert(self, value, param, ctx):  # type: ignore[override]
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        else:
+            text = str(value).strip()
+            if not text.lstrip("-").isdigit():
+                raise BadInput(f"invalid {param.opts[0]} {value!r}: expected a whole number")
+            number = int(text)
+        if number < self.minimum:
+            raise BadInput(f"invalid {param.opts[0]} {number}: must be >= {self.minimum}")
+        return number
+
+
+@click.command("crawl")
+@click.argument("seeds", nargs=-1)
+@click.option("--seeds-file", metavar="FILE|-", help="Read more seeds from FILE (or stdin).")
+@click.option("--query", metavar="TERM", help="Seed with the UIDs an ESearch query returns.")
+@click.option("--query-db", metavar="DB", help="Database for --query.")
+@click.option("--depth", type=_Whole(0), default=DEFAULT_DEPTH, show_default=True,
+              help="Levels to expand; records at this depth are recorded, not expanded.")
+@click.option("--link", "links", multiple=True, metavar="NAME",
+              help="Follow only these link names (skips acheck). Repeatable.")
+@click.option("--exclude-link", "exclude_links", multiple=True, metavar="NAME",
+              help="Never follow this link name. Repeatable.")
+@click.option("--to", "to_dbs", multiple=True, metavar="DB",
+              help="Follow only links into these databases. Repeatable.")
+@click.option("--max-nodes", type=_Whole(1), default=None,
+              help="Stop admitting new records at this many (deterministic order).")
+@click.option("--max-links-per-record", type=_Whole(1), default=None,
+              help="Keep the top N links per record and link name (by score, then UID).")
+@click.option("--scores", is_flag=True,
+              help="Fetch computed neighbours (pubmed_pubmed, …) with neighbor_score scores.")
+@click.option("--expand-hubs", is_flag=True,
+              help="Also expand hub databases (taxonomy, cdd, …); recorded only by default.")
+@click.option("--include-subsets", is_flag=True,
+              help="Also follow subset link names (pubmed_pubmed_five, …) next to their parent.")
+@click.option("--batch-size", type=_Whole(1), default=DEFAULT_BATCH, show_default=True,
+              help="IDs per request (at most 500).")
+@click.option("--workers", type=_Whole(1), default=DEFAULT_WORKERS, show_default=True,
+              help="Requests in flight (the rate limit still applies).")
+@click.option("--summaries", is_flag=True,
+              help="After the crawl, fetch names and other properties with ESummary.")
+@store_option
+@click.option("--neo4j", "neo4j_uri", envvar="NEO4J_URI", default=None, metavar="URI",
+              help="Also write into Neo4j (NEO4J_URI; NEO4J_USER, NEO4J_PASSWORD, "
+                   "NEO4J_DATABASE).")
+@click.option("--no-embedded", is_flag=True, help="Do not write the embedded store.")
+@eutils_options
+@click.option("--dry-run", is_flag=True, help="Print the plan and an estimate; write nothing.")
+@click.option("--retry-failed", is_flag=True,
+              help="Ask again for records and links that failed or went unanswered.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Summary format.")
+def command(
+    seeds: tuple[str, ...], seeds_file: str | None, query: str | None, query_db: str | None,
+    depth: int, links: tuple[str, ...], exclude_links: tuple[str, ...], to_dbs: tuple[str, ...],
+    max_nodes: int | None, max_links_per_record: int | None, scores: bool, expand_hubs: bool,
+    include_subsets: bool, batch_size: int, workers: int, summaries: bool, store: str,
+    neo4j_uri: str | None, no_embedded: bool, eutils_url: str | None, email: str | None,
+    rps: float | None, dry_run: bool, retry_failed: bool, fmt: str,
+) -> None:
+    """Crawl ELink cross-references breadth-first from SEEDS (db:uid or db:accession).
+
+    Running the same command again on the same --store resumes an unfinished crawl.
+    """
+    all_seeds = list(seeds)
+    if seeds_file:
+        all_seeds += read_seed_lines(seeds_file)
+    neo4j = None
+    if neo4j_uri:
+        neo4j = Neo4jTarget(
+            uri=neo4j_uri,
+            user=os.environ.get("NEO4J_USER") or None,
+            password=os.environ.get("NEO4J_PASSWORD") or None,
+            database=os.environ.get("NEO4J_DATABASE") or None,
+        )
+    progress = Progress(sys.stderr)
+    result = crawl(
+        store, all_seeds, query=query, query_db=query_db, depth=depth, links=links,
+        exclude_links=exclude_links, to_dbs=to_dbs, max_nodes=max_nodes,
+        max_links_per_record=max_links_per_record, scores=scores, expand_hubs=expand_hubs,
+        include_subsets=include_subsets, batch_size=batch_size, summaries=summaries,
+        embedded=not no_embedded, neo4j=neo4j, eutils_url=eutils_url, email=email, rps=rps,
+        dry_run=dry_run, retry_failed=retry_failed, workers=workers, progress=progress,
+    )
+    progress.close()
+    if fmt == "json":
+        click.echo(dumps(result))
+    elif isinstance(result, CrawlReport):
+        click.echo(describe(result))
+    else:
+        click.echo(describe_plan(result))
+    if isinstance(result, CrawlReport) and not result.sinks_ok:
+        sys.exit(EXIT_SINK_BEHIND)
