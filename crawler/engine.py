@@ -357,7 +357,7 @@ class Crawler:
                 "pending_links p WHERE p.db=nodes.db AND p.uid=nodes.uid AND p.state='pending')"
             )
             c.execute("UPDATE nodes SET state='new' WHERE state IN ('failed', 'no_answer')")
-            c.execute("DELETE FROM failed")
+            c.execute("DELETE FROM failed WHERE step='acheck' OR step LIKE 'neighbor:%'")
             return c.total_changes - before
 
     # .. the level loop ...........................................................................
@@ -1054,13 +1054,12 @@ def _run(
 def _summaries(journal: Journal, client: Client, progress: Progress) -> dict[str, Any]:
     from .summaries import summarize
 
-    report = summarize(journal, client, progress=progress)
-    if hasattr(report, "to_dict"):
-        return report.to_dict()
-    try:
-        return asdict(report)
-    except TypeError:
-        return {"result": str(report)}
+    def show(done: int, total: int) -> None:
+        progress.update(phase=f"summaries {done}/{total}")
+
+    report = summarize(journal, client, progress=show)
+    progress.fields.pop("phase", None)
+    return report.as_dict()
 
 
 def _report(

@@ -50,7 +50,7 @@ SUBSETS: dict[str, str] = {
 }
 
 # Databases whose same-database neighbours are computed by similarity and carry scores.
-_SCORED_DBS = frozenset({"pubmed", "protein", "nuccore", "structure", "pmc"})
+_SCORED_DBS = frozenset({"pubmed", "protein", "nuccore", "structure"})
 
 
 def check_db(name: str, what: str = "database") -> str:

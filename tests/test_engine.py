@@ -37,7 +37,10 @@ GRAPH: dict[tuple[str, str], list[tuple[str, str, str, int | None]]] = {
         ("gene_pubmed", "pubmed", "100", None),
         ("gene_taxonomy", "taxonomy", "9606", None),
     ],
-    ("gene", "2"): [("gene_protein", "protein", "11", None), ("gene_protein", "protein", "12", None)],
+    ("gene", "2"): [
+        ("gene_protein", "protein", "11", None),
+        ("gene_protein", "protein", "12", None),
+    ],
     ("protein", "10"): [
         ("protein_structure", "structure", "1000", None),
         ("protein_gene", "gene", "1", None),
