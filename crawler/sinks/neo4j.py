@@ -55,16 +55,17 @@ from tenacity import (
     Retrying,
     retry_if_exception_type,
     stop_after_attempt,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from ..errors import BadInput, StoreError
-from ..journal import Cursor, NodeRow
+from ..journal import Cursor, NodeRow, PropRow
 from ..names import check_identifier
 from . import SyncReport
 
 if TYPE_CHECKING:
-    from ..journal import EdgeRow, Journal, PropRow
+    from ..journal import EdgeRow, Journal
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +156,7 @@ def _default_driver_factory(config: Neo4jConfig, **settings: Any):
 
 
 _driver_factory: Callable[..., Any] = _default_driver_factory
+_sleep: Callable[[float], None] = time.sleep  # the retry backoff's sleep (tests replace it)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -394,7 +396,7 @@ class Neo4jSink:
         fast: bool = True,
         attempts: int = 5,
         backoff: tuple[float, float] = (0.5, 8.0),
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.driver = driver
         self.config = config
@@ -404,7 +406,7 @@ class Neo4jSink:
         self.fast = fast
         self.attempts = max(1, attempts)
         self.backoff = backoff
-        self._sleep = sleep
+        self._sleep = sleep if sleep is not None else _sleep
         self._labels: set[str] = set()
         self._down = False
         self.fast_batches = 0   # edge batches written with CREATE (for the benchmark)
@@ -461,7 +463,8 @@ class Neo4jSink:
         retrying = Retrying(
             retry=retry_if_exception_type(RETRYABLE),
             stop=stop_after_attempt(self.attempts),
-            wait=wait_exponential_jitter(initial=self.backoff[0], max=self.backoff[1]),
+            wait=wait_exponential(multiplier=self.backoff[0], max=self.backoff[1])
+            + wait_random(0, self.backoff[0]),
             sleep=self._sleep,
             reraise=False,
         )
@@ -534,8 +537,8 @@ class Neo4jSink:
         jid: str,
         cursor: Cursor,
         axis: str,
-        rows: list[Any],
-        write: Callable[[Any, list[Any], dict[str, Any]], int],
+        last_id: int,
+        write: Callable[[Any, dict[str, Any]], int],
     ) -> tuple[Cursor, bool]:
         """Write one batch and move the cursor node in the same transaction, then the journal's.
 
@@ -544,13 +547,12 @@ class Neo4jSink:
         batch is rolled back and the sync continues from wherever the node now stands.
         """
         after = {"node": cursor.node, "edge": cursor.edge, "prop": cursor.prop}
-        new = {**after, axis: rows[-1].id}
+        new = {**after, axis: last_id}
         try:
-            self._write(_batch_tx, jid, after, new, write, rows)
+            self._write(_batch_tx, jid, after, new, write)
         except _CursorMoved as moved:
             if moved.state is None:
-                claim = self._write(_claim_tx, jid)
-                moved_to = claim.cursor
+                moved_to = self._write(_claim_tx, jid).cursor
             else:
                 moved_to = Cursor(*(moved.state[k] or 0 for k in ("node", "edge", "prop")))
             journal.set_cursor(self.name, moved_to)
@@ -567,17 +569,21 @@ class Neo4jSink:
         axis: str,
         upto: int,
         fetch: Callable[[int, int], list[Any]],
-        write: Callable[[Any, list[Any], dict[str, Any]], int],
-        labels: Callable[[list[Any]], Iterable[str]],
+        prepare: Callable[[list[Any]], _Batch],
     ) -> Iterator[tuple[Cursor, int]]:
-        """Batches of one table up to `upto`: yields (cursor in force, rows written)."""
+        """Batches of one table up to `upto`: yields (cursor in force, rows written).
+
+        Each batch is grouped and validated (`prepare`) before any query is sent, and the
+        constraints of labels it introduces are created before its data.
+        """
         moves = 0
         while getattr(cursor, axis) < upto:
             rows = fetch(getattr(cursor, axis), upto)
             if not rows:
                 return
-            self._ensure_labels(labels(rows))
-            cursor, written = self._commit(journal, jid, cursor, axis, rows, write)
+            batch = prepare(rows)
+            self._ensure_labels(batch.labels)
+            cursor, written = self._commit(journal, jid, cursor, axis, rows[-1].id, batch.write)
             if not written:
                 moves += 1
                 if moves > 100:
@@ -590,9 +596,7 @@ class Neo4jSink:
         def fetch(after: int, upto: int) -> list[NodeRow]:
             return journal.nodes_between(after, upto, self.batch_size)
 
-        for now, n in self._loop(
-            journal, jid, cursor, "node", upto, fetch, _write_nodes, lambda rs: (r.db for r in rs)
-        ):
+        for now, n in self._loop(journal, jid, cursor, "node", upto, fetch, prepare_nodes):
             cursor = now
             report.nodes += n
         return cursor
@@ -603,21 +607,13 @@ class Neo4jSink:
         def fetch(after: int, upto: int) -> list[EdgeRow]:
             return journal.edges_between(after, upto, self.batch_size)
 
-        def labels(rows: list[EdgeRow]) -> Iterator[str]:
-            for r in rows:
-                yield r.dbfrom
-                yield r.dbto
-
-        def write(tx: Any, rows: list[EdgeRow], state: dict[str, Any]) -> int:
-            create = self.fast and state.get("shared") is False
-            return _write_edges(tx, rows, create=create)
+        def prepare(rows: list[EdgeRow]) -> _Batch:
+            return prepare_edges(rows, fast=self.fast, on_path=self._count_path)
 
         heals = 0
         while True:
             try:
-                for now, n in self._loop(
-                    journal, jid, cursor, "edge", upto, fetch, write, labels
-                ):
+                for now, n in self._loop(journal, jid, cursor, "edge", upto, fetch, prepare):
                     cursor = now
                     report.edges += n
                     heals = 0
@@ -631,9 +627,16 @@ class Neo4jSink:
                     ) from None
                 self._heal(journal, missing.rows)
 
-    def _heal(self, journal: Journal, rows: list[EdgeRow]) -> None:
-        wanted = {(r.dbfrom, r.uid_from) for r in rows} | {(r.dbto, r.uid_to) for r in rows}
-        found: list[Any] = []
+    def _count_path(self, create: bool) -> None:
+        if create:
+            self.fast_batches += 1
+        else:
+            self.merge_batches += 1
+
+    def _heal(self, journal: Journal, rows: list[dict[str, Any]]) -> None:
+        """Write again the journal's records (and their props) that edges of a batch lack."""
+        wanted = {(r["dbfrom"], r["f"]) for r in rows} | {(r["dbto"], r["t"]) for r in rows}
+        found: list[NodeRow] = []
         for db, uid in sorted(wanted):
             hit = journal.execute(
                 "SELECT id, db, uid, depth, state FROM nodes WHERE db=? AND uid=?", (db, uid)
@@ -641,18 +644,17 @@ class Neo4jSink:
             if hit is None:
                 raise StoreError(f"journal edge refers to a record it does not hold: {db}:{uid}")
             found.append(NodeRow(*hit))
-        log.warning("%s lacked %d records its cursor covers; writing them again",
-                    self.name, len(found))
-        self._ensure_labels(r.db for r in found)
+        log.warning(
+            "%s lacked %d records its cursor covers; writing them again", self.name, len(found)
+        )
         for start in range(0, len(found), self.batch_size):
-            self._write(_heal_tx, found[start:start + self.batch_size])
-        props = [journal.props_of(r.db, r.uid) for r in found]
-        prop_rows = [
-            {"db": r.db, "uid": r.uid, "data": property_values(p)}
-            for r, p in zip(found, props, strict=True) if p
-        ]
-        if prop_rows:
-            self._write(_heal_props_tx, prop_rows)
+            chunk = found[start:start + self.batch_size]
+            nodes = prepare_nodes(chunk)
+            props = prepare_props(
+                [PropRow(0, r.db, r.uid, p) for r in chunk if (p := journal.props_of(r.db, r.uid))]
+            )
+            self._ensure_labels(nodes.labels)
+            self._write(_heal_tx, nodes.write, props.write)
 
     def _push_props(
         self, journal: Journal, jid: str, cursor: Cursor, upto: int, report: SyncReport
@@ -660,9 +662,7 @@ class Neo4jSink:
         def fetch(after: int, upto: int) -> list[PropRow]:
             return journal.props_between(after, upto, self.batch_size)
 
-        for now, n in self._loop(
-            journal, jid, cursor, "prop", upto, fetch, _write_props, lambda rs: (r.db for r in rs)
-        ):
+        for now, n in self._loop(journal, jid, cursor, "prop", upto, fetch, prepare_props):
             cursor = now
             report.props += n
         return cursor
@@ -671,6 +671,59 @@ class Neo4jSink:
 def cursor_key(uri: str, database: str) -> str:
     """The journal's cursor key for one Neo4j database (no credentials in it)."""
     return f"neo4j:{_strip_credentials(uri)}/{database}"
+
+
+# -- batches: grouped, validated and turned into query text before any transaction ----------
+
+
+@dataclass(slots=True)
+class _Batch:
+    labels: set[str]
+    write: Callable[[Any, dict[str, Any]], int]  # (tx, cursor-node state) -> rows written
+
+
+def prepare_nodes(rows: list[NodeRow]) -> _Batch:
+    statements = [(node_query(label), params) for label, params in group_nodes(rows).items()]
+
+    def write(tx: Any, state: dict[str, Any]) -> int:
+        return sum(tx.run(text, {"rows": p}).single()["n"] for text, p in statements)
+
+    return _Batch({r.db for r in rows}, write)
+
+
+def prepare_props(rows: list[PropRow]) -> _Batch:
+    statements = [(prop_query(label), params) for label, params in group_props(rows).items()]
+
+    def write(tx: Any, state: dict[str, Any]) -> int:
+        return sum(tx.run(text, {"rows": p}).single()["n"] for text, p in statements)
+
+    return _Batch({r.db for r in rows}, write)
+
+
+def prepare_edges(
+    rows: list[EdgeRow], *, fast: bool = False, on_path: Callable[[bool], None] | None = None
+) -> _Batch:
+    """Edge statements in both forms; the transaction picks CREATE only while it owns the db."""
+    groups = group_edges(rows)
+    statements = [
+        (edge_query(*key, create=False), edge_query(*key, create=True), key, params)
+        for key, params in groups.items()
+    ]
+
+    def write(tx: Any, state: dict[str, Any]) -> int:
+        create = fast and state.get("shared") is False
+        if on_path is not None:
+            on_path(create)
+        n = 0
+        for merge_text, create_text, (dbfrom, _, dbto), params in statements:
+            found = tx.run(create_text if create else merge_text, {"rows": params}).single()["n"]
+            if found < len(params):
+                raise _MissingEndpoints([{**p, "dbfrom": dbfrom, "dbto": dbto} for p in params])
+            n += found
+        return n
+
+    labels = {k[0] for k in groups} | {k[2] for k in groups}
+    return _Batch(labels, write)
 
 
 # -- transaction functions (may be re-run by the driver: no side effects outside `tx`) -------
@@ -713,57 +766,20 @@ def _batch_tx(
     jid: str,
     after: dict[str, int],
     new: dict[str, int],
-    write: Callable[[Any, list[Any], dict[str, Any]], int],
-    rows: list[Any],
+    write: Callable[[Any, dict[str, Any]], int],
 ) -> int:
     """Lock our cursor node, check it stands where the batch starts, write, move it."""
     state = _state(tx.run(LOCK_MINE, {"journal": jid}).single())
     if state is None or any((state[k] or 0) != after[k] for k in ("node", "edge", "prop")):
         raise _CursorMoved(state)
-    n = write(tx, rows, state)
+    n = write(tx, state)
     tx.run(MOVE_MINE, {"journal": jid, **new}).consume()
     return n
 
 
-def _write_nodes(tx: Any, rows: list[NodeRow], state: dict[str, Any]) -> int:
-    n = 0
-    for label, params in group_nodes(rows).items():
-        n += tx.run(node_query(label), {"rows": params}).single()["n"]
-    return n
-
-
-def _write_edges(tx: Any, rows: list[EdgeRow], *, create: bool) -> int:
-    by_key: dict[tuple[str, str, str], list[EdgeRow]] = defaultdict(list)
-    for r in rows:
-        by_key[(r.dbfrom, r.linkname, r.dbto)].append(r)
-    n = 0
-    for key, params in group_edges(rows).items():
-        found = tx.run(edge_query(*key, create=create), {"rows": params}).single()["n"]
-        if found < len(params):
-            raise _MissingEndpoints(by_key[key])
-        n += found
-    return n
-
-
-def _write_props(tx: Any, rows: list[PropRow], state: dict[str, Any]) -> int:
-    n = 0
-    for label, params in group_props(rows).items():
-        n += tx.run(prop_query(label), {"rows": params}).single()["n"]
-    return n
-
-
-def _heal_tx(tx: Any, rows: list[NodeRow]) -> None:
-    _write_nodes(tx, rows, {})
-
-
-def _heal_props_tx(tx: Any, rows: list[dict[str, Any]]) -> None:
-    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for r in rows:
-        groups[check_identifier(r["db"], "database name")].append(
-            {"uid": r["uid"], "data": r["data"]}
-        )
-    for label, params in groups.items():
-        tx.run(prop_query(label), {"rows": params}).consume()
+def _heal_tx(tx: Any, *writes: Callable[[Any, dict[str, Any]], int]) -> None:
+    for write in writes:
+        write(tx, {})
 
 
 # -- queries for `entrez-graph query --neo4j` ------------------------------------------------
