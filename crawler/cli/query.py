@@ -1,0 +1,89 @@
+"""`entrez-graph query`: Cypher, or a bundled query by name, on the embedded store or Neo4j."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from ..errors import BadInput
+from ..output import render
+from ..querying import list_queries, plain, run_query
+from .options import format_option, store_option
+
+
+def _list(fmt: str) -> str:
+    queries = list_queries()
+    if fmt == "json":
+        listed = [{"name": q.name, "params": q.params, "answers": q.description} for q in queries]
+        return json.dumps(listed, indent=2)
+    rows = [{"name": q.name, "params": q.params_text, "answers": q.description} for q in queries]
+    return render(rows, ["name", "params", "answers"], fmt)
+
+
+@click.command("query")
+@store_option
+@click.option(
+    "--neo4j",
+    "neo4j_uri",
+    default=None,
+    metavar="URI",
+    help="Query this Neo4j instead of the embedded store (user and password from NEO4J_USER / "
+    "NEO4J_PASSWORD).",
+)
+@click.option("--neo4j-user", envvar="NEO4J_USER", default=None, help="Neo4j user (NEO4J_USER).")
+@click.option(
+    "--neo4j-database", envvar="NEO4J_DATABASE", default=None,
+    help="Neo4j database (NEO4J_DATABASE; default: the server's default).",
+)
+@format_option("table", "json", "csv")
+@click.option(
+    "--param", "params", multiple=True, metavar="K=V",
+    help="A query parameter (repeatable). Bundled queries type it after their header; for ad "
+    "hoc Cypher it is a string unless written K:int=V (also :float, :bool).",
+)
+@click.option("--write", is_flag=True, help="Allow the query to change the graph.")
+@click.option("--list", "list_only", is_flag=True, help="List the bundled queries and exit.")
+@click.argument("query", required=False)
+def command(
+    store: str,
+    neo4j_uri: str | None,
+    neo4j_user: str | None,
+    neo4j_database: str | None,
+    fmt: str,
+    params: tuple[str, ...],
+    write: bool,
+    list_only: bool,
+    query: str | None,
+) -> None:
+    """Run CYPHER, or the bundled query NAME, on the embedded store (read-only unless --write).
+
+    \b
+    Examples:
+      entrez-graph query --list
+      entrez-graph query gene_protein_structures --param gene=672
+      entrez-graph query "MATCH (g:gene)-[r]->(x) RETURN label(r) AS link, count(*) AS n"
+    """
+    if list_only:
+        click.echo(_list(fmt))
+        return
+    if not query:
+        raise BadInput("give a bundled query NAME or CYPHER text (see --list)")
+    config = None
+    if neo4j_uri:
+        from ..sinks.neo4j import Neo4jConfig  # lazy: only --neo4j needs the driver
+
+        config = Neo4jConfig.from_options(neo4j_uri, neo4j_user, None, neo4j_database)
+    result = run_query(store, query, list(params), neo4j=config, write=write)
+    if fmt == "json":
+        rows = [
+            {c: plain(v) for c, v in zip(result.columns, row, strict=True)}
+            for row in result.rows
+        ]
+        click.echo(json.dumps(rows, indent=2, default=str))
+        return
+    rows = [
+        {c: plain(v, compact=True) for c, v in zip(result.columns, row, strict=True)}
+        for row in result.rows
+    ]
+    click.echo(render(rows, result.columns, fmt))

@@ -1,0 +1,573 @@
+"""Bundled Cypher queries (`cypher/`) and running Cypher on the embedded store or on Neo4j.
+
+A bundled query is `cypher/<name>.cypher` (portable), or `<name>.ladybug.cypher` and
+`<name>.neo4j.cypher` where the stores' dialects differ (`label(r)` vs `type(r)`, `labels(n)` a
+string vs a list, list functions). Each file opens with a header:
+
+    // name: gene_refseq_proteins
+    // params: gene="672", limit=10
+    // answers: the RefSeq proteins of a gene (gene_protein_refseq)
+
+A quoted default is a string parameter (UIDs are strings in every store), a bare integer an int;
+`--param k=v` values are typed after the header's defaults. Parameters of ad hoc Cypher are strings
+unless typed as `k:int=5` (also `:float`, `:bool`, `:str`).
+
+Results are normalised for both stores: graph values become `GraphNode`, `GraphRel` and
+`GraphPath`, so `export --query` and the output formats need not know which store answered.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from .errors import BadInput, StoreError
+from .names import IDENTIFIER
+from .store import StorePaths
+
+if TYPE_CHECKING:
+    import ladybug
+
+STORE_KINDS = ("ladybug", "neo4j")
+_KIND_ALIASES = {"embedded": "ladybug", "ladybug": "ladybug", "neo4j": "neo4j"}
+_HEADER = re.compile(r"^//\s*(name|params|answers)\s*:(.*)$")
+_PARAM = re.compile(r'\s*([a-z][a-z0-9_]*)\s*=\s*("[^"]*"|-?\d+|[^,\s]*)\s*(?:,|$)')
+_TYPED_PARAM = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?::(int|float|bool|str))?=(.*)$", re.S)
+_USED_PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+_MISSING_TABLE = re.compile(r"Table (\S+) does not exist")
+
+
+# -- graph values ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GraphNode:
+    """One record: its database (label), UID, and the other properties it carries."""
+
+    db: str
+    uid: str
+    props: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def __str__(self) -> str:
+        name = self.props.get("name")
+        return f"({self.db}:{self.uid}{' ' + str(name) if name else ''})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"db": self.db, "uid": self.uid, **self.props}
+
+
+@dataclass(frozen=True, slots=True)
+class GraphRel:
+    """One link: its link name and its endpoints as (db, uid), direction dbfrom → dbto."""
+
+    linkname: str
+    start: tuple[str, str]
+    end: tuple[str, str]
+    score: int | None = None
+
+    def __str__(self) -> str:
+        score = f" {self.score}" if self.score is not None else ""
+        (db1, uid1), (db2, uid2) = self.start, self.end
+        return f"{db1}:{uid1}-[{self.linkname}{score}]->{db2}:{uid2}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "linkname": self.linkname,
+            "start": f"{self.start[0]}:{self.start[1]}",
+            "end": f"{self.end[0]}:{self.end[1]}",
+            "score": self.score,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class GraphPath:
+    """A path: its records in order and the links between them."""
+
+    nodes: tuple[GraphNode, ...]
+    rels: tuple[GraphRel, ...]
+
+    def __str__(self) -> str:
+        return " ".join(f"{n.db}:{n.uid}" for n in self.nodes) or " ".join(map(str, self.rels))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "nodes": [n.to_dict() for n in self.nodes],
+            "rels": [r.to_dict() for r in self.rels],
+        }
+
+
+class QueryResult(NamedTuple):
+    """Column names and rows (lists, in column order) with graph values normalised."""
+
+    columns: list[str]
+    rows: list[list[Any]]
+
+    def records(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+
+def plain(value: Any, *, compact: bool = False) -> Any:
+    """A value for output: graph values as dicts (JSON) or short text (`compact`, for tables)."""
+    if isinstance(value, (GraphNode, GraphRel, GraphPath)):
+        return str(value) if compact else value.to_dict()
+    if isinstance(value, (list, tuple)):
+        return [plain(v, compact=compact) for v in value]
+    if isinstance(value, Mapping):
+        return {k: plain(v, compact=compact) for k, v in value.items()}
+    return value
+
+
+# -- bundled queries -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BundledQuery:
+    name: str
+    params: dict[str, int | str]
+    description: str
+    texts: dict[str, str]  # "portable", "ladybug", "neo4j" -> Cypher text (header included)
+
+    def text_for(self, store_kind: str) -> str:
+        """The Cypher this query runs on `store_kind` (embedded/ladybug or neo4j)."""
+        kind = _KIND_ALIASES.get(store_kind)
+        if kind is None:
+            raise BadInput(f"unknown store kind {store_kind!r}: expected embedded or neo4j")
+        text = self.texts.get(kind) or self.texts.get("portable")
+        if text is None:
+            raise BadInput(f"bundled query {self.name!r} has no variant for {kind}")
+        return text
+
+    @property
+    def columns(self) -> list[str]:
+        """The RETURN aliases, so a query over tables a store lacks can answer no rows."""
+        return return_columns(self.text_for("ladybug"))
+
+    def typed(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The header defaults overlaid with `params`, each typed like its default."""
+        unknown = sorted(set(params) - set(self.params))
+        if unknown:
+            known = ", ".join(self.params) or "none"
+            raise BadInput(
+                f"query {self.name!r} has no parameter {unknown[0]!r} (parameters: {known})"
+            )
+        out: dict[str, Any] = dict(self.params)
+        for key, value in params.items():
+            default = self.params[key]
+            if isinstance(default, int) and isinstance(value, str):
+                try:
+                    value = int(value)
+                except ValueError:
+                    raise BadInput(
+                        f"parameter {key!r} of {self.name!r} must be an integer, not {value!r}"
+                    ) from None
+            elif isinstance(default, str) and not isinstance(value, str):
+                value = str(value)
+            out[key] = value
+        return out
+
+    @property
+    def params_text(self) -> str:
+        return ", ".join(f"{k}={v if v != '' else chr(34) * 2}" for k, v in self.params.items())
+
+
+def return_columns(text: str) -> list[str]:
+    """Column names of the last RETURN clause (every item of a bundled query has `AS name`)."""
+    body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("//"))
+    matches = list(re.finditer(r"\bRETURN\s+(?:DISTINCT\s+)?", body, re.I))
+    if not matches:
+        return []
+    clause = body[matches[-1].end() :]
+    clause = re.split(r"\b(?:ORDER\s+BY|SKIP|LIMIT|UNION)\b", clause, flags=re.I)[0]
+    columns, depth, start = [], 0, 0
+    for i, ch in enumerate(clause + ","):
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            item = clause[start:i].strip()
+            alias = re.search(r"\bAS\s+`?([A-Za-z_][A-Za-z0-9_]*)`?\s*$", item, re.I)
+            columns.append(alias.group(1) if alias else item)
+            start = i + 1
+    return [c for c in columns if c]
+
+
+def cypher_dir() -> Path:
+    """The bundled queries: package data in a wheel, else the repository's `cypher/` folder."""
+    try:
+        packaged = importlib.resources.files("crawler") / "cypher"
+        if packaged.is_dir():
+            return Path(str(packaged))
+    except (ModuleNotFoundError, OSError, TypeError):
+        pass
+    return Path(__file__).resolve().parent.parent / "cypher"
+
+
+def _parse_default(raw: str) -> int | str:
+    raw = raw.strip()
+    if len(raw) >= 2 and raw[0] == raw[-1] == '"':
+        return raw[1:-1]
+    if re.fullmatch(r"-?\d+", raw):
+        return int(raw)
+    return raw
+
+
+def parse_header(text: str, source: str = "query") -> tuple[str, dict[str, int | str], str]:
+    """(name, params with defaults, description) from a file's leading `//` comments."""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped:
+            continue
+        if not stripped.startswith("//"):
+            break
+        match = _HEADER.match(stripped)
+        if match:
+            fields[match.group(1)] = match.group(2).strip()
+    name = fields.get("name", "")
+    if not IDENTIFIER.match(name):
+        raise StoreError(f"{source}: header lacks a valid `// name:` line")
+    params: dict[str, int | str] = {}
+    rest = fields.get("params", "")
+    pos = 0
+    while pos < len(rest.rstrip()):
+        match = _PARAM.match(rest, pos)
+        if not match:
+            raise StoreError(f"{source}: cannot read `// params: {rest}`")
+        params[match.group(1)] = _parse_default(match.group(2))
+        pos = match.end()
+    return name, params, fields.get("answers", "")
+
+
+@cache
+def _load(folder: str) -> dict[str, BundledQuery]:
+    found: dict[str, dict[str, Any]] = {}
+    for path in sorted(Path(folder).glob("*.cypher")):
+        parts = path.name[: -len(".cypher")].split(".")
+        kind = parts[1] if len(parts) == 2 else "portable"
+        if len(parts) > 2 or (len(parts) == 2 and parts[1] not in STORE_KINDS):
+            raise StoreError(f"{path}: expected <name>.cypher or <name>.<ladybug|neo4j>.cypher")
+        text = path.read_text(encoding="utf-8")
+        name, params, description = parse_header(text, str(path))
+        if name != parts[0]:
+            raise StoreError(f"{path}: header names {name!r}, file names {parts[0]!r}")
+        entry = found.setdefault(name, {"texts": {}, "params": params, "description": description})
+        if entry["params"] != params:
+            raise StoreError(f"{path}: parameters differ from the other variant of {name!r}")
+        entry["texts"][kind] = text
+    queries = {}
+    for name, entry in found.items():
+        texts = entry["texts"]
+        if "portable" not in texts and not all(k in texts for k in STORE_KINDS):
+            raise StoreError(f"bundled query {name!r} needs a portable file or one per store")
+        queries[name] = BundledQuery(name, entry["params"], entry["description"], texts)
+    return queries
+
+
+def list_queries() -> list[BundledQuery]:
+    """Every bundled query, by name."""
+    return sorted(_load(str(cypher_dir())).values(), key=lambda q: q.name)
+
+
+def get_query(name: str) -> BundledQuery:
+    queries = _load(str(cypher_dir()))
+    if name not in queries:
+        raise BadInput(
+            f"no bundled query {name!r}; bundled: {', '.join(sorted(queries))} "
+            "(see `entrez-graph query --list`)"
+        )
+    return queries[name]
+
+
+# -- parameters ------------------------------------------------------------------------------
+
+
+def parse_param(text: str) -> tuple[str, Any]:
+    """`k=v` (a string, typed later by a bundled query's header), or `k:int=5` (:float, :bool)."""
+    match = _TYPED_PARAM.match(text)
+    if not match:
+        raise BadInput(f"invalid --param {text!r}: expected NAME=VALUE or NAME:int=VALUE")
+    key, kind, raw = match.groups()
+    if kind in (None, "str"):
+        return key, raw
+    try:
+        if kind == "int":
+            return key, int(raw)
+        if kind == "float":
+            return key, float(raw)
+    except ValueError:
+        raise BadInput(f"invalid --param {text!r}: {raw!r} is not a {kind}") from None
+    lowered = raw.strip().lower()
+    if lowered not in ("true", "false", "1", "0", "yes", "no"):
+        raise BadInput(f"invalid --param {text!r}: {raw!r} is not a bool")
+    return key, lowered in ("true", "1", "yes")
+
+
+def parse_params(items: Iterable[str] | Mapping[str, Any] | None) -> dict[str, Any]:
+    if items is None:
+        return {}
+    if isinstance(items, Mapping):
+        return dict(items)
+    out: dict[str, Any] = {}
+    for item in items:
+        key, value = parse_param(item)
+        if key in out:
+            raise BadInput(f"--param {key} given twice")
+        out[key] = value
+    return out
+
+
+# -- running ---------------------------------------------------------------------------------
+
+
+def _is_name(text: str) -> bool:
+    return bool(IDENTIFIER.match(text.strip()))
+
+
+def run_query(
+    store: str | Path | None,
+    query_or_name: str,
+    params: Mapping[str, Any] | Iterable[str] | None = None,
+    *,
+    neo4j: Any = None,
+    write: bool = False,
+) -> QueryResult:
+    """Run a bundled query (by name) or Cypher text on the embedded store, or on Neo4j when
+    `neo4j` is a `crawler.sinks.neo4j.Neo4jConfig`. Read-only unless `write`."""
+    text = (query_or_name or "").strip()
+    if not text:
+        raise BadInput("no query: give a bundled query name or Cypher text")
+    values = parse_params(params)
+    bundled: BundledQuery | None = None
+    if _is_name(text):
+        bundled = get_query(text)
+        values = bundled.typed(values)
+        text = bundled.text_for("neo4j" if neo4j is not None else "ladybug")
+    if neo4j is not None:
+        return _run_neo4j(neo4j, text, values, write=write)
+    if store is None:
+        raise BadInput("no store: pass --store PATH or --neo4j URI")
+    return _run_ladybug(StorePaths.of(store).graph, text, values, write=write, bundled=bundled)
+
+
+def _ladybug_error(exc: BaseException, write: bool) -> BadInput | StoreError:
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if "read-only" in message.lower() and not write:
+        return BadInput("this query writes to the graph; pass --write to allow it")
+    if any(k in message for k in ("Parser exception", "Binder exception", "Catalog exception",
+                                  "Runtime exception", "Conversion exception")):
+        return BadInput(f"the embedded store refused the query: {message}")
+    return StoreError(f"embedded store query failed: {message}")
+
+
+def _run_ladybug(
+    graph: Path, text: str, params: dict[str, Any], *, write: bool,
+    bundled: BundledQuery | None = None,
+) -> QueryResult:
+    import ladybug
+
+    from .sinks.ladybug import open_database
+
+    if not graph.exists():
+        raise BadInput(
+            f"no embedded store at {graph}: crawl into --store {graph.parent} first "
+            "(or query Neo4j with --neo4j URI)"
+        )
+    used = set(_USED_PARAM.findall(text))
+    params = {k: v for k, v in params.items() if k in used}
+    database = open_database(graph, read_only=not write)
+    try:
+        conn = ladybug.Connection(database)
+        try:
+            try:
+                result = conn.execute(text, params) if params else conn.execute(text)
+            except RuntimeError as exc:
+                missing = _MISSING_TABLE.search(str(exc))
+                if bundled is not None and missing:
+                    # A crawl without these databases or links: the honest answer is no rows.
+                    return QueryResult(bundled.columns, [])
+                raise _ladybug_error(exc, write) from None
+            results = result if isinstance(result, list) else [result]
+            last = results[-1]
+            columns = list(last.get_column_names())
+            raw_rows = [list(row) for row in last.get_all()]
+            for r in results:
+                r.close()
+            rows = _LadybugNormaliser(conn).rows(raw_rows)
+            return QueryResult(columns, rows)
+        finally:
+            conn.close()  # before the database: LadybugDB 0.22 corrupts a file closed under one
+    finally:
+        database.close()
+
+
+class _LadybugNormaliser:
+    """Turns LadybugDB's dicts (`_LABEL`, `_ID`, `_SRC`, `_DST`, `_NODES`, `_RELS`) into ours."""
+
+    def __init__(self, conn: ladybug.Connection) -> None:
+        self._conn = conn
+        self._ids: dict[tuple[int, int], tuple[str, str]] = {}
+
+    @staticmethod
+    def _key(internal: Mapping[str, Any]) -> tuple[int, int]:
+        return int(internal["table"]), int(internal["offset"])
+
+    def rows(self, rows: list[list[Any]]) -> list[list[Any]]:
+        self._collect(rows)
+        return [[self._value(v) for v in row] for row in rows]
+
+    def _collect(self, value: Any) -> None:
+        """Remember every node's (db, uid) by internal id, so rel endpoints resolve cheaply."""
+        if isinstance(value, Mapping):
+            if "_LABEL" in value and "_ID" in value and "_SRC" not in value and value["_ID"]:
+                self._ids[self._key(value["_ID"])] = (value["_LABEL"], str(value.get("uid")))
+            for v in value.values():
+                self._collect(v)
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                self._collect(v)
+
+    def _endpoint(self, internal: Mapping[str, Any]) -> tuple[str, str]:
+        key = self._key(internal)
+        if key not in self._ids:
+            found = self._conn.execute(
+                "MATCH (n) WHERE id(n) = internal_id($t, $o) RETURN label(n), n.uid",
+                {"t": key[0], "o": key[1]},
+            ).get_all()
+            self._ids[key] = (found[0][0], str(found[0][1])) if found else ("", "")
+        return self._ids[key]
+
+    def _value(self, value: Any) -> Any:
+        if isinstance(value, Mapping):
+            if "_NODES" in value and "_RELS" in value:
+                return GraphPath(
+                    tuple(self._value(n) for n in value["_NODES"]),
+                    tuple(self._value(r) for r in value["_RELS"]),
+                )
+            if "_SRC" in value and "_DST" in value and "_LABEL" in value:
+                score = value.get("score")
+                return GraphRel(
+                    value["_LABEL"],
+                    self._endpoint(value["_SRC"]),
+                    self._endpoint(value["_DST"]),
+                    None if score is None else int(score),
+                )
+            if "_LABEL" in value and "_ID" in value:
+                props = {
+                    k: v for k, v in value.items()
+                    if not k.startswith("_") and k != "uid" and v is not None
+                }
+                return GraphNode(value["_LABEL"], str(value.get("uid")), props)
+            return {k: self._value(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._value(v) for v in value]
+        return value
+
+
+def _run_neo4j(config: Any, text: str, params: dict[str, Any], *, write: bool) -> QueryResult:
+    from .sinks.neo4j import run_cypher  # lazy: the driver is only needed for --neo4j
+
+    columns, rows = run_cypher(config, text, params, write=write)
+    return QueryResult(list(columns), _Neo4jNormaliser(config).rows(rows))
+
+
+class _Neo4jNormaliser:
+    """Turns `neo4j.graph` Node / Relationship / Path objects into ours."""
+
+    def __init__(self, config: Any) -> None:
+        self._config = config
+        self._ids: dict[str, tuple[str, str]] = {}
+
+    def rows(self, rows: Iterable[Any]) -> list[list[Any]]:
+        rows = [list(r.values()) if isinstance(r, Mapping) else list(r) for r in rows]
+        self._collect(rows)
+        self._resolve(rows)
+        return [[self._value(v) for v in row] for row in rows]
+
+    def _collect(self, value: Any) -> None:
+        from neo4j.graph import Node, Path, Relationship
+
+        if isinstance(value, Node):
+            if value.labels:
+                self._ids[value.element_id] = (_first_label(value), str(value.get("uid")))
+        elif isinstance(value, Path):
+            for n in value.nodes:
+                self._collect(n)
+        elif isinstance(value, Relationship):
+            for n in (value.start_node, value.end_node):
+                if n is not None:
+                    self._collect(n)
+        elif isinstance(value, Mapping):
+            for v in value.values():
+                self._collect(v)
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                self._collect(v)
+
+    def _missing(self, value: Any, out: set[str]) -> None:
+        from neo4j.graph import Path, Relationship
+
+        if isinstance(value, Relationship):
+            for n in (value.start_node, value.end_node):
+                if n is not None and n.element_id not in self._ids:
+                    out.add(n.element_id)
+        elif isinstance(value, Path):
+            for r in value.relationships:
+                self._missing(r, out)
+        elif isinstance(value, Mapping):
+            for v in value.values():
+                self._missing(v, out)
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                self._missing(v, out)
+
+    def _resolve(self, rows: list[list[Any]]) -> None:
+        """Endpoints of relationships returned without their nodes: one lookup by element id."""
+        missing: set[str] = set()
+        self._missing(rows, missing)
+        if not missing:
+            return
+        from .sinks.neo4j import run_cypher
+
+        _, found = run_cypher(
+            self._config,
+            "MATCH (n) WHERE elementId(n) IN $ids RETURN elementId(n), labels(n)[0], n.uid",
+            {"ids": sorted(missing)},
+        )
+        for element_id, label, uid in found:
+            self._ids[element_id] = (label, str(uid))
+
+    def _value(self, value: Any) -> Any:
+        from neo4j.graph import Node, Path, Relationship
+
+        if isinstance(value, Node):
+            props = {k: v for k, v in dict(value).items() if k != "uid" and v is not None}
+            return GraphNode(_first_label(value), str(value.get("uid")), props)
+        if isinstance(value, Relationship):
+            score = value.get("score")
+            return GraphRel(
+                value.type,
+                self._ids.get(value.start_node.element_id, ("", "")),
+                self._ids.get(value.end_node.element_id, ("", "")),
+                None if score is None else int(score),
+            )
+        if isinstance(value, Path):
+            return GraphPath(
+                tuple(self._value(n) for n in value.nodes),
+                tuple(self._value(r) for r in value.relationships),
+            )
+        if isinstance(value, Mapping):
+            return {k: self._value(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self._value(v) for v in value]
+        return value
+
+
+def _first_label(node: Any) -> str:
+    labels = sorted(node.labels)
+    return labels[0] if labels else ""

@@ -1,0 +1,13 @@
+// name: paths_between
+// params: from_db="gene", from_uid="672", to_db="structure", to_uid="", hops=3, limit=25
+// answers: paths between two records, up to `hops` links (at most 4), in either direction; any record of to_db when to_uid is empty
+MATCH p = (a)-[*1..4]-(b)
+WHERE $from_db IN labels(a) AND a.uid = $from_uid
+  AND $to_db IN labels(b) AND ($to_uid = '' OR b.uid = $to_uid)
+  AND length(p) <= $hops
+RETURN length(p) AS hops,
+       substring(reduce(s = '', x IN nodes(p) | s + ' ' + labels(x)[0] + ':' + x.uid), 1) AS route,
+       [x IN relationships(p) | type(x)] AS via,
+       p AS path
+ORDER BY hops, route
+LIMIT $limit

@@ -1,0 +1,7 @@
+// name: records_per_db
+// params:
+// answers: how many records the store holds per Entrez database, and how many have a name
+MATCH (n)
+WHERE n.uid IS NOT NULL
+RETURN labels(n)[0] AS db, count(*) AS records, count(n.name) AS named
+ORDER BY db

@@ -1,0 +1,9 @@
+// name: sequence_publications
+// params: db="", uid=""
+// answers: the PubMed articles linked with a nucleotide or protein sequence, either way (every sequence when uid is empty)
+MATCH (s)-[r]-(p:pubmed)
+WHERE label(s) IN ['nuccore', 'protein']
+  AND ($db = '' OR label(s) = $db)
+  AND ($uid = '' OR s.uid = $uid)
+RETURN DISTINCT label(s) AS db, s.uid AS uid, s.accession AS accession, p.uid AS pmid, p.name AS title
+ORDER BY db, uid, pmid

@@ -1,0 +1,8 @@
+// name: top_hubs
+// params: limit=10
+// answers: the most linked records (links in either direction)
+MATCH (n)-[r]-()
+WITH n, count(r) AS degree
+RETURN label(n) AS db, n.uid AS uid, n.name AS name, degree AS links
+ORDER BY links DESC, db, uid
+LIMIT $limit
