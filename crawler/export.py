@@ -39,9 +39,12 @@ if TYPE_CHECKING:
     import networkx as nx
 
 FORMATS = ("graphml", "gexf", "json", "neo4j-csv")
+# Query parameters as `querying.run_query` takes them: a mapping, or `k=v` / `k:int=v` strings.
+Params = Mapping[str, Any] | Iterable[str] | None
 SUFFIXES = {".graphml": "graphml", ".gexf": "gexf", ".json": "json"}
 CHUNK = 20_000
 BUFFER = 1 << 20
+CSV_BUFFER = 1 << 16  # one file per label and per link name may be open at once
 
 # Files of a neo4j-csv export; `import.sh` also marks a directory as one we may replace.
 IMPORT_SCRIPT = "import.sh"
@@ -160,13 +163,16 @@ class JournalSource:
         self._selected: str | None = None  # temp table of node ids joined by the chosen links
 
     def _edge_filter(self) -> tuple[str, list[Any]]:
+        # Unary `+` keeps SQLite from using the (dbfrom, uid_from, ...) index for these terms:
+        # with it, every chunk would re-sort all matches by id (quadratic); without, each chunk
+        # is a plain range scan of the rowid from the last id on.
         sql, params = "", []
         if self.links:
-            sql += f" AND e.linkname IN ({','.join('?' * len(self.links))})"
+            sql += f" AND +e.linkname IN ({','.join('?' * len(self.links))})"
             params += self.links
         if self.dbs:
             marks = ",".join("?" * len(self.dbs))
-            sql += f" AND e.dbfrom IN ({marks}) AND e.dbto IN ({marks})"
+            sql += f" AND +e.dbfrom IN ({marks}) AND +e.dbto IN ({marks})"
             params += self.dbs + self.dbs
         return sql, params
 
@@ -229,7 +235,7 @@ class JournalSource:
             sql = f"{select}nodes n{props}WHERE n.id > ? AND n.id <= ?"
             extra = [self.max_node]
             if self.dbs:
-                sql += f" AND n.db IN ({','.join('?' * len(self.dbs))})"
+                sql += f" AND +n.db IN ({','.join('?' * len(self.dbs))})"  # see _edge_filter
                 extra += self.dbs
             sql += " ORDER BY n.id LIMIT ?"
         last = 0
@@ -367,7 +373,7 @@ def _open_journal(store: str | Path) -> Journal:
 @contextmanager
 def _source(
     store: str | Path, dbs: Iterable[str] | None, links: Iterable[str] | None,
-    query: str | None, params: Mapping[str, Any] | None,
+    query: str | None, params: Params,
 ) -> Iterator[JournalSource | QuerySource]:
     dbs = list(dbs) if dbs else None
     links = list(links) if links else None
@@ -377,7 +383,8 @@ def _source(
         if query:
             from .querying import run_query  # lazy: it loads the store's database driver
 
-            rows = run_query(store, query, dict(params or {}))
+            result = run_query(store, query, params)
+            rows = getattr(result, "rows", result)  # QueryResult(columns, rows), or bare rows
             source: JournalSource | QuerySource = QuerySource(journal, rows, dbs, links)
             if source.empty:
                 raise BadInput(
@@ -397,7 +404,7 @@ def _source(
 
 def to_networkx(
     store: str | Path, *, dbs: Iterable[str] | None = None, links: Iterable[str] | None = None,
-    query: str | None = None, params: Mapping[str, Any] | None = None,
+    query: str | None = None, params: Params = None,
 ) -> nx.MultiDiGraph:
     """The crawl, or the part chosen by databases, link names or a Cypher query, in networkx.
 
@@ -595,7 +602,7 @@ def write_neo4j_csv(
     n_nodes = n_edges = 0
 
     def open_csv(path: Path, header: list[str]) -> _CsvFile:
-        handle = path.open("w", encoding="utf-8", newline="", buffering=BUFFER)
+        handle = path.open("w", encoding="utf-8", newline="", buffering=CSV_BUFFER)
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(header)
         return _CsvFile(path, handle, writer)
@@ -784,7 +791,7 @@ def _nothing(source: JournalSource | QuerySource) -> BadInput:
 def export(
     store: str | Path, out: str | Path, fmt: str | None = None, *,
     dbs: Iterable[str] | None = None, links: Iterable[str] | None = None,
-    query: str | None = None, params: Mapping[str, Any] | None = None,
+    query: str | None = None, params: Params = None,
 ) -> ExportReport:
     """Write the crawl (or the chosen part) to OUT as GraphML, GEXF, node-link JSON or neo4j-csv.
 

@@ -455,7 +455,7 @@ def test_query_exports_the_returned_records_and_links(
         "--param", "note=a=b", str(out),
     ])
     assert result.exit_code == 0, result.output
-    assert calls == [(str(store), "gene_structures", {"gene": "672", "note": "a=b"})]
+    assert calls == [(str(store), "gene_structures", ["gene=672", "note=a=b"])]
     nodes, edges = read_back("graphml", out)
     whole_nodes, _ = truth(store, xml=True)
     assert set(nodes) == {"gene:672", "protein:1", "structure:5", "pubmed:10", "pubmed:11",
@@ -502,6 +502,7 @@ def _fails(args: list[str]) -> str:
         (["--format", "neo4j-csv", "--link", "gene_snp"], "outdir", "nothing to export"),
         (["--format", "json", "--param", "a=1"], "out.json", "--param needs --query"),
         (["--format", "json", "--query", "q", "--param", "novalue"], "out.json", "NAME=VALUE"),
+        (["--format", "json", "--query", "q", "--param", "n:int=x"], "out.json", "not a int"),
     ],
 )
 def test_bad_input(
@@ -521,6 +522,45 @@ def test_missing_store_is_bad_input(tmp_path: Path) -> None:
     line = _fails(["--store", str(tmp_path / "nope"), "--format", "json", str(tmp_path / "o")])
     assert "no entrez-graph store" in line
     assert not (tmp_path / "nope").exists() and not (tmp_path / "o").exists()
+
+
+@pytest.fixture
+def synced_store(store: Path) -> Path:
+    """The journal fixture loaded into the embedded store, so real Cypher runs on it."""
+    pytest.importorskip("ladybug")
+    result = CliRunner().invoke(main, ["sync", "--store", str(store), "--embedded"])
+    assert result.exit_code == 0, result.output
+    return store
+
+
+def test_real_query_on_the_embedded_store(synced_store: Path, tmp_path: Path) -> None:
+    store = synced_store
+    out = tmp_path / "refseq.gexf"
+    cypher = "MATCH p = (:gene)-[:gene_protein_refseq]->(:protein) RETURN p"
+    result = CliRunner().invoke(
+        main, ["export", "--store", str(store), "--query", cypher, str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    nodes, edges = read_back("gexf", out)
+    whole_nodes, whole_edges = truth(store, xml=True)
+    assert edges == Counter({("gene:672", "protein:1", "gene_protein_refseq", None): 1})
+    assert nodes == {k: whole_nodes[k] for k in ("gene:672", "protein:1")}
+    # A bundled query with a typed parameter; paths come back undirected, edges keep dbfrom→dbto.
+    g = to_networkx(store, query="paths_between", params=["to_uid=5", "hops:int=2"])
+    assert {("gene:672", "protein:1", "gene_protein"), ("gene:672", "protein:1",
+            "gene_protein_refseq"), ("protein:1", "structure:5", "protein_structure")} == set(
+        g.edges(keys=True))
+    assert all(whole_edges[(u, v, d["linkname"], d.get("score"))] == 1
+               for u, v, d in g.edges(data=True))
+    scored = to_networkx(store, query="MATCH (a:pubmed)-[r:pubmed_pubmed]->(b:pubmed) RETURN r")
+    assert graph_view(scored) == truth(store, dbs=["pubmed"], links=["pubmed_pubmed"])
+
+
+def test_real_query_returning_no_graph_elements(synced_store: Path, tmp_path: Path) -> None:
+    line = _fails(["--store", str(synced_store), "--format", "json", "--query",
+                   "MATCH (g:gene) RETURN count(g) AS n", str(tmp_path / "o.json")])
+    assert "no records or links" in line
+    assert not (tmp_path / "o.json").exists() and leftovers(tmp_path) == []
 
 
 @pytest.mark.parametrize("fmt", ["graphml", "neo4j-csv"])
@@ -565,9 +605,10 @@ def test_failure_mid_export_leaves_nothing(
 
 def test_crawl_then_export_every_format(tmp_path: Path) -> None:
     """Emulated crawl via `entrez-graph crawl`; each format must equal that crawl's journal."""
-    if "crawl" not in main.commands:
-        pytest.skip("the crawl command is not in this tree yet")
-    from crawler.emulator import Emulator, World
+    emulator = pytest.importorskip("crawler.emulator")
+    if "crawl" not in main.commands or not hasattr(emulator, "Emulator"):
+        pytest.skip("the crawl command or the emulator is not in this tree yet")
+    Emulator, World = emulator.Emulator, emulator.World
 
     store = tmp_path / "crawl"
     runner = CliRunner()

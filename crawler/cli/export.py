@@ -8,21 +8,8 @@ from __future__ import annotations
 
 import click
 
-from ..errors import BadInput
 from ..export import FORMATS, export
 from .options import store_option
-
-
-def parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
-    """`k=v` pairs as a dict; values stay strings (Entrez UIDs are strings in every store)."""
-    params: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise BadInput(f"--param {pair!r}: expected NAME=VALUE")
-        params[key] = value
-    return params
 
 
 @click.command("export")
@@ -37,7 +24,8 @@ def parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
               help="Only links of this name and the records they join (repeatable).")
 @click.option("--query", default=None, metavar="NAME|CYPHER",
               help="Export what a bundled query or a Cypher query returns (nodes, rels, paths).")
-@click.option("--param", "params", multiple=True, metavar="K=V", help="Query parameter.")
+@click.option("--param", "params", multiple=True, metavar="K=V",
+              help="Query parameter, typed as in `query` (k=v, k:int=5).")
 @click.argument("out", type=click.Path(dir_okay=True, file_okay=True))
 def command(
     store: str, fmt: str | None, dbs: tuple[str, ...], links: tuple[str, ...],
@@ -48,7 +36,7 @@ def command(
     Streams from the journal, so any crawl size fits in memory; OUT appears only when complete.
     """
     report = export(store, out, fmt, dbs=dbs or None, links=links or None, query=query,
-                    params=parse_params(params))
+                    params=list(params))
     click.echo(f"Wrote {report.nodes} records and {report.edges} links to {report.out} "
                f"({report.format}).")
     if report.format == "neo4j-csv":
