@@ -53,9 +53,10 @@ def _ids(params: Any) -> list[str]:
 def pick_seeds(world: World, count: int) -> list[str]:
     """gene:672 plus the first few other genes of the world (deterministic for a world)."""
     seeds = ["gene:672"]
-    for rec in world.records("gene"):
-        uid = str(getattr(rec, "uid", None) or rec["uid"])  # record objects or dicts
-        if uid != "672" and len(seeds) < count:
+    for uid in world.uids("gene"):
+        if len(seeds) >= count:
+            break
+        if str(uid) != "672":
             seeds.append(f"gene:{uid}")
     return seeds
 
@@ -100,7 +101,8 @@ def main() -> int:
     records = con.execute("SELECT count(*) FROM nodes").fetchone()[0]
     edges = con.execute("SELECT count(*) FROM edges").fetchone()[0]
     expanded = con.execute(
-        "SELECT depth, db, uid FROM nodes WHERE state IN ('done', 'failed') AND depth < ?",
+        "SELECT depth, db, uid FROM nodes "
+        "WHERE state IN ('done', 'failed', 'no_answer') AND depth < ?",
         (args.depth,),
     ).fetchall()
     by_db = dict(con.execute("SELECT db, count(*) FROM nodes GROUP BY db").fetchall())

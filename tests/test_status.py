@@ -67,7 +67,7 @@ def test_status_table(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["status", "--store", str(tmp_path)])
     assert result.exit_code == 0, result.output
     out = result.output
-    assert "Records:   5  (pending 1, failed 1, named 1)" in out
+    assert "Records:   5  (pending 1, failed 1, no answer 0, named 1)" in out
     assert "Edges:     4" in out
     assert "unfinished (1 records to expand)" in out
     lines = [line.split() for line in out.splitlines()]

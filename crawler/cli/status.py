@@ -89,6 +89,7 @@ def status(store: str | Path) -> dict[str, Any]:
         "by_link": stats["by_link"],
         "pending": stats["pending"],
         "failed": stats["failed"],
+        "no_answer": stats.get("no_answer", 0),
         "named": named,
         "requests": requests,
         "requests_sent": sum(requests.values()),
@@ -117,7 +118,7 @@ def format_table(report: dict[str, Any]) -> str:
         f"Store:     {report['store']}",
         f"Crawl:     {state}",
         f"Records:   {report['nodes']}  (pending {report['pending']}, failed {report['failed']}, "
-        f"named {report['named']})",
+        f"no answer {report['no_answer']}, named {report['named']})",
         f"Edges:     {report['edges']}",
         f"Requests:  {report['requests_sent']} ({requests})",
         "",

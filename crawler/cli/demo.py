@@ -1,0 +1,27 @@
+"""`entrez-graph demo`: a thin command over `crawler.demo.demo` (offline, in-process emulator)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..progress import Progress
+
+
+@click.command("demo")
+@click.option(
+    "--store",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Keep the demo graph in this store directory (default: a temporary one, removed).",
+)
+def command(store: str | None) -> None:
+    """Crawl BRCA1 (gene:672) from a local emulator and print three bundled queries: no network."""
+    from ..demo import demo
+
+    progress = Progress(sys.stderr)
+    try:
+        demo(store, echo=click.echo, progress=progress)
+    finally:
+        progress.close()
