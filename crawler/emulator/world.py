@@ -1,0 +1,852 @@
+"""The emulator's world: Entrez records and the ELink links between them.
+
+A generated world is never materialised: the links of a record are computed on demand from
+(seed, db, uid, link name) with a seeded RNG, so a world of 500k records and millions of links
+costs almost no memory, and `links_from` gives the same answer in every call, every process and
+`dump`. Record UIDs sit in known ranges per database (a few well-known UIDs first: gene 672,
+taxonomy 9606, ...), so enumerating a database is a loop over indices.
+
+A loaded world (`World.load`, the `--graph` file) holds its links explicitly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from ..errors import BadInput
+from ..names import DB_ALIASES
+
+
+class WorldLink(NamedTuple):
+    """One ELink link: `uid` in `dbfrom` links to `target` in `dbto` under `linkname`."""
+
+    dbfrom: str
+    uid: str
+    linkname: str
+    dbto: str
+    target: str
+    score: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LinkOut:
+    """A LinkOut (ExternalLink) entry of a record: what llinks/prlinks/acheck report."""
+
+    url: str
+    provider: str
+    abbr: str
+    provider_id: str
+    category: str
+    attribute: str
+    library: bool = False
+    linkname: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "url": self.url, "provider": self.provider, "abbr": self.abbr,
+            "provider_id": self.provider_id, "category": self.category,
+            "attribute": self.attribute, "library": self.library, "linkname": self.linkname,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> LinkOut:
+        return cls(
+            url=str(d["url"]), provider=str(d.get("provider", "")), abbr=str(d.get("abbr", "")),
+            provider_id=str(d.get("provider_id", "0")), category=str(d.get("category", "")),
+            attribute=str(d.get("attribute", "")), library=bool(d.get("library", False)),
+            linkname=d.get("linkname"),
+        )
+
+
+# --- link-name knowledge (menu texts as NCBI's acheck/einfo give them) -------------------------
+
+DB_TITLES: dict[str, tuple[str, str]] = {
+    # db: (MenuName / HtmlTag word, einfo Description)
+    "gene": ("Gene", "Gene database"),
+    "protein": ("Protein", "Protein sequence record"),
+    "nuccore": ("Nucleotide", "Core Nucleotide db"),
+    "pubmed": ("PubMed", "PubMed bibliographic record"),
+    "structure": ("Structure", "Three-dimensional molecular model"),
+    "taxonomy": ("Taxonomy", "Taxonomy db"),
+    "snp": ("SNP", "Single Nucleotide Polymorphisms"),
+    "clinvar": ("ClinVar", "ClinVar Database"),
+    "homologene": ("HomoloGene", "HomoloGene Database"),
+    "cdd": ("Conserved Domains", "Conserved Domain Database"),
+    "biosample": ("BioSample", "BioSample Database"),
+    "sra": ("SRA", "SRA Database"),
+    "pmc": ("PMC", "PubMed Central"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class LinkSpec:
+    """How a generated world draws one link name: presence probability and heavy-tailed size."""
+
+    linkname: str
+    dbto: str
+    presence: float
+    mean: float
+    cap: int = 1000
+    scored: bool = False
+    subset_of: str | None = None
+    menu: str | None = None
+    priority: int = 128
+
+
+def _spec(name: str, dbto: str, presence: float, mean: float, **kw: Any) -> LinkSpec:
+    return LinkSpec(name, dbto, presence, mean, **kw)
+
+
+# Every link name of design.md's tables, their reverse links, and taxonomy/hub links.
+CATALOG: dict[str, tuple[LinkSpec, ...]] = {
+    "gene": (
+        _spec("gene_protein", "protein", 0.9, 6, cap=1200),
+        _spec("gene_protein_refseq", "protein", 0.8, 3, menu="Protein (RefSeq) Links"),
+        _spec("gene_nuccore", "nuccore", 0.9, 5),
+        _spec("gene_nuccore_refseqrna", "nuccore", 0.7, 2, menu="RefSeq RNAs"),
+        _spec("gene_pubmed", "pubmed", 0.8, 8, cap=2000),
+        _spec("gene_homologene", "homologene", 0.5, 1, cap=1),
+        _spec("gene_snp", "snp", 0.6, 10),
+        _spec("gene_clinvar", "clinvar", 0.3, 4),
+        _spec("gene_taxonomy", "taxonomy", 1.0, 1, cap=1),
+    ),
+    "nuccore": (
+        _spec("nuccore_protein", "protein", 0.8, 2),
+        _spec("nuccore_gene", "gene", 0.6, 1, cap=3),
+        _spec("nuccore_pubmed", "pubmed", 0.5, 2),
+        _spec("nuccore_taxonomy", "taxonomy", 1.0, 1, cap=1),
+        _spec("nuccore_biosample", "biosample", 0.3, 1, cap=2),
+        _spec("nuccore_sra", "sra", 0.2, 2),
+    ),
+    "protein": (
+        _spec("protein_nuccore", "nuccore", 0.9, 1, cap=3),
+        _spec("protein_gene", "gene", 0.6, 1, cap=2),
+        _spec("protein_pubmed", "pubmed", 0.4, 2),
+        _spec("protein_structure", "structure", 0.15, 2),
+        _spec("protein_cdd", "cdd", 0.6, 2),
+        _spec("protein_protein", "protein", 0.7, 20, cap=500, scored=True,
+              menu="Identical Proteins", priority=1),
+        _spec("protein_taxonomy", "taxonomy", 1.0, 1, cap=1),
+    ),
+    "pubmed": (
+        _spec("pubmed_pubmed", "pubmed", 0.95, 40, cap=500, scored=True,
+              menu="Similar articles", priority=1),
+        _spec("pubmed_pubmed_five", "pubmed", 0.95, 5, scored=True, subset_of="pubmed_pubmed",
+              menu="Five most related Articles", priority=1),
+        _spec("pubmed_pubmed_reviews", "pubmed", 0.95, 5, scored=True,
+              subset_of="pubmed_pubmed", menu="Related reviews", priority=1),
+        _spec("pubmed_gene", "gene", 0.2, 2),
+        _spec("pubmed_protein", "protein", 0.1, 3, priority=140),
+        _spec("pubmed_nuccore", "nuccore", 0.1, 3),
+        _spec("pubmed_pmc", "pmc", 0.3, 1, cap=1, menu="PMC Links"),
+    ),
+    "structure": (
+        _spec("structure_protein", "protein", 1.0, 2, cap=20),
+        _spec("structure_pubmed", "pubmed", 0.7, 1, cap=2),
+        _spec("structure_taxonomy", "taxonomy", 1.0, 1, cap=1),
+    ),
+    "taxonomy": (
+        _spec("taxonomy_gene", "gene", 1.0, 30, cap=3000),
+        _spec("taxonomy_nuccore", "nuccore", 1.0, 30, cap=3000),
+        _spec("taxonomy_protein", "protein", 1.0, 30, cap=3000),
+        _spec("taxonomy_structure", "structure", 0.8, 3, cap=3000),
+    ),
+    "snp": (
+        _spec("snp_gene", "gene", 0.9, 1, cap=2),
+        _spec("snp_clinvar", "clinvar", 0.2, 1, cap=3),
+        _spec("snp_pubmed", "pubmed", 0.2, 2),
+    ),
+    "clinvar": (
+        _spec("clinvar_gene", "gene", 1.0, 1, cap=2),
+        _spec("clinvar_snp", "snp", 0.6, 1, cap=2),
+        _spec("clinvar_pubmed", "pubmed", 0.5, 3),
+    ),
+    "homologene": (
+        _spec("homologene_gene", "gene", 1.0, 6, cap=40),
+        _spec("homologene_protein", "protein", 1.0, 6, cap=40),
+    ),
+    "cdd": (
+        _spec("cdd_protein", "protein", 1.0, 40, cap=1500),
+        _spec("cdd_pubmed", "pubmed", 0.5, 2),
+    ),
+    "biosample": (
+        _spec("biosample_nuccore", "nuccore", 0.8, 2),
+        _spec("biosample_sra", "sra", 0.6, 1, cap=3),
+    ),
+    "sra": (
+        _spec("sra_nuccore", "nuccore", 0.5, 1, cap=3),
+        _spec("sra_biosample", "biosample", 0.9, 1, cap=1),
+    ),
+    "pmc": (
+        _spec("pmc_pubmed", "pubmed", 1.0, 1, cap=1),
+        _spec("pmc_pmc_citedby", "pmc", 0.5, 3, menu="Cited by other articles in PMC"),
+    ),
+}
+
+# Share of a world's records per database, and where each database's generated UIDs start.
+_SHARE = {
+    "pubmed": 0.28, "protein": 0.24, "nuccore": 0.19, "gene": 0.08, "snp": 0.05,
+    "structure": 0.03, "clinvar": 0.025, "pmc": 0.025, "taxonomy": 0.02, "biosample": 0.02,
+    "sra": 0.015, "homologene": 0.01, "cdd": 0.01,
+}
+_MIN_COUNT = 12
+
+# Well-known records first (index 0, 1, ...), then a contiguous generated range.
+_SPECIALS: dict[str, tuple[int, ...]] = {
+    "gene": (672, 7157, 675, 1956, 7124),       # BRCA1, TP53, BRCA2, EGFR, TNF
+    "protein": (6552302,),                      # NP_009225 (BRCA1)
+    "nuccore": (237757283,),                    # NM_007294 (BRCA1 mRNA)
+    "structure": (17850,),                      # 1JM7 (BRCA1/BARD1 RING)
+    "taxonomy": (9606, 10090, 10116, 7955, 7227, 6239, 559292, 562, 9913, 9031, 3702, 9598,
+                 9544, 9615, 8364),
+    "snp": (80357906,),
+    "pmc": (1234567,),
+    "pubmed": (9298984,),
+    "homologene": (5276,),
+    "clinvar": (17661,),
+    "cdd": (238093,),
+}
+_BASE = {
+    "gene": 100001, "protein": 1000000001, "nuccore": 2000000001, "pubmed": 30000001,
+    "structure": 200001, "taxonomy": 1000001, "snp": 1000000001, "clinvar": 500001,
+    "homologene": 100001, "cdd": 400001, "biosample": 30000001, "sra": 20000001,
+    "pmc": 8000001,
+}
+
+_ORGANISMS = (
+    "Homo sapiens", "Mus musculus", "Rattus norvegicus", "Danio rerio",
+    "Drosophila melanogaster", "Caenorhabditis elegans", "Saccharomyces cerevisiae S288C",
+    "Escherichia coli", "Bos taurus", "Gallus gallus", "Arabidopsis thaliana",
+    "Pan troglodytes", "Macaca mulatta", "Canis lupus familiaris", "Xenopus tropicalis",
+)
+_COMMON_NAMES = ("human", "house mouse", "Norway rat", "zebrafish", "fruit fly", "",
+                 "baker's yeast", "", "cattle", "chicken", "thale cress", "chimpanzee",
+                 "Rhesus monkey", "dog", "tropical clawed frog")
+_ORG_ALIASES = {
+    "human": 9606, "mouse": 10090, "rat": 10116, "zebrafish": 7955, "fruit fly": 7227,
+    "yeast": 559292, "e. coli": 562, "cattle": 9913, "chicken": 9031, "dog": 9615,
+}
+_GENERA = ("Streptomyces", "Bacillus", "Pseudomonas", "Lactobacillus", "Mycobacterium",
+           "Clostridium", "Aspergillus", "Candida", "Vibrio", "Bacteroides", "Salmonella",
+           "Arabidopsis", "Oryza", "Plasmodium", "Trypanosoma", "Leishmania")
+_GENE_FAMILIES = ("ZNF", "SLC", "KRT", "OR", "TMEM", "CCDC", "FAM", "ANKRD", "RPL", "KLHL",
+                  "ABCA", "CDH", "COL", "DNAJ", "HOX", "IL", "KIF", "MYO", "NDUF", "PCDH")
+_GENE_WORDS = ("zinc finger protein", "solute carrier family", "keratin", "olfactory receptor",
+               "transmembrane protein", "coiled-coil domain containing",
+               "family with sequence similarity", "ankyrin repeat domain",
+               "ribosomal protein L", "kelch like family member",
+               "ATP binding cassette subfamily A member", "cadherin", "collagen type",
+               "DnaJ heat shock protein family member", "homeobox", "interleukin",
+               "kinesin family member", "myosin", "NADH:ubiquinone oxidoreductase subunit",
+               "protocadherin")
+_SPECIAL_GENES = {
+    672: ("BRCA1", "BRCA1 DNA repair associated", "17q21.31"),
+    7157: ("TP53", "tumor protein p53", "17p13.1"),
+    675: ("BRCA2", "BRCA2 DNA repair associated", "13q13.1"),
+    1956: ("EGFR", "epidermal growth factor receptor", "7p11.2"),
+    7124: ("TNF", "tumor necrosis factor", "6p21.33"),
+}
+_JOURNALS = ("Nature", "Science", "Cell", "Nucleic acids research", "PloS one",
+             "Proceedings of the National Academy of Sciences of the United States of America",
+             "The Journal of biological chemistry", "Bioinformatics (Oxford, England)",
+             "Cancer research", "Human molecular genetics", "Genome research",
+             "The New England journal of medicine")
+_TITLE_WORDS = ("regulation", "of", "BRCA1", "expression", "in", "breast", "cancer", "cells",
+                "structural", "basis", "for", "DNA", "repair", "genome-wide", "analysis",
+                "mutations", "protein", "interactions", "mouse", "models", "transcriptional",
+                "control", "variants", "associated", "with", "risk", "ubiquitin", "ligase")
+_PROVIDERS = (
+    ("Silverchair Information Systems", "silverchair", "7898", "Full Text Sources",
+     "subscription/membership/fee required", "https://academic.oup.com/article-lookup/doi/"),
+    ("Europe PubMed Central", "EuropePMC", "5290", "Full Text Sources", "free resource",
+     "https://europepmc.org/abstract/MED/"),
+    ("MedlinePlus Health Information", "MEDPLUS", "3162", "Medical", "free resource",
+     "https://medlineplus.gov/"),
+    ("Online Mendelian Inheritance in Man", "OMIM", "3628", "Medical", "free resource",
+     "https://omim.org/entry/"),
+    ("UniProt", "UniProt", "4957", "Molecular Biology Databases", "free resource",
+     "https://www.uniprot.org/uniprot/"),
+    ("Protein Data Bank in Europe", "PDBe", "6060", "Molecular Biology Databases",
+     "free resource", "https://www.ebi.ac.uk/pdbe/entry/pdb/"),
+)
+_LIBRARY = ("Library of the National Institutes of Health", "nihlib", "4461",
+            "Library Holdings", "full-text online", "https://nih.primo.exlibrisgroup.com/")
+
+
+def _h(*parts: object) -> int:
+    """A stable 64-bit hash (never Python's `hash`, which changes between processes)."""
+    text = "|".join(str(p) for p in parts).encode()
+    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big")
+
+
+def _b36(n: int, width: int) -> str:
+    digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    out = []
+    for _ in range(width):
+        n, r = divmod(n, 36)
+        out.append(digits[r])
+    return "".join(reversed(out))
+
+
+def _norm_db(db: str) -> str:
+    db = (db or "").strip().lower()
+    return DB_ALIASES.get(db, db)
+
+
+class World:
+    """Records and links; generated (lazy, deterministic) or loaded from JSON lines."""
+
+    def __init__(self) -> None:
+        self.seed: int | None = None
+        self.size: int = 0
+        self._counts: dict[str, int] = {}
+        # loaded worlds only
+        self._links: dict[tuple[str, str], list[WorldLink]] = {}
+        self._records: dict[str, dict[str, dict[str, Any]]] = {}
+        self._linkouts: dict[tuple[str, str], list[LinkOut]] = {}
+        self._linknames: dict[str, dict[str, str]] = {}
+        # caches
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[tuple[str, str], list[WorldLink]] = OrderedDict()
+        self._cache_max = 20000
+        self._index: dict[tuple[str, str], dict[str, list[str]]] = {}
+        self._forced: dict[tuple[str, int, str], list[int]] = {}
+
+    # --- construction -------------------------------------------------------------------------
+
+    @classmethod
+    def generate(cls, seed: int = 1, size: int = 2000) -> World:
+        """A deterministic world of about `size` records (every database at least a dozen)."""
+        if size < 1:
+            raise BadInput(f"world size must be positive, got {size}")
+        w = cls()
+        w.seed = int(seed)
+        w.size = int(size)
+        for db, share in _SHARE.items():
+            w._counts[db] = max(_MIN_COUNT, len(_SPECIALS.get(db, ())), int(size * share))
+        # The BRCA1 chain every test and demo relies on (index 0 of each database).
+        w._forced = {
+            ("gene", 0, "gene_protein"): [0],
+            ("gene", 0, "gene_protein_refseq"): [0],
+            ("gene", 0, "gene_nuccore"): [0],
+            ("gene", 0, "gene_nuccore_refseqrna"): [0],
+            ("gene", 0, "gene_pubmed"): [0],
+            ("gene", 0, "gene_snp"): [0],
+            ("gene", 0, "gene_homologene"): [0],
+            ("gene", 0, "gene_clinvar"): [0],
+            ("protein", 0, "protein_gene"): [0],
+            ("protein", 0, "protein_nuccore"): [0],
+            ("protein", 0, "protein_structure"): [0],
+            ("nuccore", 0, "nuccore_gene"): [0],
+            ("nuccore", 0, "nuccore_protein"): [0],
+            ("structure", 0, "structure_protein"): [0],
+            ("snp", 0, "snp_gene"): [0],
+            ("pmc", 0, "pmc_pubmed"): [0],
+            ("pubmed", 0, "pubmed_pmc"): [0],
+            ("pubmed", 0, "pubmed_gene"): [0],
+            ("homologene", 0, "homologene_gene"): [0],
+            ("clinvar", 0, "clinvar_gene"): [0],
+        }
+        return w
+
+    @property
+    def generated(self) -> bool:
+        return self.seed is not None
+
+    @classmethod
+    def load(cls, path: str | Path) -> World:
+        """A world from JSON lines: link lines and record lines (the `dump` format)."""
+        w = cls()
+        p = Path(path)
+        try:
+            fh = p.open(encoding="utf-8")
+        except OSError as exc:
+            raise BadInput(f"cannot read graph file {str(p)!r}: {exc.strerror}") from None
+        with fh:
+            for lineno, line in enumerate(fh, 1):
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    obj = json.loads(line)
+                    w._load_line(obj)
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise BadInput(f"{p}:{lineno}: not a link or record line ({exc})") from None
+        for links in w._links.values():
+            links.sort(key=_link_order)
+        return w
+
+    def _load_line(self, obj: dict[str, Any]) -> None:
+        if "linkname" in obj:
+            dbfrom, dbto = _norm_db(obj["dbfrom"]), _norm_db(obj["dbto"])
+            score = obj.get("score")
+            link = WorldLink(dbfrom, str(obj["uid"]), str(obj["linkname"]), dbto,
+                             str(obj["target"]), None if score is None else int(score))
+            if not link.uid.isdigit() or not link.target.isdigit():
+                raise ValueError("uid and target must be numeric UIDs")
+            self._links.setdefault((dbfrom, link.uid), []).append(link)
+            self._linknames.setdefault(dbfrom, {})[link.linkname] = dbto
+            for db, uid in ((dbfrom, link.uid), (dbto, link.target)):
+                self._records.setdefault(db, {}).setdefault(uid, {"db": db, "uid": uid})
+        elif "db" in obj and "uid" in obj:
+            db, uid = _norm_db(obj["db"]), str(obj["uid"])
+            if not uid.isdigit():
+                raise ValueError("uid must be a numeric UID")
+            rec = {k: v for k, v in obj.items() if k != "linkouts"}
+            rec["db"], rec["uid"] = db, uid
+            self._records.setdefault(db, {})[uid] = rec
+            if obj.get("linkouts"):
+                self._linkouts[(db, uid)] = [LinkOut.from_json(d) for d in obj["linkouts"]]
+        else:
+            raise ValueError("expected keys dbfrom/uid/linkname/dbto/target or db/uid")
+
+    # --- databases and records ----------------------------------------------------------------
+
+    def databases(self) -> list[str]:
+        """Every database that has records in this world."""
+        if self.generated:
+            return sorted(self._counts)
+        return sorted(self._records)
+
+    def has_db(self, db: str) -> bool:
+        return _norm_db(db) in self.databases()
+
+    def count(self, db: str) -> int:
+        db = _norm_db(db)
+        if self.generated:
+            return self._counts.get(db, 0)
+        return len(self._records.get(db, {}))
+
+    def linknames(self, db: str) -> list[tuple[str, str]]:
+        """(link name, target db) pairs a record of `db` can have, as einfo's LinkList."""
+        db = _norm_db(db)
+        if self.generated:
+            return [(s.linkname, s.dbto) for s in CATALOG.get(db, ())]
+        return sorted(self._linknames.get(db, {}).items())
+
+    def _uid(self, db: str, i: int) -> int:
+        specials = _SPECIALS.get(db, ())
+        if i < len(specials):
+            return specials[i]
+        return _BASE[db] + (i - len(specials))
+
+    def _index_of(self, db: str, uid: int) -> int | None:
+        specials = _SPECIALS.get(db, ())
+        if uid in specials:
+            return specials.index(uid)
+        i = uid - _BASE[db] + len(specials)
+        if len(specials) <= i < self._counts.get(db, 0):
+            return i
+        return None
+
+    def uids(self, db: str) -> Iterator[str]:
+        """Every UID of `db`, in a stable order."""
+        db = _norm_db(db)
+        if self.generated:
+            for i in range(self._counts.get(db, 0)):
+                yield str(self._uid(db, i))
+        else:
+            yield from self._records.get(db, {})
+
+    def records(self, db: str) -> Iterator[dict[str, Any]]:
+        """Every record of `db` with its accession/name fields."""
+        db = _norm_db(db)
+        for uid in self.uids(db):
+            rec = self.record(db, uid)
+            if rec is not None:
+                yield rec
+
+    def record(self, db: str, uid: str | int) -> dict[str, Any] | None:
+        """The record's fields (accession, name, title, organism, ...) or None if unknown."""
+        db, uid = _norm_db(db), str(uid)
+        if not self.generated:
+            return self._records.get(db, {}).get(uid)
+        if not uid.isdigit() or db not in self._counts:
+            return None
+        i = self._index_of(db, int(uid))
+        if i is None:
+            return None
+        return self._make_record(db, i, uid)
+
+    def _taxon_index(self, db: str, i: int) -> int:
+        """Which taxon a record belongs to: a fixed heavy-tailed table over residues mod 1000."""
+        if i == 0:  # the BRCA1 chain is human
+            return 0
+        return _TAXON_SLOTS[(i + _h(self.seed, "tax", db) % 997) % 1000] % self._counts[
+            "taxonomy"
+        ]
+
+    def organism(self, db: str, i: int) -> tuple[int, str]:
+        t = self._taxon_index(db, i)
+        return self._uid("taxonomy", t), self._taxon_name(t)
+
+    def _taxon_name(self, t: int) -> str:
+        if t < len(_ORGANISMS):
+            return _ORGANISMS[t]
+        r = _h(self.seed, "taxname", t)
+        return f"{_GENERA[r % len(_GENERA)]} sp. {_b36(r >> 8, 5)}"
+
+    def _gene_symbol(self, i: int) -> tuple[str, str, str]:
+        uid = self._uid("gene", i)
+        if uid in _SPECIAL_GENES:
+            return _SPECIAL_GENES[uid]
+        f = i % len(_GENE_FAMILIES)
+        n = i // len(_GENE_FAMILIES) + 1
+        r = _h(self.seed, "chr", i)
+        chrom = f"{r % 22 + 1}{'pq'[r >> 5 & 1]}{r >> 6 & 31}.{r >> 11 & 3}"
+        return f"{_GENE_FAMILIES[f]}{n}", f"{_GENE_WORDS[f]} {n}", chrom
+
+    def _make_record(self, db: str, i: int, uid: str) -> dict[str, Any]:
+        rec: dict[str, Any] = {"db": db, "uid": uid}
+        if db == "gene":
+            sym, desc, chrom = self._gene_symbol(i)
+            taxid, org = self.organism(db, i)
+            rec.update(name=sym, description=desc, organism=org, taxid=taxid,
+                       chromosome=chrom.split("p")[0].split("q")[0], maplocation=chrom)
+        elif db in ("nuccore", "protein"):
+            acc = _seq_accession(db, i)
+            version = 1 + _h(self.seed, "ver", db, i) % 3 if i else 4 if db == "nuccore" else 1
+            taxid, org = self.organism(db, i)
+            gene = self._gene_symbol(i % self._counts["gene"])[0]
+            if db == "nuccore":
+                title = f"{org} {gene} mRNA, transcript variant {1 + i % 4}"
+                if i == 0:
+                    title = ("Homo sapiens BRCA1 DNA repair associated (BRCA1), transcript "
+                             "variant 1, mRNA")
+            else:
+                title = f"{_GENE_WORDS[i % len(_GENE_WORDS)]} {gene} isoform {1 + i % 3} [{org}]"
+                if i == 0:
+                    title = "breast cancer type 1 susceptibility protein isoform 1 [Homo sapiens]"
+            rec.update(accession=acc, accessionversion=f"{acc}.{version}", title=title,
+                       organism=org, taxid=taxid, name=title)
+        elif db == "pubmed":
+            r = _h(self.seed, "pub", i)
+            words = [_TITLE_WORDS[(r >> (3 * k)) % len(_TITLE_WORDS)] for k in range(7)]
+            rec.update(title=" ".join(words).capitalize() + ".",
+                       journal=_JOURNALS[r % len(_JOURNALS)],
+                       pubdate=f"{1990 + (r >> 40) % 35} {_MONTHS[(r >> 50) % 12]}")
+            rec["name"] = rec["title"]
+        elif db == "structure":
+            acc = _pdb_id(i)
+            what = self._gene_symbol(i % self._counts["gene"])[1]
+            title = ("Structure of the BRCA1-BARD1 RING-domain heterodimer" if i == 0
+                     else f"Crystal structure of {what}")
+            taxid, org = self.organism(db, i)
+            rec.update(accession=acc, name=acc, title=title, organism=org, taxid=taxid)
+        elif db == "taxonomy":
+            rec.update(name=self._taxon_name(i))
+            if i < len(_COMMON_NAMES):
+                rec["commonname"] = _COMMON_NAMES[i]
+        elif db == "snp":
+            sym, _, chrom = self._gene_symbol(i % self._counts["gene"])
+            rec.update(accession=f"rs{uid}", name=f"rs{uid}", gene=sym,
+                       gene_id=self._uid("gene", i % self._counts["gene"]),
+                       chromosome=chrom.split("p")[0].split("q")[0],
+                       significance="pathogenic" if i == 0 else "")
+        elif db == "pmc":
+            r = _h(self.seed, "pmc", i)
+            rec.update(accession=f"PMC{uid}", name=f"PMC{uid}",
+                       title=f"Open-access study {_b36(r, 6)} of "
+                       f"{self._gene_symbol(i % self._counts['gene'])[0]} function",
+                       journal=_JOURNALS[r % len(_JOURNALS)])
+        elif db == "homologene":
+            sym = self._gene_symbol(i % self._counts["gene"])[0]
+            rec.update(name=sym, title=sym, description=f"Gene conserved in {sym} group")
+        elif db == "clinvar":
+            sym = self._gene_symbol(i % self._counts["gene"])[0]
+            rec.update(accession=f"VCV{int(uid):09d}",
+                       name=f"NM_{100000 + i:06d}.1({sym}):c.{68 + i}del")
+        elif db == "cdd":
+            rec.update(accession=f"cd{i + 10000:05d}", name=f"cd{i + 10000:05d}",
+                       title=f"RING_{_GENE_FAMILIES[i % len(_GENE_FAMILIES)]}",
+                       description=f"{_GENE_WORDS[i % len(_GENE_WORDS)]} domain")
+        elif db == "biosample":
+            taxid, org = self.organism(db, i)
+            rec.update(accession=f"SAMN{uid}", name=f"SAMN{uid}", organism=org, taxid=taxid,
+                       title=f"{org} sample {i + 1}")
+        elif db == "sra":
+            taxid, org = self.organism(db, i)
+            rec.update(accession=f"SRX{uid}", name=f"SRX{uid}", organism=org, taxid=taxid,
+                       title=f"RNA-Seq of {org} tissue {i % 17 + 1}")
+        return rec
+
+    # --- links --------------------------------------------------------------------------------
+
+    def links_from(self, db: str, uid: str | int) -> list[WorldLink]:
+        """Every link of one record, grouped by link name, scored ones by descending score."""
+        db, uid = _norm_db(db), str(uid)
+        if not self.generated:
+            return list(self._links.get((db, uid), ()))
+        key = (db, uid)
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                return list(hit)
+        links = self._generate_links(db, uid)
+        with self._lock:
+            self._cache[key] = links
+            if len(self._cache) > self._cache_max:
+                self._cache.popitem(last=False)
+        return list(links)
+
+    def _generate_links(self, db: str, uid: str) -> list[WorldLink]:
+        if db not in self._counts or not uid.isdigit():
+            return []
+        i = self._index_of(db, int(uid))
+        if i is None:
+            return []
+        out: list[WorldLink] = []
+        parents: dict[str, list[tuple[int, int]]] = {}
+        for spec in CATALOG.get(db, ()):
+            if spec.subset_of:
+                pairs = _subset(spec.linkname, parents.get(spec.subset_of, []), i,
+                                self.seed or 0)
+            else:
+                pairs = self._draw(db, i, spec)
+                parents[spec.linkname] = pairs
+            out.extend(WorldLink(db, uid, spec.linkname, spec.dbto,
+                                 str(self._uid(spec.dbto, t)), score if spec.scored else None)
+                       for t, score in pairs)
+        return out
+
+    def _draw(self, db: str, i: int, spec: LinkSpec) -> list[tuple[int, int]]:
+        """(target index, score) pairs of one link name of one record; [] when absent."""
+        n = self._counts.get(spec.dbto, 0)
+        forced = self._forced.get((db, i, spec.linkname), [])
+        if spec.dbto == "taxonomy":  # the record's own organism
+            return [(self._taxon_index(db, i), 0)]
+        if db == "taxonomy":  # a taxon lists the records whose organism it is (hubs: 9606)
+            return self._taxon_members(i, spec)
+        rng = random.Random(_h(self.seed, db, i, spec.linkname))
+        if rng.random() >= spec.presence and not forced:
+            return []
+        # Pareto(alpha=1.5) scaled to the spec's mean; the first records of a db are hubs.
+        k = int(spec.mean / 3.0 * (1.0 - rng.random()) ** (-1 / 1.5)) + 1
+        if i < 3 and spec.cap > 1:  # BRCA1 has ~1,000 gene_protein links
+            k = max(k, min(spec.cap, n // 3, int(spec.mean * (50 if i == 0 else 10))))
+        k = max(1, min(k, spec.cap, n - (1 if db == spec.dbto else 0)))
+        chosen: dict[int, None] = dict.fromkeys(t for t in forced if t < n)
+        if k >= n // 2:
+            pool = [t for t in range(n) if not (db == spec.dbto and t == i)]
+            rng.shuffle(pool)
+            for t in pool:
+                if len(chosen) >= k:
+                    break
+                chosen.setdefault(t)
+        else:
+            tries = 0
+            while len(chosen) < k and tries < 20 * k:
+                tries += 1
+                t = int(n * rng.random() ** 2.5)  # popular low-index records
+                if db == spec.dbto and t == i:
+                    continue
+                chosen.setdefault(t)
+        targets = list(chosen)
+        if not spec.scored:
+            return sorted(((t, 0) for t in targets), key=lambda p: -self._uid(spec.dbto, p[0]))
+        scores = sorted((rng.randrange(1_000_000, 60_000_000) for _ in targets), reverse=True)
+        pairs = list(zip(targets, scores, strict=True))
+        if spec.linkname == "pubmed_pubmed":  # NCBI lists the article itself first, top score
+            pairs.insert(0, (i, 2147483647 if not pairs else pairs[0][1] + 7_000_000))
+        return pairs
+
+    def _taxon_members(self, t: int, spec: LinkSpec) -> list[tuple[int, int]]:
+        n = self._counts.get(spec.dbto, 0)
+        shift = _h(self.seed, "tax", spec.dbto) % 997
+        ntax = self._counts["taxonomy"]
+        slots = [s for s in range(1000) if _TAXON_SLOTS[(s + shift) % 1000] % ntax == t]
+        members: list[int] = [0] if t == 0 and n else []
+        base = 0
+        while slots and base < n and len(members) < spec.cap:
+            for s in slots:
+                if 0 < base + s < n:
+                    members.append(base + s)
+            base += 1000
+        return sorted(((m, 0) for m in members[: spec.cap]),
+                      key=lambda p: -self._uid(spec.dbto, p[0]))
+
+    def linkouts(self, db: str, uid: str | int) -> list[LinkOut]:
+        """LinkOut entries of a record (some records have none; libraries are separate)."""
+        db, uid = _norm_db(db), str(uid)
+        if not self.generated:
+            return list(self._linkouts.get((db, uid), ()))
+        if self.record(db, uid) is None:
+            return []
+        r = _h(self.seed, "linkout", db, uid)
+        out: list[LinkOut] = []
+        if r % 10 < 6:
+            for k in range(1 + (r >> 8) % 2):
+                name, abbr, pid, cat, attr, url = _PROVIDERS[(r >> (12 + 4 * k)) % len(_PROVIDERS)]
+                out.append(LinkOut(url + uid, name, abbr, pid, cat, attr))
+        if db == "pubmed" and r % 5 == 0:
+            name, abbr, pid, cat, attr, url = _LIBRARY
+            out.append(LinkOut(url + "discovery/search?query=pmid," + uid, name, abbr, pid,
+                               cat, attr, library=True))
+        return out
+
+    # --- searching ----------------------------------------------------------------------------
+
+    def lookup(self, db: str, field: str, value: str) -> list[str] | None:
+        """UIDs whose `field` matches `value` (case-insensitive); None for an unknown field."""
+        db = _norm_db(db)
+        field = field.lower().strip()
+        value = value.strip().strip('"')
+        if field in ("uid", "uids"):
+            return [value] if value.isdigit() and self.record(db, value) else []
+        if field in ("accn", "accession", "pacc", "all fields", "all", "", "pdbacc", "rs",
+                     "pmcid", "gene", "sym", "gene name", "preferred symbol", "title"):
+            idx = self._search_index(db)
+            key = value.lower()
+            hits = list(idx.get(key, []))
+            if not hits and "." in key:  # accession with a version
+                base = key.rpartition(".")
+                hits = [u for u in idx.get(base[0], [])
+                        if str(self.record(db, u).get("accessionversion", "")).lower() == key]
+            if field in ("all fields", "all", "") and key.isdigit() and self.record(db, key):
+                hits = [key, *[h for h in hits if h != key]]
+            return hits
+        if field in ("orgn", "organism", "porgn"):
+            tax = self._resolve_organism(value)
+            return [] if tax is None else list(self._organism_members(db, tax))
+        return None
+
+    def _taxon_names(self) -> dict[str, str]:
+        """Lower-case scientific name -> taxonomy UID, built once."""
+        with self._lock:
+            names = self._index.get(("taxonomy", "names"))
+        if names is None:
+            names = {}
+            for rec in self.records("taxonomy"):
+                if rec.get("name"):
+                    names.setdefault(str(rec["name"]).lower(), [rec["uid"]])
+            with self._lock:
+                self._index[("taxonomy", "names")] = names
+        return {k: v[0] for k, v in names.items()}
+
+    def _resolve_organism(self, value: str) -> str | None:
+        """A taxonomy UID from `human`, `Homo sapiens`, `9606` or `txid9606`."""
+        v = value.lower().strip()
+        v = v.removeprefix("txid")
+        if v.isdigit():
+            return v if self.record("taxonomy", v) else None
+        if v in _ORG_ALIASES and self.record("taxonomy", _ORG_ALIASES[v]):
+            return str(_ORG_ALIASES[v])
+        return self._taxon_names().get(v)
+
+    def _organism_members(self, db: str, tax: str) -> Iterator[str]:
+        if self.generated:
+            if db == "taxonomy" or db not in self._counts:
+                return
+            for i in range(self._counts[db]):
+                if self._uid("taxonomy", self._taxon_index(db, i)) == int(tax):
+                    yield str(self._uid(db, i))
+            return
+        names = self._taxon_names()
+        for rec in self.records(db):
+            org = rec.get("organism")
+            if org is not None and names.get(str(org).lower()) == tax:
+                yield rec["uid"]
+
+    def _search_index(self, db: str) -> dict[str, list[str]]:
+        """accession / name / symbol (lower case, no version) -> UIDs, built once per db."""
+        key = (db, "search")
+        with self._lock:
+            idx = self._index.get(key)
+        if idx is not None:
+            return idx
+        idx = {}
+        for rec in self.records(db):
+            for f in ("accession", "name"):
+                v = rec.get(f)
+                if v and rec["uid"] not in idx.get(str(v).lower(), ()):
+                    idx.setdefault(str(v).lower(), []).append(rec["uid"])
+            av = rec.get("accessionversion")
+            if av:
+                idx.setdefault(str(av).lower(), []).append(rec["uid"])
+        with self._lock:
+            self._index[key] = idx
+        return idx
+
+    # --- dump ---------------------------------------------------------------------------------
+
+    def iter_links(self) -> Iterator[WorldLink]:
+        for db in self.databases():
+            for uid in self.uids(db):
+                yield from (self._generate_links(db, uid) if self.generated
+                            else self._links.get((db, uid), ()))
+
+    def dump(self, path: str | Path) -> int:
+        """Write every record line and link line (JSON lines); returns the number of links."""
+        n = 0
+        with Path(path).open("w", encoding="utf-8") as fh:
+            for db in self.databases():
+                for rec in self.records(db):
+                    line = dict(rec)
+                    los = self.linkouts(db, rec["uid"])
+                    if los:
+                        line["linkouts"] = [lo.to_json() for lo in los]
+                    fh.write(json.dumps(line, separators=(",", ":")) + "\n")
+            for link in self.iter_links():
+                fh.write(json.dumps(link._asdict(), separators=(",", ":")) + "\n")
+                n += 1
+        return n
+
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _make_taxon_slots() -> tuple[int, ...]:
+    """1000 slots, Zipf-like over taxa: half the records are human (9606), then mouse, ..."""
+    slots: list[int] = [0] * 500 + [1] * 120 + [2] * 60 + [3] * 40 + [4] * 30 + [5] * 20
+    t = 6
+    while len(slots) < 1000:
+        slots.extend([t] * max(1, 40 // (t - 4)))
+        t += 1
+    return tuple(slots[:1000])
+
+
+_TAXON_SLOTS = _make_taxon_slots()
+
+
+def _subset(linkname: str, parent: list[tuple[int, int]], i: int, seed: int
+            ) -> list[tuple[int, int]]:
+    """pubmed_pubmed_five: the top five; pubmed_pubmed_reviews: the parent's review articles."""
+    if linkname.endswith("_five"):
+        return parent[:5]
+    return [(t, s) for t, s in parent if t != i and _h(seed, "review", t) % 6 == 0]
+
+
+def _link_order(link: WorldLink) -> tuple[str, int, int]:
+    score = link.score if link.score is not None else -1
+    return (link.linkname, -score, -int(link.target) if link.target.isdigit() else 0)
+
+
+_NUC_PREFIX = ("NM_", "XM_", "NR_", "NC_", "NG_", "XR_")
+_PROT_PREFIX = ("NP_", "XP_", "WP_", "YP_")
+
+
+def _seq_accession(db: str, i: int) -> str:
+    if i == 0:
+        return "NM_007294" if db == "nuccore" else "NP_009225"
+    prefixes = _NUC_PREFIX if db == "nuccore" else _PROT_PREFIX
+    return f"{prefixes[i % len(prefixes)]}{100000 + i:06d}" if i < 900000 else \
+        f"{prefixes[i % len(prefixes)]}{i:09d}"
+
+
+def _pdb_id(i: int) -> str:
+    """A unique 4-character PDB ID per index; index 0 is 1JM7 (and 1JM7's own slot takes 1000)."""
+    code = str(1 + (i // 36**3) % 9) + _b36(i % 36**3, 3)
+    if i == 0:
+        return "1JM7"
+    if code == "1JM7":
+        return "1000"
+    return code
