@@ -632,3 +632,41 @@ def test_crawl_then_export_every_format(tmp_path: Path) -> None:
         result = runner.invoke(main, ["export", "--store", str(store), "--format", fmt, str(out)])
         assert result.exit_code == 0, result.output
         assert read_back(fmt, out) == truth(store, xml=fmt in XML_FORMATS), fmt
+
+
+# -- the README's analysis example ------------------------------------------------------------
+
+README_EXAMPLE = '''
+import networkx as nx
+from crawler.export import to_networkx
+
+g = to_networkx("demo-store")  # the whole crawl; dbs=, links= or query= narrow it
+print(g.number_of_nodes(), "records,", g.number_of_edges(), "links")
+
+# Degree of each gene: its links in and out, over every link name
+genes = [n for n, d in g.nodes(data=True) if d["db"] == "gene"]
+for n in sorted(genes, key=g.degree, reverse=True)[:5]:
+    print(n, g.nodes[n].get("name", ""), g.degree(n))
+
+# Connected components, ignoring link direction
+components = sorted(nx.weakly_connected_components(g), key=len, reverse=True)
+print(len(components), "component(s); the largest has", len(components[0]), "records")
+
+# Shortest gene -> structure path along link directions, with the link names on the way
+paths = nx.single_source_shortest_path(g, "gene:672")
+nearest = min((n for n in paths if g.nodes[n]["db"] == "structure"), key=lambda n: len(paths[n]))
+path = paths[nearest]
+print(" -> ".join(f"{a} [{'|'.join(g[a][b])}]" for a, b in zip(path, path[1:])), "->", nearest)
+'''
+
+
+def test_readme_analysis_example(store: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.chdir(store.parent)
+    store.rename(store.parent / "demo-store")
+    exec(compile(README_EXAMPLE, "README", "exec"), {})
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"{len(NODES)} records, {len(EDGES)} links"
+    assert out[1] == "gene:672 BRCA1 6"
+    assert out[-2] == "1 component(s); the largest has 12 records"
+    assert out[-1] == ("gene:672 [gene_protein|gene_protein_refseq] -> "
+                       "protein:1 [protein_structure] -> structure:5")
