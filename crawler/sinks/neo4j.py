@@ -80,6 +80,13 @@ SCHEMES = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
 _DATABASE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9.\-]{0,62}$")
 RETRYABLE: tuple[type[Exception], ...] = (ServiceUnavailable, SessionExpired, TransientError)
 _RESERVED_PROPS = {"uid", "depth"}
+# The driver's own retry of a managed transaction is kept short: tenacity (Neo4jSink.attempts)
+# bounds the whole, so an outage costs a crawl level about attempts x 5 s before it reports.
+DRIVER_SETTINGS: dict[str, Any] = {
+    "max_transaction_retry_time": 5.0,
+    "connection_timeout": 10.0,
+    "connection_acquisition_timeout": 20.0,
+}
 _INT64 = (-(2**63), 2**63 - 1)
 
 
@@ -255,9 +262,14 @@ READ_MINE = (
     "RETURN c.node AS node, c.edge AS edge, c.prop AS prop, c.shared AS shared"
 )
 COUNT_RELS = "MATCH ()-[r]->() RETURN count(r) AS n"
+# MERGE, backed by CURSOR_CONSTRAINT: two processes claiming at once still make one node.
 CREATE_MINE = (
-    f"CREATE (c:{CURSOR_LABEL} {{journal: $journal, node: 0, edge: 0, prop: 0, "
-    "shared: $shared})"
+    f"MERGE (c:{CURSOR_LABEL} {{journal: $journal}}) "
+    "ON CREATE SET c.node = 0, c.edge = 0, c.prop = 0, c.shared = $shared"
+)
+CURSOR_CONSTRAINT = (
+    "CREATE CONSTRAINT entrez_graph_cursor_journal IF NOT EXISTS "
+    f"FOR (c:{CURSOR_LABEL}) REQUIRE c.journal IS UNIQUE"
 )
 MARK_MINE_SHARED = f"MATCH (c:{CURSOR_LABEL} {{journal: $journal}}) SET c.shared = true"
 LOCK_MINE = (
@@ -394,7 +406,7 @@ class Neo4jSink:
         *,
         batch_size: int = DEFAULT_BATCH,
         fast: bool = True,
-        attempts: int = 5,
+        attempts: int = 4,
         backoff: tuple[float, float] = (0.5, 8.0),
         sleep: Callable[[float], None] | None = None,
     ) -> None:
@@ -408,6 +420,7 @@ class Neo4jSink:
         self.backoff = backoff
         self._sleep = sleep if sleep is not None else _sleep
         self._labels: set[str] = set()
+        self._cursor_constraint = False
         self._down = False
         self.fast_batches = 0   # edge batches written with CREATE (for the benchmark)
         self.merge_batches = 0  # edge batches written with MERGE
@@ -429,10 +442,8 @@ class Neo4jSink:
 
     @classmethod
     def from_config(cls, config: Neo4jConfig, **options: Any) -> Neo4jSink:
-        driver = open_driver(
-            config, max_transaction_retry_time=10.0, connection_timeout=10.0,
-            connection_acquisition_timeout=20.0,
-        )
+        """A sink on `config`'s database; BadInput (exit 2) when it cannot be used at all."""
+        driver = open_driver(config, **DRIVER_SETTINGS)
         try:
             with driver.session(database=config.database, default_access_mode=READ_ACCESS) as s:
                 name = s.execute_read(_single_value, DATABASE_NAME, {})
@@ -440,11 +451,13 @@ class Neo4jSink:
             driver.close()
             raise BadInput(f"cannot use Neo4j at {config.uri}: {_first_line(exc)}") from None
         except Neo4jError as exc:
-            driver.close()
-            what = f"database {config.database!r}" if config.database else "its default database"
-            raise BadInput(
-                f"Neo4j at {config.uri} cannot open {what}: {_first_line(exc)}"
-            ) from None
+            if "Procedure" not in (getattr(exc, "code", "") or ""):
+                driver.close()
+                what = f"database {config.database!r}" if config.database else "its default"
+                raise BadInput(
+                    f"Neo4j at {config.uri} cannot open {what}: {_first_line(exc)}"
+                ) from None
+            name = None  # no db.info() on this server: name the cursor after the option
         return cls(driver, config, str(name or config.database or "neo4j"), **options)
 
     def close(self) -> None:
@@ -522,9 +535,14 @@ class Neo4jSink:
     def _sync(self, journal: Journal, report: SyncReport) -> None:
         jid = journal_id(journal)
         upto = journal.max_ids()
+        if not self._cursor_constraint:
+            self._write(_run_only, CURSOR_CONSTRAINT, {})
+            self._cursor_constraint = True
         claim = self._write(_claim_tx, jid)
-        if claim.created and journal.get_cursor(self.name) != Cursor():
-            log.info("no cursor of this journal in %s: pushing everything again", self.name)
+        if claim.created:
+            self._labels.clear()  # a new or wiped database: make sure its constraints exist
+            if journal.get_cursor(self.name) != Cursor():
+                log.info("no cursor of this journal in %s: pushing everything again", self.name)
         cursor = claim.cursor
         journal.set_cursor(self.name, cursor)
         cursor = self._push_nodes(journal, jid, cursor, upto.node, report)
@@ -804,7 +822,7 @@ def run_cypher(
     Nodes, relationships and paths come back as `neo4j.graph` objects (querying.py normalises
     them). A Cypher error or a write attempted without `write` is BadInput (one line).
     """
-    driver = open_driver(config, max_transaction_retry_time=10.0, connection_timeout=10.0)
+    driver = open_driver(config, **DRIVER_SETTINGS)
     mode = WRITE_ACCESS if write else READ_ACCESS
     try:
         with driver.session(database=config.database, default_access_mode=mode) as session:
