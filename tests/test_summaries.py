@@ -7,16 +7,26 @@ through the real CLI against the package's emulator, never the internet.
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from crawler.cli import main
 from crawler.errors import PermanentError, TransientError
 from crawler.eutils.models import DocSummary
 from crawler.journal import Journal
 from crawler.sinks import NODE_PROPERTIES
+from crawler.store import StorePaths
 from crawler.summaries import (
     FIELD_MAPS,
     MARKER_TABLE,
@@ -452,3 +462,187 @@ def test_db_filter_and_bad_batch_size(tmp_path: Path) -> None:
     assert {db for db, _ in client.calls} == {"protein"}
     with pytest.raises(BadInput):
         summarize(j, client, batch_size=0)
+
+
+# ------------------------------------------------------------------------------------------
+# Through the real CLI against the emulator
+# ------------------------------------------------------------------------------------------
+
+E2E_DBS = ("gene", "protein", "nuccore", "pubmed", "pmc", "structure", "taxonomy", "snp",
+           "clinvar", "cdd", "homologene", "biosample", "sra")
+# UIDs no generated world holds: NCBI answers them with <error>, they must end with a status.
+UNKNOWN = (("gene", "999999901"), ("pubmed", "999999902"))
+
+
+def _ids_of(params: dict) -> list[str]:
+    raw = params.get("id", [])
+    values = raw if isinstance(raw, list | tuple) else [raw]
+    return [i for v in values for i in str(v).split(",") if i]
+
+
+def _param(params: dict, key: str) -> str | None:
+    v = params.get(key)
+    if isinstance(v, list | tuple):
+        return str(v[0]) if v else None
+    return None if v is None else str(v)
+
+
+def _esummary_requests(log: list[dict]) -> list[tuple[str, list[str]]]:
+    """(db, ids) of every ESummary request the emulator answered with 200."""
+    out = []
+    for entry in log:
+        if "esummary" in str(entry.get("path", "")) and entry.get("status") == 200:
+            params = entry.get("params") or {}
+            out.append((_param(params, "db") or "", _ids_of(params)))
+    return out
+
+
+def _filled_store(tmp_path: Path, world, per_db: int) -> tuple[Path, dict[str, list[str]]]:
+    """A store whose journal holds up to `per_db` records of each database (a finished crawl)."""
+    store = tmp_path / "store"
+    chosen: dict[str, list[str]] = {}
+    with Journal(StorePaths.of(store).journal) as j:
+        for db in E2E_DBS:
+            uids = [u for _, u in zip(range(per_db), world.uids(db), strict=False)]
+            chosen[db] = uids
+            j.add_nodes(((db, u, 1) for u in uids), state="done")
+        j.add_nodes(((db, u, 1) for db, u in UNKNOWN), state="done")
+    return store, chosen
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "NCBI_API_KEY"}
+    env.update(ENTREZ_GRAPH_RATE_DIR=str(tmp_path / "rate"), NCBI_EMAIL="test@example.org",
+               PYTHONUNBUFFERED="1")
+    return env
+
+
+@pytest.fixture
+def e2e_world():
+    from crawler.emulator import World
+
+    return World.generate(seed=5, size=800)
+
+
+def test_summarize_names_every_record_in_minimal_requests(tmp_path, e2e_world, monkeypatch):
+    from crawler.emulator import Emulator
+
+    monkeypatch.setenv("ENTREZ_GRAPH_RATE_DIR", str(tmp_path / "rate"))
+    store, chosen = _filled_store(tmp_path, e2e_world, per_db=120)
+    batch = 50
+    with Emulator(e2e_world) as emu:
+        args = ["summarize", "--store", str(store), "--eutils-url", emu.url, "--rps", "1000",
+                "--batch-size", str(batch), "--format", "json"]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+        report = json.loads(result.output)
+        first = _esummary_requests(emu.log)
+        again = CliRunner().invoke(main, args)
+        assert again.exit_code == 0, again.output
+        assert _esummary_requests(emu.log) == first  # a finished run asks NCBI nothing
+
+    with Journal(StorePaths.of(store).journal, create=False) as j:
+        for db, uids in chosen.items():
+            for uid in uids:
+                props = j.props_of(db, uid)
+                assert props.get("name"), (db, uid, props)
+                assert "status" not in props, (db, uid, props)
+        for db, uid in UNKNOWN:
+            assert j.props_of(db, uid)["status"].startswith("missing: "), (db, uid)
+            assert "name" not in j.props_of(db, uid)
+        assert j.props_of("gene", "672")["name"] == "BRCA1"
+
+    records = {db: len(u) + sum(1 for d, _ in UNKNOWN if d == db) for db, u in chosen.items()}
+    per_db = Counter(db for db, _ in first)
+    assert per_db == {db: math.ceil(n / batch) for db, n in records.items()}
+    asked = Counter((db, i) for db, ids in first for i in ids)
+    assert len(asked) == sum(records.values()) and max(asked.values()) == 1  # each once
+    assert report["records"] == sum(records.values()) == report["summarized"]
+    assert report["status"] == len(UNKNOWN) and report["complete"]
+
+
+def test_summarize_survives_faults_and_isolates_a_refused_id(tmp_path, e2e_world, monkeypatch):
+    from crawler.emulator import Emulator
+
+    monkeypatch.setenv("ENTREZ_GRAPH_RATE_DIR", str(tmp_path / "rate"))
+    store, chosen = _filled_store(tmp_path, e2e_world, per_db=40)
+    others = {u for db, uids in chosen.items() if db != "nuccore" for u in uids}
+    poisoned = next(u for u in chosen["nuccore"][5:] if u not in others)  # poison is per ID
+    faults = "429=0.1,5xx=0.1,drop=0.05,truncate=0.05,error=0.05"
+    with Emulator(e2e_world, faults=faults, fault_seed=3, poison=(poisoned,)) as emu:
+        result = CliRunner().invoke(main, ["summarize", "--store", str(store), "--eutils-url",
+                                           emu.url, "--rps", "1000", "--batch-size", "25"])
+    assert result.exit_code == 0, result.output
+    with Journal(StorePaths.of(store).journal, create=False) as j:
+        for db, uids in chosen.items():
+            for uid in uids:
+                props = j.props_of(db, uid)
+                if uid == poisoned and db == "nuccore":
+                    assert props["status"].startswith("missing: ") and "name" not in props
+                else:
+                    assert props.get("name"), (db, uid, props)
+        assert j.execute(
+            "SELECT step FROM failed WHERE db='nuccore' AND uid=?", (poisoned,)
+        ).fetchone() == ("summary",)
+
+
+def test_summarize_resumes_after_sigkill_without_asking_twice(tmp_path, e2e_world):
+    from crawler.emulator import Emulator
+
+    store, chosen = _filled_store(tmp_path, e2e_world, per_db=60)
+    total = sum(len(u) for u in chosen.values()) + len(UNKNOWN)
+    journal_file = StorePaths.of(store).journal
+    latency_ms = 120
+    with Emulator(e2e_world, latency_ms=latency_ms) as emu:
+        cmd = [sys.executable, "-m", "crawler", "summarize", "--store", str(store),
+               "--eutils-url", emu.url, "--rps", "1000", "--batch-size", "10"]
+        proc = subprocess.Popen(cmd, env=_env(tmp_path), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+
+        def markers() -> int:
+            con = sqlite3.connect(f"file:{journal_file}?mode=ro", uri=True, timeout=30)
+            try:
+                return con.execute(f"SELECT count(*) FROM {MARKER_TABLE}").fetchone()[0]
+            except sqlite3.OperationalError:
+                return 0  # the marker table is not there yet
+            finally:
+                con.close()
+
+        deadline = time.monotonic() + 120
+        while markers() < 30:
+            assert proc.poll() is None, "summarize finished before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        time.sleep(3 * latency_ms / 1000)  # requests in flight at the kill get answered/logged
+        done_at_kill = {tuple(r) for r in sqlite3.connect(journal_file).execute(
+            f"SELECT db, uid FROM {MARKER_TABLE}").fetchall()}
+        assert 30 <= len(done_at_kill) < total
+        cut = len(emu.log)
+
+        resumed = subprocess.run(cmd, env=_env(tmp_path), capture_output=True, text=True,
+                                 timeout=300)
+        assert resumed.returncode == 0, resumed.stderr
+        after = _esummary_requests(emu.log[cut:])
+
+    asked_again = {(db, i) for db, ids in after for i in ids}
+    assert not asked_again & done_at_kill
+    with Journal(journal_file, create=False) as j:
+        assert j.execute(f"SELECT count(*) FROM {MARKER_TABLE}").fetchone()[0] == total
+        for db, uids in chosen.items():
+            assert all(j.props_of(db, u).get("name") for u in uids), db
+
+
+def test_summarize_bad_input_is_one_line_exit_2(tmp_path):
+    runner = CliRunner()
+    missing = runner.invoke(main, ["summarize", "--store", str(tmp_path / "nowhere")])
+    assert missing.exit_code == 2 and missing.output.count("\n") == 1
+    assert "Error: no entrez-graph store" in missing.output
+    assert not (tmp_path / "nowhere").exists()
+    Journal(tmp_path / "s").close()
+    bad_db = runner.invoke(main, ["summarize", "--store", str(tmp_path / "s"), "--db", "Bad DB"])
+    assert bad_db.exit_code == 2 and "invalid database name" in bad_db.output
+    bad_batch = runner.invoke(main, ["summarize", "--store", str(tmp_path / "s"),
+                                     "--batch-size", "0"])
+    assert bad_batch.exit_code == 2
