@@ -1,0 +1,377 @@
+"""The embedded store sink: COPY loads, in-store cursor, idempotence, props, crash and lock safety.
+
+The journal is filled here straight from the emulator's world (the BFS rule the engine follows), so
+that these tests pin the sink alone; test_cypher_bundled.py also runs the real `crawl` command.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections import Counter
+from pathlib import Path
+
+import ladybug
+import pytest
+
+from crawler.emulator.world import World
+from crawler.errors import BadInput, StoreError
+from crawler.journal import Cursor, Journal
+from crawler.sinks import ladybug as sink_module
+from crawler.sinks.ladybug import CURSOR_TABLE, LadybugSink
+from crawler.store import StorePaths
+
+REPO = Path(__file__).resolve().parent.parent
+CHAIN = ("gene_protein_refseq", "protein_structure", "gene_nuccore", "nuccore_gene",
+         "nuccore_pubmed", "protein_pubmed", "pubmed_pubmed", "gene_pubmed", "pubmed_gene")
+
+
+# -- helpers shared with test_query.py / test_cypher_bundled.py -----------------------------------
+
+
+def fill_journal(
+    journal: Journal,
+    world: World,
+    seeds: list[tuple[str, str]],
+    depth: int,
+    links: tuple[str, ...] | None = CHAIN,
+    *,
+    props: bool = True,
+    levels: tuple[int, ...] | None = None,
+) -> None:
+    """BFS over `world` into `journal` the way the engine writes it: per expanded record, its new
+    targets and its links in one transaction. `levels` limits which BFS levels are expanded now."""
+    known: dict[tuple[str, str], int] = {
+        (db, uid): d for db, uid, d in journal.execute("SELECT db, uid, depth FROM nodes")
+    }
+    new_seeds = [(db, uid, 0) for db, uid in seeds if (db, uid) not in known]
+    journal.add_nodes(new_seeds)
+    for db, uid, _ in new_seeds:
+        known[(db, uid)] = 0
+    for level in range(depth):
+        frontier = sorted(k for k, d in known.items() if d == level)
+        if levels is not None and level not in levels:
+            continue
+        for db, uid in frontier:
+            targets, edges = [], []
+            for link in world.links_from(db, uid):
+                if links is not None and link.linkname not in links:
+                    continue
+                if (link.dbto, link.target) == (db, uid):
+                    continue
+                if (link.dbto, link.target) not in known:
+                    known[(link.dbto, link.target)] = level + 1
+                    targets.append((link.dbto, link.target, level + 1))
+                edges.append((db, uid, link.linkname, link.dbto, link.target, link.score))
+            with journal.transaction():
+                journal.add_nodes(targets)
+                journal.add_edges(edges)
+    if props:
+        for db, uid in sorted(known):
+            record = world.record(db, uid) or {}
+            data = {k: record[k] for k in ("name", "organism", "description", "accession")
+                    if record.get(k)}
+            if data:
+                journal.set_props(db, uid, data)
+
+
+def journal_graph(journal: Journal) -> tuple[set, Counter]:
+    nodes = set(journal.execute("SELECT db, uid, depth FROM nodes").fetchall())
+    edges = Counter(
+        journal.execute("SELECT linkname, dbfrom, uid_from, dbto, uid_to, score FROM edges")
+    )
+    return nodes, edges
+
+
+def store_graph(graph: Path) -> tuple[set, Counter]:
+    """Every record and link in the LadybugDB file (edges as a multiset: duplicates show)."""
+    db = ladybug.Database(str(graph), read_only=True)
+    conn = ladybug.Connection(db)
+    try:
+        nodes = {
+            (label, uid, depth)
+            for label, uid, depth in conn.execute(
+                f"MATCH (n) WHERE label(n) <> '{CURSOR_TABLE}' RETURN label(n), n.uid, n.depth"
+            ).get_all()
+        }
+        kinds = {kind for _, kind in conn.execute("CALL show_tables() RETURN name, type").get_all()}
+        edges = Counter(
+            tuple(row)
+            for row in conn.execute(
+                "MATCH (a)-[r]->(b) RETURN label(r), label(a), a.uid, label(b), b.uid, r.score"
+            ).get_all()
+        ) if "REL" in kinds else Counter()
+    finally:
+        conn.close()
+        db.close()
+    return nodes, edges
+
+
+def store_cursor(graph: Path) -> Cursor:
+    db = ladybug.Database(str(graph), read_only=True)
+    conn = ladybug.Connection(db)
+    try:
+        rows = conn.execute(f"MATCH (c:{CURSOR_TABLE}) RETURN c.node, c.edge, c.prop").get_all()
+    finally:
+        conn.close()
+        db.close()
+    assert len(rows) == 1
+    return Cursor(*rows[0])
+
+
+@pytest.fixture(scope="module")
+def small_world() -> World:
+    return World.generate(seed=7, size=300)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> StorePaths:
+    return StorePaths.of(tmp_path / "store")
+
+
+# -- loading ------------------------------------------------------------------------------------
+
+
+def test_sync_loads_every_journal_row_once(small_world: World, store: StorePaths) -> None:
+    with Journal(store.journal) as journal:
+        fill_journal(journal, small_world, [("gene", "672")], depth=2)
+        expected_nodes, expected_edges = journal_graph(journal)
+        with LadybugSink(store.graph) as sink:
+            report = sink.sync(journal)
+            assert report.nodes == len(expected_nodes)
+            assert report.edges == sum(expected_edges.values())
+            assert report.ok and report.pending == 0
+            again = sink.sync(journal)
+            assert (again.nodes, again.edges, again.props) == (0, 0, 0)
+        maxima = journal.max_ids()
+    assert len(expected_edges) > 100 and max(expected_edges.values()) == 1
+    nodes, edges = store_graph(store.graph)
+    assert nodes == expected_nodes
+    assert edges == expected_edges  # a multiset: a duplicate edge would count 2
+    assert store_cursor(store.graph) == Cursor(maxima.node, maxima.edge, maxima.prop)
+    # Several databases and link names became tables; pubmed_pubmed kept its scores.
+    assert {n[0] for n in nodes} >= {"gene", "protein", "structure", "nuccore", "pubmed"}
+    assert any(e[0] == "pubmed_pubmed" and e[5] is not None for e in edges)
+
+
+def test_incremental_sync_across_sessions(small_world: World, store: StorePaths) -> None:
+    """Level by level, each in a new sink session (as crawl + later sync do): nothing twice."""
+    with Journal(store.journal) as journal:
+        fill_journal(journal, small_world, [("gene", "672")], depth=1, props=False)
+        with LadybugSink(store.graph) as sink:
+            first = sink.sync(journal)
+        assert first.nodes > 0 and first.props == 0
+        after_first = store_cursor(store.graph)
+        fill_journal(journal, small_world, [("gene", "672")], depth=2, levels=(1,))
+        behind = LadybugSink.pending_in(store.graph, journal)
+        assert behind["nodes"] > 0 and behind["edges"] > 0 and behind["props"] > 0
+        assert behind["total"] == behind["nodes"] + behind["edges"] + behind["props"]
+        with LadybugSink(store.root) as sink:  # a store directory works too
+            assert sink.cursor() == after_first
+            assert sink.pending(journal) == behind["total"]
+            second = sink.sync(journal)
+            assert (second.nodes, second.edges, second.props) == (
+                behind["nodes"], behind["edges"], behind["props"])
+            assert sink.pending(journal) == 0
+        expected = journal_graph(journal)
+        assert LadybugSink.pending_in(store.graph, journal)["total"] == 0
+    assert store_graph(store.graph) == expected
+
+
+def test_props_applied_and_replaced(small_world: World, store: StorePaths) -> None:
+    with Journal(store.journal) as journal:
+        fill_journal(journal, small_world, [("gene", "672")], depth=1)
+        journal.set_props("pubmed", "999999", {"name": "not a crawled record"})  # no such node
+        with LadybugSink(store.graph) as sink:
+            sink.sync(journal)
+            # A later summary replaces the row (new id); the store follows, types are coerced.
+            journal.set_props("gene", "672", {"name": "BRCA1 (renamed)", "year": "1994/10/07",
+                                              "status": 3, "has_neighbor": True})
+            report = sink.sync(journal)
+            assert report.props == 1
+    want = small_world.record("gene", "672")
+    db = ladybug.Database(str(store.graph), read_only=True)
+    conn = ladybug.Connection(db)
+    try:
+        row = conn.execute(
+            "MATCH (g:gene {uid: '672'}) RETURN g.name, g.organism, g.description, g.year, "
+            "g.status"
+        ).get_all()[0]
+        named = conn.execute("MATCH (p:protein) WHERE p.name IS NOT NULL RETURN count(*)")
+        named_count = named.get_all()[0][0]
+        absent = conn.execute("MATCH (p:pubmed {uid: '999999'}) RETURN count(*)").get_all()[0][0]
+    finally:
+        conn.close()
+        db.close()
+    assert row == ["BRCA1 (renamed)", want["organism"], want["description"], 1994, "3"]
+    assert named_count > 0
+    assert absent == 0
+
+
+def test_link_name_between_two_pairs_of_databases(store: StorePaths) -> None:
+    with Journal(store.journal) as journal:
+        journal.add_nodes([("gene", "1", 0), ("protein", "2", 1), ("nuccore", "3", 1)])
+        journal.add_edges([("gene", "1", "gene_seq", "protein", "2", None)])
+        with LadybugSink(store.graph) as sink:
+            sink.sync(journal)
+            journal.add_edges([("gene", "1", "gene_seq", "nuccore", "3", 5)])
+            sink.sync(journal)
+        _, edges = store_graph(store.graph)
+    assert edges == Counter({("gene_seq", "gene", "1", "protein", "2", None): 1,
+                             ("gene_seq", "gene", "1", "nuccore", "3", 5): 1})
+
+
+def test_batches_are_separate_transactions(
+    small_world: World, store: StorePaths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sink_module, "BATCH_ROWS", 37)
+    with Journal(store.journal) as journal:
+        fill_journal(journal, small_world, [("gene", "672"), ("pubmed", "100000")], depth=2)
+        expected = journal_graph(journal)
+        with LadybugSink(store.graph) as sink:
+            assert sink.sync(journal).pending == 0
+    assert store_graph(store.graph) == expected
+
+
+# -- failure paths ------------------------------------------------------------------------------
+
+
+def test_failure_inside_the_transaction_rolls_back_copy_and_cursor(
+    small_world: World, store: StorePaths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash between COPY and the cursor write loses both; the next sync loads it once."""
+    with Journal(store.journal) as journal:
+        fill_journal(journal, small_world, [("gene", "672")], depth=1, props=False)
+        with LadybugSink(store.graph) as sink:
+            sink.sync(journal)
+        before = store_graph(store.graph), store_cursor(store.graph)
+        fill_journal(journal, small_world, [("gene", "672")], depth=2, levels=(1,), props=False)
+        real_write = LadybugSink._write_cursor
+
+        def crash_after_copy(self: LadybugSink, cursor: Cursor) -> None:
+            raise RuntimeError("simulated crash between COPY and COMMIT")
+
+        monkeypatch.setattr(LadybugSink, "_write_cursor", crash_after_copy)
+        with LadybugSink(store.graph) as sink, pytest.raises(StoreError, match="simulated"):
+            sink.sync(journal)
+        assert (store_graph(store.graph), store_cursor(store.graph)) == before
+        monkeypatch.setattr(LadybugSink, "_write_cursor", real_write)
+        with LadybugSink(store.graph) as sink:
+            sink.sync(journal)
+        expected = journal_graph(journal)
+    assert store_graph(store.graph) == expected
+
+
+_KILL_CHILD = textwrap.dedent(
+    """
+    import sys, time
+    from crawler.journal import Journal
+    from crawler.sinks import ladybug as m
+
+    m.BATCH_ROWS = int(sys.argv[2])
+    pauses = []
+    real_sleep = time.sleep
+
+    def sleep(seconds):
+        pauses.append(seconds)
+        if len(pauses) == int(sys.argv[3]):
+            print("paused", flush=True)
+            real_sleep(600)
+
+    m.time.sleep = sleep
+    with Journal(sys.argv[1]) as journal:
+        sink = m.LadybugSink(sys.argv[1])
+        sink.sync(journal)
+        sink.close()
+    print("done", flush=True)
+    """
+)
+
+
+def test_sigkill_while_loading_never_loads_a_batch_twice(
+    small_world: World, store: StorePaths
+) -> None:
+    """SIGKILL between a COPY and its COMMIT (ENTREZ_GRAPH_TEST_PAUSE_IN_COPY): the batches before
+    it stay, the one in flight vanishes with its cursor, and a new sync completes exactly."""
+    with Journal(store.journal) as journal:
+        fill_journal(journal, small_world, [("gene", "672")], depth=2)
+        expected = journal_graph(journal)
+    batch = 40
+    env = {**os.environ, sink_module.PAUSE_ENV: "1"}
+    child = subprocess.Popen(
+        [sys.executable, "-c", _KILL_CHILD, str(store.root), str(batch), "3"],
+        stdout=subprocess.PIPE, text=True, env=env, cwd=REPO,
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "paused"
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait(timeout=60)
+    # Two batches committed, the third (in flight) rolled back with its cursor.
+    nodes, edges = store_graph(store.graph)
+    cursor = store_cursor(store.graph)
+    assert cursor.node == 2 * batch and cursor.edge == 0
+    assert len(nodes) == 2 * batch and not edges
+    with Journal(store.journal) as journal, LadybugSink(store.graph) as sink:
+        report = sink.sync(journal)
+    assert report.nodes == len(expected[0]) - 2 * batch
+    assert store_graph(store.graph) == expected
+
+
+def test_second_writer_gets_store_locked(small_world: World, store: StorePaths) -> None:
+    with Journal(store.journal) as journal:
+        fill_journal(journal, small_world, [("gene", "672")], depth=1)
+    with LadybugSink(store.graph):
+        result = subprocess.run(
+            [sys.executable, "-m", "crawler", "sync", "--store", str(store.root), "--embedded"],
+            capture_output=True, text=True, cwd=REPO, timeout=120,
+            env={k: v for k, v in os.environ.items() if not k.startswith("NEO4J")},
+        )
+        # Readers are not locked out while the writer holds the store.
+        with Journal(store.journal) as journal:
+            assert LadybugSink.pending_in(store.graph, journal)["total"] > 0
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ")
+    assert "Could not set lock on file" in lines[0] and "Traceback" not in result.stderr
+    assert str(os.getpid()) in lines[0]  # names the process holding the lock
+
+
+def test_store_of_another_crawl_is_refused(small_world: World, tmp_path: Path) -> None:
+    big, small = StorePaths.of(tmp_path / "big"), StorePaths.of(tmp_path / "small")
+    with Journal(big.journal) as journal:
+        fill_journal(journal, small_world, [("gene", "672")], depth=1)
+        with LadybugSink(big.graph) as sink:
+            sink.sync(journal)
+    with Journal(small.journal) as journal:
+        journal.add_nodes([("gene", "1", 0)])
+        with LadybugSink(big.graph) as sink, pytest.raises(StoreError, match="another crawl"):
+            sink.sync(journal)
+
+
+def test_unsafe_names_never_reach_ddl(store: StorePaths) -> None:
+    with Journal(store.journal) as journal:
+        journal.add_nodes([("gene", "1", 0), ("protein", "2", 1)])
+        journal.add_edges([("gene", "1", "x`) DETACH DELETE n //", "protein", "2", None)])
+        with LadybugSink(store.graph) as sink:
+            with pytest.raises(BadInput, match="link name"):
+                sink.sync(journal)
+            assert sink.cursor() == Cursor(2, 0, 0)  # the nodes' batch committed, no edge
+    with Journal(tmp := store.root.parent / "cursor_db") as journal:
+        journal.add_nodes([(CURSOR_TABLE, "1", 0)])
+        with LadybugSink(tmp / "graph.lbdb") as sink, pytest.raises(StoreError, match="reserved"):
+            sink.sync(journal)
+
+
+def test_pending_in_without_a_store(store: StorePaths) -> None:
+    with Journal(store.journal) as journal:
+        journal.add_nodes([("gene", "1", 0)])
+        journal.set_props("gene", "1", {"name": json.dumps("x")})
+        assert LadybugSink.pending_in(store.graph, journal) == {
+            "nodes": 1, "edges": 0, "props": 1, "total": 2}
+    assert not store.graph.exists()
