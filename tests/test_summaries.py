@@ -646,3 +646,64 @@ def test_summarize_bad_input_is_one_line_exit_2(tmp_path):
     bad_batch = runner.invoke(main, ["summarize", "--store", str(tmp_path / "s"),
                                      "--batch-size", "0"])
     assert bad_batch.exit_code == 2
+
+
+def _store_names(store: Path, db: str) -> dict[str, dict]:
+    """uid -> the NODE_PROPERTIES of every `db` node in the embedded store (LadybugDB)."""
+    from crawler.querying import run_query
+
+    cols = ", ".join(f"n.{k} AS {k}" for k in NODE_PROPERTIES)
+    result = run_query(store, f"MATCH (n:{db}) RETURN n.uid AS uid, {cols}")
+    return {r["uid"]: r for r in result.records()}
+
+
+def test_crawl_with_summaries_names_every_record_in_journal_and_store(tmp_path, e2e_world,
+                                                                        monkeypatch):
+    from crawler.emulator import Emulator
+
+    monkeypatch.setenv("ENTREZ_GRAPH_RATE_DIR", str(tmp_path / "rate"))
+    store = tmp_path / "store"
+    with Emulator(e2e_world) as emu:
+        result = CliRunner().invoke(main, [
+            "crawl", "gene:672", "--depth", "2", "--link", "gene_protein_refseq",
+            "--link", "protein_structure", "--link", "gene_pubmed", "--summaries",
+            "--store", str(store), "--eutils-url", emu.url, "--rps", "1000",
+            "--format", "json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)["summaries"]
+    assert summary["complete"] and summary["named"] == summary["records"] > 0
+
+    with Journal(StorePaths.of(store).journal, create=False) as j:
+        nodes = [(r.db, r.uid) for r in j.iter_nodes()]
+        assert {db for db, _ in nodes} >= {"gene", "protein", "structure", "pubmed"}
+        for db, uid in nodes:
+            assert j.props_of(db, uid).get("name"), (db, uid)
+    genes = _store_names(store, "gene")
+    assert genes["672"]["name"] == "BRCA1" and genes["672"]["organism"] == "Homo sapiens"
+    for db in ("protein", "structure", "pubmed"):
+        in_store = _store_names(store, db)
+        assert in_store and all(r["name"] for r in in_store.values()), db
+    proteins = _store_names(store, "protein")
+    assert any(str(r["accession"]).startswith("NP_009225") for r in proteins.values())
+    assert any(r["accession"] == "1JM7" for r in _store_names(store, "structure").values())
+    assert all(isinstance(r["year"], int) for r in _store_names(store, "pubmed").values())
+
+
+def test_summarize_after_a_crawl_reaches_the_embedded_store(tmp_path, e2e_world, monkeypatch):
+    from crawler.emulator import Emulator
+
+    monkeypatch.setenv("ENTREZ_GRAPH_RATE_DIR", str(tmp_path / "rate"))
+    store = tmp_path / "store"
+    with Emulator(e2e_world) as emu:
+        common = ["--store", str(store), "--eutils-url", emu.url, "--rps", "1000"]
+        crawled = CliRunner().invoke(main, ["crawl", "gene:672", "--depth", "1", *common])
+        assert crawled.exit_code == 0, crawled.output
+        assert not any(r["name"] for r in _store_names(store, "protein").values())
+        done = CliRunner().invoke(main, ["summarize", *common])
+        assert done.exit_code == 0, done.output
+        assert "Store embedded:" in done.output and "in step" in done.output
+    with Journal(StorePaths.of(store).journal, create=False) as j:
+        by_db = j.stats()["by_db"]
+    for db, n in by_db.items():
+        in_store = _store_names(store, db)
+        assert len(in_store) == n and all(r["name"] for r in in_store.values()), db
