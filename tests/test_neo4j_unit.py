@@ -239,6 +239,10 @@ class FakeTx:
                 if r["s"] is not None:
                     rel["score"] = r["s"]
             return Result(["n"], [[found]])
+        if text == neo.CURSOR_CONSTRAINT:
+            self._writes()
+            g.constraints.add(neo.CURSOR_LABEL)
+            return Result([], [])
         if text == neo.CLAIM_OTHERS:
             others = [c for j, c in g.cursors.items() if j != jid]
             for c in others:
@@ -254,7 +258,9 @@ class FakeTx:
         if text == neo.COUNT_RELS:
             return Result(["n"], [[len(g.rels)]])
         if text == neo.CREATE_MINE:
-            g.cursors[jid] = {"node": 0, "edge": 0, "prop": 0, "shared": params["shared"]}
+            g.cursors.setdefault(
+                jid, {"node": 0, "edge": 0, "prop": 0, "shared": params["shared"]}
+            )
             return Result([], [])
         if text == neo.MARK_MINE_SHARED:
             g.cursors[jid]["shared"] = True
@@ -424,6 +430,16 @@ def test_property_values_keep_what_neo4j_stores() -> None:
     }
 
 
+def test_shared_properties_typed_like_the_embedded_store() -> None:
+    out = neo.property_values({
+        "year": "2001/05/12", "name": ["BRCA1", "RNF53"], "organism": 9606,
+        "accession": None, "status": True, "journal": "Nature",
+    })
+    assert out == {"year": 2001, "name": "BRCA1; RNF53", "organism": "9606", "accession": None,
+                   "status": "True", "journal": "Nature"}
+    assert neo.property_values({"year": "in press"}) == {"year": None}
+
+
 def test_malicious_link_name_in_journal_rejected_before_any_query(
     fake: FakeNeo4j, journal: Journal
 ) -> None:
@@ -453,7 +469,7 @@ def test_sync_pushes_journal_and_is_idempotent(fake: FakeNeo4j, journal: Journal
         "uid": "1000", "depth": 0, "name": "G0", "organism": "Homo sapiens",
         "aliases": ["a", "b"], "extra": '{"x": 1}',
     }
-    assert g.constraints == {"gene", "protein", "structure"}
+    assert g.constraints == {"gene", "protein", "structure", neo.CURSOR_LABEL}
     # constraints are created in their own transactions, before the label's data
     first_constraint = next(i for i, (t, _) in enumerate(fake.log) if t.startswith("CREATE CONS"))
     first_data = next(i for i, (t, _) in enumerate(fake.log) if t.startswith("UNWIND"))

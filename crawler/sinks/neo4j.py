@@ -62,7 +62,7 @@ from tenacity import (
 from ..errors import BadInput, StoreError
 from ..journal import Cursor, NodeRow, PropRow
 from ..names import check_identifier
-from . import SyncReport
+from . import NODE_PROPERTIES, SyncReport
 
 if TYPE_CHECKING:
     from ..journal import EdgeRow, Journal
@@ -88,6 +88,7 @@ DRIVER_SETTINGS: dict[str, Any] = {
     "connection_acquisition_timeout": 20.0,
 }
 _INT64 = (-(2**63), 2**63 - 1)
+_LEADING_INT = re.compile(r"^(\d{1,9})")
 
 
 # -- configuration ---------------------------------------------------------------------------
@@ -322,18 +323,39 @@ def _storable(value: Any) -> bool:
     return isinstance(value, float) and math.isfinite(value)
 
 
-def property_values(data: dict[str, Any]) -> dict[str, Any]:
-    """Neo4j properties hold primitives or homogeneous lists of them; anything else becomes JSON.
+def _typed(value: Any, kind: str) -> Any:
+    """A shared node property as every store types it (NODE_PROPERTIES); misfits become None."""
+    if value is None:
+        return None
+    if kind == "INT64":
+        if isinstance(value, bool):
+            return None
+        if isinstance(value, int):
+            return value if _INT64[0] <= value <= _INT64[1] else None
+        # ESummary dates: "2001", "2001/05/12", "2001 May 12": the leading year.
+        match = _LEADING_INT.match(str(value).strip())
+        return int(match.group(1)) if match else None
+    if isinstance(value, list | tuple):
+        return "; ".join(str(v) for v in value)
+    return str(value)
 
-    `uid` and `depth` belong to the crawl, so props rows cannot overwrite them; None removes
-    a property (`SET n += {k: null}`), which is what a cleared summary field should do.
+
+def property_values(data: dict[str, Any]) -> dict[str, Any]:
+    """Node properties for Neo4j from a journal props row.
+
+    The shared properties (`NODE_PROPERTIES`: name, organism, year, …) get the types the
+    embedded store gives them, so queries answer alike on both stores. Any other key is kept if
+    Neo4j can store it (primitives, homogeneous lists of them), else as JSON text. `uid` and
+    `depth` belong to the crawl and are never overwritten; None removes a property.
     """
     out: dict[str, Any] = {}
     for key, value in data.items():
         key = str(key)
         if key in _RESERVED_PROPS:
             continue
-        if value is None or _storable(value):
+        if key in NODE_PROPERTIES:
+            out[key] = _typed(value, NODE_PROPERTIES[key])
+        elif value is None or _storable(value):
             out[key] = value
         elif (
             isinstance(value, list | tuple)
