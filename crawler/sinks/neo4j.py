@@ -536,12 +536,12 @@ class Neo4jSink:
         except (Unavailable, *RETRYABLE) as exc:
             self._down = True
             report.error = str(exc) if isinstance(exc, Unavailable) else _describe(exc)
-            log.warning("neo4j sync stopped: %s", report.error)
+            log.info("neo4j sync stopped: %s", report.error)
         except (Neo4jError, DriverError) as exc:
             # Refused rather than unreachable (permissions, a conflicting constraint): the
             # crawl goes on into the journal; the report carries the reason.
             report.error = f"Neo4j at {self.config.uri} refused the write ({_describe(exc)})"
-            log.warning("neo4j sync stopped: %s", report.error)
+            log.info("neo4j sync stopped: %s", report.error)
         report.pending = pending_rows(journal, journal.get_cursor(self.name))
         return report
 
@@ -684,7 +684,7 @@ class Neo4jSink:
             if hit is None:
                 raise StoreError(f"journal edge refers to a record it does not hold: {db}:{uid}")
             found.append(NodeRow(*hit))
-        log.warning(
+        log.info(
             "%s lacked %d records its cursor covers; writing them again", self.name, len(found)
         )
         for start in range(0, len(found), self.batch_size):
