@@ -5,7 +5,9 @@ link names including parallel gene_protein / gene_protein_refseq pairs, scores o
 links, ESummary-like properties on a tenth of the records). Each export then runs in a fresh
 process (`entrez-graph`'s own `export()`), so every figure is that format's alone: wall time and
 the process's peak resident memory (VmHWM), next to its resident memory before exporting
-(Python + imports). For comparison, `to_networkx` (the in-memory API) is measured the same way.
+(Python + imports). For comparison, `to_networkx` (the in-memory API) is measured the same
+way, and so is a JSON export of two link names' subgraph (`--link`, which selects records
+through a SQLite temp table).
 
     python benchmarks/export.py                      # 1,000,000 edges in a temp directory
     python benchmarks/export.py --edges 100000 --keep /tmp/exbench --no-networkx
@@ -105,7 +107,9 @@ def run_one(kind: str, store: str, out: str) -> None:
         graph = to_networkx(store)
         nodes, edges, size = graph.number_of_nodes(), graph.number_of_edges(), 0
     else:
-        report = export(store, out, kind)
+        fmt, _, filtered = kind.partition("+")
+        links = ["gene_protein", "protein_structure"] if filtered == "links" else None
+        report = export(store, out, fmt, links=links)
         nodes, edges = report.nodes, report.edges
         target = Path(out)
         size = (sum(p.stat().st_size for p in target.rglob("*") if p.is_file())
@@ -139,7 +143,8 @@ def main() -> None:
             nodes, edges = build(store, args.edges)
             print(f"built journal: {nodes:,} records, {edges:,} edges "
                   f"in {time.perf_counter() - start:.1f} s")
-        kinds = list(args.formats) + ([] if args.no_networkx else ["networkx"])
+        # json+links: the edge-induced subgraph of two link names (temp-table path).
+        kinds = [*args.formats, "json+links"] + ([] if args.no_networkx else ["networkx"])
         print(f"{'format':<10} {'records':>9} {'edges':>10} {'seconds':>8} {'base MB':>8} "
               f"{'peak MB':>8} {'size MB':>8}")
         for kind in kinds:

@@ -738,6 +738,7 @@ def _atomic_dir(out: Path) -> Iterator[Path]:
     An existing `out` is replaced only if it is empty or an earlier neo4j-csv export (never an
     unrelated directory); the old one is removed only after the new one is in place.
     """
+    out = out.resolve()  # a real name even for "." or "..", so the temp sibling is beside it
     if out.exists() and not out.is_dir():
         raise BadInput(f"cannot write {out}: it is a file (neo4j-csv writes a directory)")
     if out.is_dir() and any(out.iterdir()) and not _is_previous_export(out):
