@@ -636,33 +636,34 @@ def summarize(
     done = 0
     source = batches()
     in_flight: set[Future[_Batch]] = set()
-    with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="esummary") as pool:
-        try:
-            while True:
-                while len(in_flight) < n_workers:
-                    nxt = next(source, None)
-                    if nxt is None:
-                        break
-                    db, uids = nxt
-                    report.by_db[db].requests += 1
-                    in_flight.add(pool.submit(_fetch, client, db, uids))
-                if not in_flight:
+    pool = ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="esummary")
+    interrupted = True
+    try:
+        while True:
+            while len(in_flight) < n_workers:
+                nxt = next(source, None)
+                if nxt is None:
                     break
-                finished, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    batch = fut.result()
-                    counts = report.by_db[batch.db]
-                    if batch.unsupported is not None:
-                        report.unsupported.setdefault(batch.db, batch.unsupported)
-                        continue
-                    done += _write(journal, batch, counts)
-                    counts.deferred += len(batch.deferred)
-                    if progress is not None:
-                        progress(done, total)
-        except BaseException:
-            for fut in in_flight:
-                fut.cancel()
-            raise
+                db, uids = nxt
+                report.by_db[db].requests += 1
+                in_flight.add(pool.submit(_fetch, client, db, uids))
+            if not in_flight:
+                break
+            finished, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                batch = fut.result()
+                counts = report.by_db[batch.db]
+                if batch.unsupported is not None:
+                    report.unsupported.setdefault(batch.db, batch.unsupported)
+                    continue
+                done += _write(journal, batch, counts)
+                counts.deferred += len(batch.deferred)
+                if progress is not None:
+                    progress(done, total)
+        interrupted = False
+    finally:
+        # on Ctrl-C or an error, do not wait for answers that would not be written anyway
+        pool.shutdown(wait=not interrupted, cancel_futures=True)
     report.requests = getattr(client, "requests_sent", 0) - sent_before
     return report
 

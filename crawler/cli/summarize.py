@@ -57,15 +57,20 @@ def _sinks(paths: StorePaths, neo4j: str | None, stack: ExitStack) -> list[Any]:
     return sinks
 
 
-def _progress_printer() -> Any:
-    """A `\\r` line on stderr when it is a terminal; nothing otherwise (logs stay clean)."""
-    if not sys.stderr.isatty():
-        return None
+class _ProgressLine:
+    """A `\r` line on stderr while a terminal watches; nothing otherwise (logs stay clean)."""
 
-    def show(done: int, total: int) -> None:
-        click.echo(f"\rsummaries: {done}/{total} records", err=True, nl=done >= total)
+    def __init__(self) -> None:
+        self.shown = False
 
-    return show
+    def __call__(self, done: int, total: int) -> None:
+        click.echo(f"\rsummaries: {done}/{total} records", err=True, nl=False)
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            click.echo("", err=True)
+            self.shown = False
 
 
 def format_report(report: SummaryReport, syncs: list[dict[str, Any]]) -> str:
@@ -167,16 +172,21 @@ def command(
     for d in dbs:
         normalize_db(d)
     _existing_store(store)  # before building a client: bad input sends nothing
-    with _client(eutils_url, email, rps) as client:
-        report, syncs = run(
-            store,
-            client=client,
-            batch_size=batch_size,
-            dbs=dbs,
-            neo4j=neo4j,
-            sync=not no_sync,
-            progress=_progress_printer(),
-        )
+    line = _ProgressLine() if sys.stderr.isatty() else None
+    try:
+        with _client(eutils_url, email, rps) as client:
+            report, syncs = run(
+                store,
+                client=client,
+                batch_size=batch_size,
+                dbs=dbs,
+                neo4j=neo4j,
+                sync=not no_sync,
+                progress=line,
+            )
+    finally:
+        if line is not None:
+            line.close()
     if fmt == "json":
         click.echo(json.dumps({**report.as_dict(), "stores": syncs}, indent=2, sort_keys=True))
     else:
