@@ -739,6 +739,9 @@ def _atomic_dir(out: Path) -> Iterator[Path]:
     unrelated directory); the old one is removed only after the new one is in place.
     """
     out = out.resolve()  # a real name even for "." or "..", so the temp sibling is beside it
+    cwd = Path.cwd().resolve()
+    if out == cwd or out in cwd.parents:
+        raise BadInput(f"cannot replace {out}: it holds the current directory; name a new one")
     if out.exists() and not out.is_dir():
         raise BadInput(f"cannot write {out}: it is a file (neo4j-csv writes a directory)")
     if out.is_dir() and any(out.iterdir()) and not _is_previous_export(out):
@@ -832,7 +835,7 @@ def export(
             script.chmod(0o755)
             final_nodes = {k: out / p.relative_to(tmp) for k, p in node_files.items()}
             final_rels = {k: out / p.relative_to(tmp) for k, p in rel_files.items()}
-        absolute = out.resolve()
+        absolute = out.absolute()
         report.command = shlex.join(import_command(
             {k: absolute / p.relative_to(out) for k, p in final_nodes.items()},
             {k: absolute / p.relative_to(out) for k, p in final_rels.items()},

@@ -518,6 +518,16 @@ def test_bad_input(
     assert sorted(p.relative_to(work) for p in work.rglob("*")) == before
 
 
+def test_neo4j_csv_never_replaces_the_current_directory(
+    store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    assert "current directory" in _fails(["--store", str(store), "--format", "neo4j-csv", "."])
+    assert here.is_dir() and list(here.iterdir()) == []
+
+
 def test_missing_store_is_bad_input(tmp_path: Path) -> None:
     line = _fails(["--store", str(tmp_path / "nope"), "--format", "json", str(tmp_path / "o")])
     assert "no entrez-graph store" in line
