@@ -849,7 +849,7 @@ def build_settings(
             raise BadInput("--query is empty")
         if query_db is None:
             raise BadInput("--query needs --query-db")
-        query_db = check_db(query_db, "--query-db")
+        query_db = check_db(query_db, "database in --query-db")
     elif query_db is not None:
         raise BadInput("--query-db needs --query")
     if not specs and query is None:

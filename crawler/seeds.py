@@ -144,7 +144,7 @@ def resolve_seeds(
             raise BadInput("--query is empty")
         if client is None:
             raise BadInput("--query needs an ESearch lookup, but no client was given")
-        db = check_db(query_db or "", "--query-db")
+        db = check_db(query_db or "", "database in --query-db")
         try:
             found = client.esearch(db, query, retmax=QUERY_LIMIT)
         except NCBIError as exc:

@@ -27,7 +27,7 @@ from ..engine import (
 from ..errors import BadInput
 from ..progress import Progress
 from ..seeds import read_seed_lines
-from .options import eutils_options, store_option
+from .options import DEFAULT_STORE, eutils_options
 
 EXIT_SINK_BEHIND = 3
 
@@ -82,7 +82,9 @@ class _Whole(click.ParamType):
               help="Requests in flight (the rate limit still applies).")
 @click.option("--summaries", is_flag=True,
               help="After the crawl, fetch names and other properties with ESummary.")
-@store_option
+# Like options.store_option, but checked by the engine so a bad path is one line, exit 2.
+@click.option("--store", default=DEFAULT_STORE, show_default=True, envvar="ENTREZ_GRAPH_STORE",
+              help="Store directory (journal and embedded graph).")
 @click.option("--neo4j", "neo4j_uri", envvar="NEO4J_URI", default=None, metavar="URI",
               help="Also write into Neo4j (NEO4J_URI; NEO4J_USER, NEO4J_PASSWORD, "
                    "NEO4J_DATABASE).")
