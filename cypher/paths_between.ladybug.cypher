@@ -7,7 +7,7 @@ WHERE label(a) = $from_db AND a.uid = $from_uid
   AND length(p) <= $hops
 RETURN length(p) AS hops,
        list_to_string(' ', list_transform(nodes(p), x -> concat(label(x), ':', x.uid))) AS route,
-       list_transform(rels(p), x -> label(x)) AS via,
+       list_to_string(' ', list_transform(rels(p), x -> label(x))) AS via,
        p AS path
-ORDER BY hops, route
+ORDER BY hops, route, via
 LIMIT $limit

@@ -7,7 +7,7 @@ WHERE $from_db IN labels(a) AND a.uid = $from_uid
   AND length(p) <= $hops
 RETURN length(p) AS hops,
        substring(reduce(s = '', x IN nodes(p) | s + ' ' + labels(x)[0] + ':' + x.uid), 1) AS route,
-       [x IN relationships(p) | type(x)] AS via,
+       substring(reduce(s = '', x IN relationships(p) | s + ' ' + type(x)), 1) AS via,
        p AS path
-ORDER BY hops, route
+ORDER BY hops, route, via
 LIMIT $limit
