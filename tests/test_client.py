@@ -213,7 +213,7 @@ def test_silently_missing_linksets_are_reasked_alone(tmp_path: Path) -> None:
         outcome = client.elink_batch("gene", [str(i) for i in range(1, 11)], db="protein")
     assert set(outcome.answered) == {str(i) for i in range(1, 11)} - {"8"}
     assert outcome.no_answer == {"8"}
-    assert outcome.requests == 3
+    assert outcome.requests == 4  # the batch, 3 alone, 8 alone twice
 
 
 def test_502_batch_is_halved(tmp_path: Path) -> None:
@@ -329,3 +329,155 @@ def test_429_json_body_counts_as_rate_limit(tmp_path: Path) -> None:
     with make(tmp_path, rec, max_attempts=2) as client, pytest.raises(RateLimited):
         client.esearch("nuccore", "NM_007294[accn]")
     assert len(rec.requests) == 2
+
+
+# ------------------------------------------------------------------ against the emulator
+
+from crawler.emulator import Emulator, World  # noqa: E402
+
+ALL_FAULTS = "429=0.2,5xx=0.1,drop=0.05,truncate=0.05,error=0.05,partial=0.05"
+
+
+@pytest.fixture(scope="module")
+def world() -> World:
+    return World.generate(seed=5, size=2000)
+
+
+def expected(world: World, db: str, uid: str, linkname: str) -> dict[str, int | None]:
+    return {
+        link.target: link.score for link in world.links_from(db, uid) if link.linkname == linkname
+    }
+
+
+def got(ls: object) -> dict[str, int | None]:
+    return {link.uid: link.score for d in ls.linksetdbs for link in d.links}  # type: ignore[attr-defined]
+
+
+def test_every_fault_injected_answers_stay_right(world: World, tmp_path: Path) -> None:
+    genes = list(world.uids("gene"))[:60]
+    proteins = list(world.uids("protein"))[:30]
+    log_path = tmp_path / "emulator.log"
+    answered: dict[str, object] = {}
+    no_answer: set[str] = set()
+    scored: dict[str, object] = {}
+    checks: dict[str, object] = {}
+    with Emulator(world, faults=ALL_FAULTS, fault_seed=11, log_path=log_path) as emu:
+        client = EutilsClient(
+            base_url=emu.url, api_key=FAKE_KEY, rps=1000, rate_dir=tmp_path, max_attempts=12,
+            backoff=0.01,
+        )
+        with client:
+            for i in range(0, len(genes), 4):
+                out = client.elink_batch(
+                    "gene", genes[i : i + 4], db="protein", linkname="gene_protein"
+                )
+                assert not out.failed
+                answered.update(out.answered)
+                no_answer |= out.no_answer
+                found, failed = client.acheck_batch("gene", genes[i : i + 4])
+                assert not failed
+                checks.update(found)
+            for i in range(0, len(proteins), 3):
+                out = client.elink_batch(
+                    "protein", proteins[i : i + 3], cmd="neighbor_score", db="protein"
+                )
+                scored.update(out.answered)
+                no_answer |= out.no_answer
+            direct = [
+                client.elink("gene", [uid], db="protein", linkname="gene_protein")
+                for uid in genes[:10]
+            ]
+            accn = client.esearch("nuccore", "NM_007294[accn]")
+        faults = {e.get("fault") for e in emu.log} - {None}
+    assert faults >= {"429", "drop", "truncate", "error", "partial"}
+    assert faults & {"5xx", "500", "502", "503"}
+    # a silent LinkSet is re-asked; only a record NCBI keeps silent about twice is no_answer
+    assert len(no_answer) <= 1
+    assert set(answered) | no_answer >= set(genes)
+    for uid, ls in answered.items():
+        assert got(ls) == expected(world, "gene", uid, "gene_protein")
+    assert set(scored) | no_answer >= set(proteins)
+    for uid, ls in scored.items():
+        assert got(ls) == expected(world, "protein", uid, "protein_protein")
+    assert set(checks) == set(genes)
+    for uid, s in checks.items():
+        assert {i.linkname for i in s.entrez} == {  # type: ignore[attr-defined]
+            link.linkname for link in world.links_from("gene", uid)
+        }
+    for uid, result in zip(genes[:10], direct, strict=True):
+        sets = result.by_source()
+        if uid in sets:  # a single ID's partial answer is legitimately empty of it
+            assert got(sets[uid]) == expected(world, "gene", uid, "gene_protein")
+    assert len(accn.ids) == 1 and accn.count == 1
+    # the key never reaches the emulator's log file
+    assert FAKE_KEY not in log_path.read_text()
+
+
+def test_poisoned_id_in_batch_of_200_against_emulator(world: World, tmp_path: Path) -> None:
+    proteins = list(world.uids("protein"))[:200]
+    poison = proteins[123]
+    with Emulator(world, poison=(poison,)) as emu, EutilsClient(
+        base_url=emu.url, api_key=FAKE_KEY, rps=1000, rate_dir=tmp_path
+    ) as client:
+        outcome = client.elink_batch("protein", proteins, db="gene", linkname="protein_gene")
+        checks, failed = client.acheck_batch("protein", proteins)
+        with pytest.raises(PermanentError) as info:
+            client.elink("protein", [poison], db="gene")
+    assert set(outcome.failed) == {poison} and f"Invalid uid {poison}" in outcome.failed[poison]
+    assert set(outcome.answered) == set(proteins) - {poison} and not outcome.no_answer
+    assert any(got(ls) for ls in outcome.answered.values())
+    for uid, ls in outcome.answered.items():
+        assert got(ls) == expected(world, "protein", uid, "protein_gene")
+    assert set(failed) == {poison} and set(checks) == set(proteins) - {poison}
+    assert FAKE_KEY not in str(info.value) and FAKE_KEY not in repr(info.value)
+    assert outcome.requests <= 20
+
+
+def test_unreachable_emulator_error_text_has_no_key(tmp_path: Path) -> None:
+    with Emulator(World.generate(seed=1, size=300)) as emu:
+        url = emu.url
+    # the emulator is gone: connection refused on every attempt
+    with EutilsClient(base_url=url, api_key=FAKE_KEY, rps=1000, rate_dir=tmp_path,
+                      max_attempts=2) as client, pytest.raises(TransientError) as info:
+        client.elink("gene", ["672"], db="protein")
+    assert info.value.kind == "connection"
+    assert FAKE_KEY not in str(info.value) and info.value.__context__ is None
+
+
+RATE_WORKER = """
+import sys, threading
+from crawler.eutils.client import EutilsClient
+url, per_thread = sys.argv[1], int(sys.argv[2])
+client = EutilsClient(base_url=url, api_key="shared-key", rps=10, concurrency=16)
+def work():
+    for _ in range(per_thread):
+        client.elink("gene", ["672"], db="protein", linkname="gene_protein")
+threads = [threading.Thread(target=work) for _ in range(16)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(client.requests_sent)
+"""
+
+
+def test_two_processes_32_callers_never_exceed_10_per_second(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import subprocess
+    import sys
+    from bisect import bisect_right
+
+    env = dict(os.environ, ENTREZ_GRAPH_RATE_DIR=str(tmp_path / "rates"))
+    with Emulator(world, rate_limit=0) as emu:
+        cmd = [sys.executable, "-c", RATE_WORKER, emu.url, "3"]
+        procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
+                 for _ in range(2)]
+        sent = 0
+        for p in procs:
+            out, _ = p.communicate(timeout=60)
+            assert p.returncode == 0
+            sent += int(out)
+        times = sorted(float(e["time"]) for e in emu.log)
+    assert sent == len(times) == 96
+    worst = max(bisect_right(times, t + 1.0) - i for i, t in enumerate(times))
+    assert worst <= 10

@@ -460,6 +460,9 @@ class EutilsClient:
             failed.update(bad)
             silent = [i for i in chunk if i not in got and i not in bad]
             if len(chunk) == 1:
+                if silent and not alone_retry:
+                    run(chunk, True)  # NCBI's silences are intermittent: ask once more
+                    return
                 missing.update(silent)
                 return
             for uid in silent:  # NCBI left them out: ask each alone
