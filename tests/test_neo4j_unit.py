@@ -853,3 +853,20 @@ def test_crawl_outage_then_sync_pushes_exactly_the_missing_rows(
     assert pushed == behind["total"]
     assert set(fake.graph.nodes) == nodes
     assert fake.graph.edge_keys() == edges
+
+
+def test_real_driver_unreachable_server_is_exit_2(tmp_path: Path) -> None:
+    """No stand-in: the installed driver against a closed local port."""
+    import socket
+
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    store = tmp_path / "store"
+    Journal(StorePaths.of(store).journal).close()
+    for uri in (f"bolt://127.0.0.1:{port}", f"neo4j://127.0.0.1:{port}"):
+        result = CliRunner().invoke(main, ["sync", "--store", str(store), "--neo4j", uri])
+        assert result.exit_code == 2, result.output
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"Error: cannot reach Neo4j at {uri}")

@@ -168,12 +168,14 @@ _sleep: Callable[[float], None] = time.sleep  # the retry backoff's sleep (tests
 
 
 def _first_line(exc: BaseException) -> str:
-    """The server's message (or the exception text) on one line, for one-line errors."""
+    """The server's message (or the exception text) as one line, for one-line errors."""
     text = getattr(exc, "message", None)
     if not text or text == "An unknown error occurred":  # the driver's placeholder
         text = str(exc)
-    lines = str(text).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
+    flat = " ".join(str(text).split())  # the driver's messages span lines: keep one
+    if len(flat) > 300:
+        flat = flat[:297] + "..."
+    return flat or type(exc).__name__
 
 
 def _describe(exc: BaseException) -> str:
