@@ -380,9 +380,7 @@ class World:
                     w._load_line(obj)
                 except (ValueError, KeyError, TypeError) as exc:
                     raise BadInput(f"{p}:{lineno}: not a link or record line ({exc})") from None
-        for links in w._links.values():
-            links.sort(key=_link_order)
-        return w
+        return w  # links keep the file's order (NCBI's order: by score, else as listed)
 
     def _load_line(self, obj: dict[str, Any]) -> None:
         if "linkname" in obj:
@@ -480,9 +478,8 @@ class World:
         """Which taxon a record belongs to: a fixed heavy-tailed table over residues mod 1000."""
         if i == 0:  # the BRCA1 chain is human
             return 0
-        return _TAXON_SLOTS[(i + _h(self.seed, "tax", db) % 997) % 1000] % self._counts[
-            "taxonomy"
-        ]
+        slot = (i * _SLOT_STEP + _h(self.seed, "tax", db) % 1000) % 1000
+        return _TAXON_SLOTS[slot] % self._counts["taxonomy"]
 
     def organism(self, db: str, i: int) -> tuple[int, str]:
         t = self._taxon_index(db, i)
@@ -661,15 +658,17 @@ class World:
 
     def _taxon_members(self, t: int, spec: LinkSpec) -> list[tuple[int, int]]:
         n = self._counts.get(spec.dbto, 0)
-        shift = _h(self.seed, "tax", spec.dbto) % 997
+        shift = _h(self.seed, "tax", spec.dbto) % 1000
         ntax = self._counts["taxonomy"]
-        slots = [s for s in range(1000) if _TAXON_SLOTS[(s + shift) % 1000] % ntax == t]
+        # record i sits in slot (i * _SLOT_STEP + shift) % 1000: invert that per matching slot
+        residues = sorted((s - shift) * _SLOT_INVERSE % 1000 for s in range(1000)
+                          if _TAXON_SLOTS[s] % ntax == t)
         members: list[int] = [0] if t == 0 and n else []
         base = 0
-        while slots and base < n and len(members) < spec.cap:
-            for s in slots:
-                if 0 < base + s < n:
-                    members.append(base + s)
+        while residues and base < n and len(members) < spec.cap:
+            for r in residues:
+                if 0 < base + r < n:
+                    members.append(base + r)
             base += 1000
         return sorted(((m, 0) for m in members[: spec.cap]),
                       key=lambda p: -self._uid(spec.dbto, p[0]))
@@ -815,6 +814,8 @@ def _make_taxon_slots() -> tuple[int, ...]:
 
 
 _TAXON_SLOTS = _make_taxon_slots()
+_SLOT_STEP = 7919  # a prime: consecutive records land in scattered slots
+_SLOT_INVERSE = pow(_SLOT_STEP, -1, 1000)
 
 
 def _subset(linkname: str, parent: list[tuple[int, int]], i: int, seed: int
@@ -823,11 +824,6 @@ def _subset(linkname: str, parent: list[tuple[int, int]], i: int, seed: int
     if linkname.endswith("_five"):
         return parent[:5]
     return [(t, s) for t, s in parent if t != i and _h(seed, "review", t) % 6 == 0]
-
-
-def _link_order(link: WorldLink) -> tuple[str, int, int]:
-    score = link.score if link.score is not None else -1
-    return (link.linkname, -score, -int(link.target) if link.target.isdigit() else 0)
 
 
 _NUC_PREFIX = ("NM_", "XM_", "NR_", "NC_", "NG_", "XR_")
