@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import threading
 import time
 import uuid
@@ -524,6 +525,12 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "entrez-graph-emulator"
     sys_version = ""
 
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body leave in one write, and without Nagle's delay: otherwise every
+        # keep-alive answer waits ~40 ms for the client's delayed ACK.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def log_message(self, format: str, *args: Any) -> None:
         """Silence http.server's stderr lines; the emulator keeps its own log."""
 
@@ -563,12 +570,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         try:
-            self.send_response(reply.status)
+            self.send_response_only(reply.status)
+            self.send_header("Server", self.version_string())
+            self.send_header("Date", self.date_time_string())
             for k, v in reply.headers.items():
                 self.send_header(k, v)
             self.send_header("Content-Length", str(len(reply.body)))
-            self.end_headers()
-            self.wfile.write(reply.body)
+            self._headers_buffer.append(b"\r\n")
+            self.wfile.write(b"".join(self._headers_buffer) + reply.body)
+            self._headers_buffer = []
             self.wfile.flush()
         except OSError:
             self.close_connection = True
