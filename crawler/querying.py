@@ -357,6 +357,11 @@ def run_query(
 
 def _ladybug_error(exc: BaseException, write: bool) -> BadInput | StoreError:
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    # The parser lists every token it could have accepted: keep what went wrong and where.
+    expecting = re.search(r"\s+expecting \{.*\}", message)
+    if expecting:
+        where = re.search(r"\(line: \d+, offset: \d+\)", message)
+        message = message[: expecting.start()] + (f" {where.group(0)}" if where else "")
     if "read-only" in message.lower() and not write:
         return BadInput("this query writes to the graph; pass --write to allow it")
     if any(k in message for k in ("Parser exception", "Binder exception", "Catalog exception",
@@ -371,7 +376,7 @@ def _run_ladybug(
 ) -> QueryResult:
     import ladybug
 
-    from .sinks.ladybug import open_database
+    from .sinks.ladybug import close_database, open_database
 
     if not graph.exists():
         raise BadInput(
@@ -403,7 +408,7 @@ def _run_ladybug(
         finally:
             conn.close()  # before the database: LadybugDB 0.22 corrupts a file closed under one
     finally:
-        database.close()
+        close_database(database, graph, read_only=not write)
 
 
 class _LadybugNormaliser:

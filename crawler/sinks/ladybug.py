@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -70,28 +71,61 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+# LadybugDB's file lock only keeps other processes out: a second writable Database on the same file
+# in this process would open fine and corrupt it. So writers are also registered here.
+_WRITERS: set[Path] = set()
+_WRITERS_LOCK = threading.Lock()
+
+
+def _locked(path: Path, holder: str) -> StoreLocked:
+    return StoreLocked(
+        f"the embedded store {path} is in use by {holder}: Could not set lock on file. "
+        "Wait for it to finish, or use another --store."
+    )
+
+
 def open_database(path: str | Path, *, read_only: bool = False) -> ladybug.Database:
-    """Open a LadybugDB file, turning its lock and I/O failures into our one-line errors."""
+    """Open a LadybugDB file, turning its lock and I/O failures into our one-line errors.
+
+    A writable database must be given back with `close_database`."""
     import ladybug
 
     path = Path(path)
+    key = path.resolve()
+    if not read_only:
+        with _WRITERS_LOCK:
+            if key in _WRITERS:
+                raise _locked(path, "this process (it is already open for writing)")
+            _WRITERS.add(key)
     try:
         if not read_only:
             path.parent.mkdir(parents=True, exist_ok=True)
         return ladybug.Database(str(path), read_only=read_only)
-    except RuntimeError as exc:
-        message = _first_line(exc)
-        if "Could not set lock" in message:
-            holder = ""
-            if "PID" in message:
-                holder = " (" + message[message.index("PID") :].split(")")[0] + ")"
-            raise StoreLocked(
-                f"the embedded store {path} is in use by another process{holder}: "
-                "Could not set lock on file. Wait for it to finish, or use another --store."
-            ) from None
-        raise StoreError(f"cannot open the embedded store {path}: {message}") from None
-    except OSError as exc:
-        raise StoreError(f"cannot open the embedded store {path}: {exc}") from None
+    except BaseException as exc:
+        if not read_only:
+            with _WRITERS_LOCK:
+                _WRITERS.discard(key)
+        if isinstance(exc, RuntimeError):
+            message = _first_line(exc)
+            if "Could not set lock" in message:
+                holder = "another process"
+                if "PID" in message:
+                    holder += " (" + message[message.index("PID") :].split(")")[0] + ")"
+                raise _locked(path, holder) from None
+            raise StoreError(f"cannot open the embedded store {path}: {message}") from None
+        if isinstance(exc, OSError):
+            raise StoreError(f"cannot open the embedded store {path}: {exc}") from None
+        raise
+
+
+def close_database(database: ladybug.Database, path: str | Path, *, read_only: bool) -> None:
+    """Close a database from `open_database` (its connections must be closed first)."""
+    try:
+        database.close()
+    finally:
+        if not read_only:
+            with _WRITERS_LOCK:
+                _WRITERS.discard(Path(path).resolve())
 
 
 def journal_snapshot(journal: Journal) -> MaxIds:
@@ -252,7 +286,7 @@ class LadybugSink:
         except RuntimeError as exc:
             raise StoreError(f"embedded store {path}: {_first_line(exc)}") from None
         finally:
-            db.close()
+            close_database(db, path, read_only=True)
         return rows_behind(journal, cursor)
 
     # -- sync ------------------------------------------------------------------------------
@@ -381,8 +415,13 @@ class LadybugSink:
             self._conn = None  # type: ignore[assignment]
         db = getattr(self, "_db", None)
         if db is not None:
-            db.close()
             self._db = None  # type: ignore[assignment]
+            close_database(db, self.path, read_only=False)
+
+    def __del__(self) -> None:
+        # A sink dropped without close(): release in the safe order (connection, then database).
+        with contextlib.suppress(Exception):
+            self.close()
 
     def __enter__(self) -> LadybugSink:
         return self
