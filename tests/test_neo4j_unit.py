@@ -870,3 +870,22 @@ def test_real_driver_unreachable_server_is_exit_2(tmp_path: Path) -> None:
         assert result.exit_code == 2, result.output
         lines = result.output.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith(f"Error: cannot reach Neo4j at {uri}")
+
+
+def test_sync_cli_embedded_and_neo4j_together(fake: FakeNeo4j, tmp_path: Path) -> None:
+    pytest.importorskip("ladybug")
+    store = tmp_path / "store"
+    with Journal(StorePaths.of(store).journal) as j:
+        fill(j, 2)
+        expected = expected_edges(j)
+    result = CliRunner().invoke(main, ["sync", "--store", str(store), "--embedded", "--neo4j",
+                                       "bolt://localhost:7687", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    reports = json.loads(result.output)
+    assert [r["sink"] for r in reports] == ["embedded", "neo4j:bolt://localhost:7687/neo4j"]
+    assert all((r["nodes"], r["edges"], r["pending"]) == (10, 10, 0) for r in reports)
+    assert fake.graph.edge_keys() == expected
+    status = json.loads(CliRunner().invoke(
+        main, ["status", "--store", str(store), "--format", "json"]).output)
+    assert {name: info.get("total") for name, info in status["sinks"].items()} == {
+        "embedded": 0, "neo4j:bolt://localhost:7687/neo4j": 0}
