@@ -889,3 +889,28 @@ def test_sync_cli_embedded_and_neo4j_together(fake: FakeNeo4j, tmp_path: Path) -
         main, ["status", "--store", str(store), "--format", "json"]).output)
     assert {name: info.get("total") for name, info in status["sinks"].items()} == {
         "embedded": 0, "neo4j:bolt://localhost:7687/neo4j": 0}
+
+
+@pytest.mark.parametrize(
+    ("setup", "needle"), [("bad_auth", "refused the credentials"), ("down", "cannot reach")]
+)
+def test_crawl_cli_connect_errors_exit_2_before_crawling(
+    fake: FakeNeo4j, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setup: str, needle: str
+) -> None:
+    from crawler.emulator import Emulator, World
+
+    if "crawl" not in main.commands:
+        pytest.skip("the crawl command is not in this tree yet")
+    monkeypatch.setenv("ENTREZ_GRAPH_RATE_DIR", str(tmp_path / "rate"))
+    setattr(fake, setup, True)
+    with Emulator(World.generate(seed=5, size=200)) as emu:
+        result = CliRunner().invoke(main, [
+            "crawl", "gene:672", "--store", str(tmp_path / "store"), "--eutils-url", emu.url,
+            "--neo4j", "bolt://localhost:7687",
+        ], env={"NCBI_EMAIL": "t@example.org", "NEO4J_PASSWORD": "pw-not-shown"})
+        sent = len(emu.log)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error:") and needle in lines[0]
+    assert "pw-not-shown" not in result.output
+    assert sent == 0  # nothing asked of NCBI before Neo4j was checked

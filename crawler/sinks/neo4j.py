@@ -69,7 +69,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_URI = "bolt://localhost:7687"
 DEFAULT_USER = "neo4j"
 # The password docker-compose.yml gives the server unless NEO4J_PASSWORD says otherwise.
 DEFAULT_PASSWORD = "entrez-graph"
