@@ -543,6 +543,10 @@ class Neo4jSink:
             # crawl goes on into the journal; the report carries the reason.
             report.error = f"Neo4j at {self.config.uri} refused the write ({_describe(exc)})"
             log.info("neo4j sync stopped: %s", report.error)
+        except StoreError as exc:
+            # e.g. another process keeps moving this journal's cursor: report, keep crawling
+            report.error = str(exc)
+            log.info("neo4j sync stopped: %s", report.error)
         report.pending = pending_rows(journal, journal.get_cursor(self.name))
         return report
 
