@@ -133,3 +133,22 @@ def test_two_processes_sixteen_threads_each_share_one_limit(tmp_path: Path) -> N
         times += json.loads(out)
     assert len(times) == 64
     assert max_per_window(times) <= 10
+
+
+def test_overslept_slot_is_replaced_not_used_late(tmp_path: Path) -> None:
+    clock = FakeClock()
+    oversleep = [0.5]  # the first sleep overshoots by half a second (a busy machine)
+
+    def sleep(seconds: float) -> None:
+        clock.now += seconds + (oversleep.pop() if oversleep else 0.0)
+
+    lim = RateLimiter(10, host="h", rate_dir=tmp_path, clock=clock, sleep=sleep)
+    lim.reserve()  # someone else holds the current slot
+    sent: list[float] = []
+    for _ in range(12):
+        lim.acquire()
+        sent.append(clock.now)
+    state = json.loads(lim.path.read_text())
+    # the late wake-up took a fresh slot: every send happened at a recorded slot time
+    assert all(any(abs(t - s) < 1e-9 for s in state["slots"]) for t in sent[-10:])
+    assert max_per_window(sent) <= 10

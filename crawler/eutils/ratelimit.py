@@ -68,6 +68,7 @@ class RateLimiter:
         self.path = directory / f"rate-{digest}.json"
         self._thread_lock = threading.Lock()  # flock is per open file; keep threads orderly too
         self._last_factor = 1.0
+        self.late_tolerance = margin / 2
 
     # -- the shared state --------------------------------------------------------------------
 
@@ -116,12 +117,23 @@ class RateLimiter:
             return t
 
     def acquire(self) -> float:
-        """Wait for this caller's slot; return how long it waited."""
-        t = self.reserve()
-        delay = t - self._clock()
-        if delay > 0:
+        """Wait for this caller's slot; return how long it waited.
+
+        A thread that oversleeps its slot (a busy machine) by more than half the margin takes a
+        fresh one instead of sending late: a late send could crowd the next window. The missed
+        slot stays recorded, which only makes the others more careful.
+        """
+        waited = 0.0
+        for _ in range(8):
+            t = self.reserve()
+            delay = t - self._clock()
+            if delay <= 0:
+                return waited
             self._sleep(delay)
-        return max(0.0, delay)
+            waited += delay
+            if self._clock() - t <= self.late_tolerance:
+                return waited
+        return waited
 
     def penalize(self) -> None:
         """A 429: pause every caller briefly and slow all of them down (up to MAX_SLOWDOWN)."""
