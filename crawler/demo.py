@@ -31,16 +31,24 @@ SEED = "gene:672"
 DEPTH = 2
 # The emulator runs on 127.0.0.1 with no rate limit; a high client rate keeps the demo quick.
 RPS = 200.0
+# Rows printed per query (a first run should fit a screen); `entrez-graph query` shows them all.
+MAX_ROWS = 12
 
-# (bundled query name, parameters, heading printed above its rows)
-QUERIES: tuple[tuple[str, dict[str, Any], str], ...] = (
-    ("gene_refseq_proteins", {"gene": "672"}, "gene 672 → RefSeq proteins (gene_protein_refseq)"),
+# (bundled query name, parameters, heading printed above its rows, whether long answers are cut)
+QUERIES: tuple[tuple[str, dict[str, Any], str, bool], ...] = (
+    (
+        "gene_refseq_proteins",
+        {"gene": "672"},
+        "gene 672 → RefSeq proteins (gene_protein_refseq)",
+        True,
+    ),
     (
         "gene_protein_structures",
         {"gene": "672"},
         "gene 672 → RefSeq proteins → 3D structures (gene_protein_refseq, protein_structure)",
+        True,
     ),
-    ("records_per_db", {}, "records per database"),
+    ("records_per_db", {}, "records per database", False),
 )
 
 
@@ -81,6 +89,7 @@ def demo(
     *,
     echo: Callable[[str], None] = print,
     progress: Progress | None = None,
+    max_rows: int | None = MAX_ROWS,
 ) -> DemoResult:
     """Crawl gene:672 from an in-process emulator into `store` (a temp dir when None, removed
     afterwards) and print the three demo queries. Returns what was crawled and answered."""
@@ -103,7 +112,7 @@ def demo(
         assert isinstance(report, CrawlReport)  # not a dry run
         echo(describe(report))
         result = DemoResult(store=root, kept=kept, report=report)
-        for name, params, heading in QUERIES:
+        for name, params, heading, cut in QUERIES:
             answer = run_query(root, name, params)
             result.answers.append((name, heading, answer))
             echo("")
@@ -111,7 +120,10 @@ def demo(
                  + "".join(f" --param {k}={v}" for k, v in params.items()) + "]")
             rows = [{k: plain(v, compact=True) for k, v in r.items()} for r in answer.records()]
             columns = answer.columns or get_query(name).columns
-            echo(render(rows, columns))
+            shown = rows if max_rows is None or not cut else rows[:max_rows]
+            echo(render(shown, columns))
+            if len(rows) > len(shown):
+                echo(f"… {len(rows) - len(shown)} more rows ({len(rows)} in all)")
         echo("")
         if kept:
             echo(f"The graph stays in {root}: try `entrez-graph query --store {root} --list`, "
