@@ -567,3 +567,13 @@ def test_taxon_links_are_the_inverse_of_organism_links():
                      for lk in w.links_from("gene", u))}
     assert mouse and mouse == owners
     assert all(w.record("gene", u)["organism"] == "Mus musculus" for u in mouse)
+
+
+def test_esummary_version_1_without_version_parameter(http):
+    rec = read(http.get("esummary.fcgi", params={"db": "gene", "id": f"{BRCA1},7157"}).content)
+    assert [d["Id"] for d in rec] == [BRCA1, "7157"]
+    assert rec[0]["Name"] == "BRCA1" and rec[0]["Orgname"] == "Homo sapiens"
+    missing = http.get("esummary.fcgi", params={"db": "protein", "id": f"{NP_009225},999999999"})
+    assert b"<ERROR>UID=999999999: cannot get document summary</ERROR>" in missing.content
+    docs = read(missing.content, ignore_errors=True)
+    assert docs[0]["AccessionVersion"] == "NP_009225.1"

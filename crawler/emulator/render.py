@@ -252,6 +252,42 @@ def esummary(db: str, build: str, docs: Iterable[tuple[str, dict[str, Any] | Non
     return "".join(out).encode()
 
 
+ESUMMARY_V1_DOCTYPE = (f'<!DOCTYPE eSummaryResult PUBLIC "-//NLM//DTD esummary v1 20041029//EN" '
+                       f'"{_URL}/20041029/esummary-v1.dtd">\n')
+
+# version 1.0 DocSum items per database: (Item name, record field, Type).
+_V1_ITEMS: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "gene": (("Name", "name", "String"), ("Description", "description", "String"),
+             ("Orgname", "organism", "String"), ("Chromosome", "chromosome", "String"),
+             ("MapLocation", "maplocation", "String"), ("TaxID", "taxid", "Integer")),
+    "pubmed": (("PubDate", "pubdate", "Date"), ("Source", "journal", "String"),
+               ("Title", "title", "String"), ("FullJournalName", "journal", "String")),
+    "structure": (("PdbAcc", "accession", "String"), ("PdbDescr", "title", "String")),
+    "taxonomy": (("ScientificName", "name", "String"), ("CommonName", "commonname", "String"),
+                 ("TaxId", "uid", "Integer")),
+}
+_V1_SEQ = (("Caption", "accession", "String"), ("Title", "title", "String"),
+           ("Gi", "uid", "Integer"), ("TaxId", "taxid", "Integer"),
+           ("AccessionVersion", "accessionversion", "String"))
+_V1_OTHER = (("Accession", "accession", "String"), ("Title", "name", "String"))
+
+
+def esummary_v1(db: str, docs: Iterable[tuple[str, dict[str, Any] | None]]) -> bytes:
+    """ESummary without version=2.0: DocSum/Item; an unknown UID is an `<ERROR>` of its own."""
+    items = _V1_ITEMS.get(db, _V1_SEQ if db in ("protein", "nuccore") else _V1_OTHER)
+    out = [_DECL, ESUMMARY_V1_DOCTYPE, "<eSummaryResult>\n"]
+    for uid, rec in docs:
+        if rec is None:
+            out.append(f"<ERROR>UID={_t(uid)}: cannot get document summary</ERROR>\n")
+            continue
+        out.append(f"<DocSum>\n\t<Id>{_t(uid)}</Id>\n")
+        out.extend(f'\t<Item Name="{name}" Type="{typ}">{_t(rec.get(field, ""))}</Item>\n'
+                   for name, field, typ in items)
+        out.append("</DocSum>\n\n")
+    out.append("</eSummaryResult>\n")
+    return "".join(out).encode()
+
+
 def esummary_error(db: str, message: str) -> bytes:
     return (f"{_DECL}{esummary_doctype(db)}<eSummaryResult>\n\t<ERROR>{_t(message)}</ERROR>\n"
             f"</eSummaryResult>\n").encode()
@@ -496,3 +532,8 @@ def write_esummary_dtds(directory: str | Path) -> list[Path]:
         path.write_text(esummary_dtd(db), encoding="utf-8")
         written.append(path)
     return written
+
+
+def esummary_v1_error(message: str) -> bytes:
+    return (f"{_DECL}{ESUMMARY_V1_DOCTYPE}<eSummaryResult>\n<ERROR>{_t(message)}</ERROR>\n"
+            f"</eSummaryResult>\n").encode()

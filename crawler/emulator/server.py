@@ -310,6 +310,8 @@ class Emulator:
         if endpoint == "einfo.fcgi":
             return render.einfo_error(message)
         if endpoint == "esummary.fcgi":
+            if (params.get("version") or "").strip() != "2.0":
+                return render.esummary_v1_error(message)
             return render.esummary_error(_norm_db(params.get("db") or "pubmed"), message)
         return render.elink_error(message)
 
@@ -502,6 +504,8 @@ class Emulator:
             raise _Refused("Empty id list - nothing todo")
         docs = [(u, self.world.record(db, u) if u.isdigit() else None)
                 for u in dict.fromkeys(ids)]
+        if (params.get("version") or "").strip() != "2.0":
+            return render.esummary_v1(db, docs)
         return render.esummary(db, _BUILD, docs)
 
 

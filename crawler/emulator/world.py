@@ -277,6 +277,10 @@ _PROVIDERS = (
     ("Protein Data Bank in Europe", "PDBe", "6060", "Molecular Biology Databases",
      "free resource", "https://www.ebi.ac.uk/pdbe/entry/pdb/"),
 )
+# Which providers plausibly link out from which database (indices into _PROVIDERS).
+_PROVIDERS_BY_DB = {"pubmed": (0, 1, 2), "pmc": (1,), "gene": (2, 3), "protein": (4, 5),
+                    "structure": (5,), "nuccore": (4,), "snp": (3,), "clinvar": (2, 3),
+                    "*": (1, 4)}
 _LIBRARY = ("Library of the National Institutes of Health", "nihlib", "4461",
             "Library Holdings", "full-text online", "https://nih.primo.exlibrisgroup.com/")
 
@@ -682,10 +686,14 @@ class World:
             return []
         r = _h(self.seed, "linkout", db, uid)
         out: list[LinkOut] = []
+        providers = _PROVIDERS_BY_DB.get(db, _PROVIDERS_BY_DB["*"])
         if r % 10 < 6:
             for k in range(1 + (r >> 8) % 2):
-                name, abbr, pid, cat, attr, url = _PROVIDERS[(r >> (12 + 4 * k)) % len(_PROVIDERS)]
-                out.append(LinkOut(url + uid, name, abbr, pid, cat, attr))
+                p = _PROVIDERS[providers[(r >> (12 + 4 * k)) % len(providers)]]
+                name, abbr, pid, cat, attr, url = p
+                lo = LinkOut(url + uid, name, abbr, pid, cat, attr)
+                if lo not in out:
+                    out.append(lo)
         if db == "pubmed" and r % 5 == 0:
             name, abbr, pid, cat, attr, url = _LIBRARY
             out.append(LinkOut(url + "discovery/search?query=pmid," + uid, name, abbr, pid,
