@@ -292,6 +292,7 @@ def test_acheck_batch_and_esummary_batch(tmp_path: Path) -> None:
         assert [i.linkname for i in answered["10"].linkout] == ["ExternalLink"]
         assert failed == {}
         summaries, sfailed = client.esummary_batch("gene", [str(i) for i in range(10, 20)])
+    assert all(method == "POST" for method, p in rec.requests if ("version", "2.0") in p)
     assert summaries["10"].fields["Name"] == "G10"
     assert summaries["12"].error == "cannot get document summary"
     assert set(sfailed) == {"13"} and "13" not in summaries

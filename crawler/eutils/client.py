@@ -176,11 +176,13 @@ class EutilsClient:
             out.append(("api_key", self.api_key))
         return out
 
-    def _send_once(self, endpoint: str, params: list[tuple[str, str]], n_ids: int) -> bytes:
+    def _send_once(
+        self, endpoint: str, params: list[tuple[str, str]], n_ids: int, post: bool = False
+    ) -> bytes:
         """One attempt: a rate-limit slot, the HTTP exchange, status classification."""
         url = self.base_url + endpoint
         body = urllib.parse.urlencode(params)
-        post = n_ids > POST_ABOVE_IDS or len(body) > POST_ABOVE_CHARS
+        post = post or n_ids > POST_ABOVE_IDS or len(body) > POST_ABOVE_CHARS
         self.limiter.acquire()
         with self._count_lock:
             self._sent += 1
@@ -231,12 +233,13 @@ class EutilsClient:
         params: Sequence[tuple[str, str]],
         parser: Callable[[bytes], T],
         n_ids: int = 0,
+        post: bool = False,
     ) -> T:
         """Send and parse with bounded retries of transient failures (parse failures included)."""
         full = self._params(params)
 
         def attempt() -> T:
-            data = self._send_once(endpoint, full, n_ids)
+            data = self._send_once(endpoint, full, n_ids, post)
             try:
                 result = parser(data)
             except (TransientError, PermanentError) as exc:
@@ -490,7 +493,9 @@ class EutilsClient:
             params.append(("db", normalize_db(db)))
         return self._call("einfo.fcgi", params, parse.parse_einfo)
 
-    def esummary(self, db: str, ids: Iterable[str] | str) -> list[DocSummary]:
+    def esummary(
+        self, db: str, ids: Iterable[str] | str, *, post: bool = False
+    ) -> list[DocSummary]:
         """ESummary version 2.0; one DocSummary per UID, `error` set for UIDs NCBI lacks."""
         db = normalize_db(db)
         id_list = list(dict.fromkeys(self._ids(ids)))
@@ -500,6 +505,7 @@ class EutilsClient:
             params,
             lambda data: parse.parse_esummary(data, asked=id_list),
             n_ids=len(id_list),
+            post=post,
         )
 
     def esummary_batch(
@@ -514,7 +520,8 @@ class EutilsClient:
 
         def ask(chunk: list[str]) -> tuple[dict[str, DocSummary], dict[str, str]]:
             wanted = set(chunk)
-            return {s.uid: s for s in self.esummary(db, chunk) if s.uid in wanted}, {}
+            summaries = self.esummary(db, chunk, post=True)
+            return {s.uid: s for s in summaries if s.uid in wanted}, {}
 
         answered, failed, missing = self._isolate(
             id_list, ask, max_batch=max(1, min(batch_size, MAX_BATCH))
