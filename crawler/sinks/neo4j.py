@@ -168,7 +168,9 @@ _sleep: Callable[[float], None] = time.sleep  # the retry backoff's sleep (tests
 
 def _first_line(exc: BaseException) -> str:
     """The server's message (or the exception text) as one line, for one-line errors."""
-    text = getattr(exc, "message", None)
+    # Neo4jError.message is the server's text; on other driver errors (5.x) it is a preview
+    # GQL attribute that warns when read.
+    text = exc.message if isinstance(exc, Neo4jError) else None
     if not text or text == "An unknown error occurred":  # the driver's placeholder
         text = str(exc)
     flat = " ".join(str(text).split())  # the driver's messages span lines: keep one
