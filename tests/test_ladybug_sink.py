@@ -352,6 +352,17 @@ def test_store_of_another_crawl_is_refused(small_world: World, tmp_path: Path) -
         journal.add_nodes([("gene", "1", 0)])
         with LadybugSink(big.graph) as sink, pytest.raises(StoreError, match="another crawl"):
             sink.sync(journal)
+    # A new crawl from another seed that already has more rows than the store's cursor.
+    other = StorePaths.of(tmp_path / "other")
+    with Journal(other.journal) as journal:
+        journal.add_nodes([("gene", "675", 0)])
+        journal.add_nodes([("protein", str(i), 1) for i in range(5000)])
+        journal.add_edges([("gene", "675", "gene_protein", "protein", str(i), None)
+                           for i in range(5000)])
+        with LadybugSink(big.graph) as sink:
+            with pytest.raises(StoreError, match=r"gene:672.*another crawl"):
+                sink.sync(journal)
+            assert sink.pending(journal) > 0
 
 
 def test_unsafe_names_never_reach_ddl(store: StorePaths) -> None:

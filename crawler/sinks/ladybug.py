@@ -138,6 +138,12 @@ def journal_snapshot(journal: Journal) -> MaxIds:
     return MaxIds(int(row[0]), int(row[1]), int(row[2]))
 
 
+def journal_origin(journal: Journal) -> str | None:
+    """The journal's first record (`db:uid`): tells a store loaded from another crawl apart."""
+    row = journal.execute("SELECT db, uid FROM nodes ORDER BY id LIMIT 1").fetchone()
+    return f"{row[0]}:{row[1]}" if row else None
+
+
 def rows_behind(journal: Journal, cursor: Cursor) -> dict[str, int]:
     """Journal rows past `cursor`, counted (replaced props rows leave gaps in the ids)."""
     row = journal.execute(
@@ -195,8 +201,9 @@ class LadybugSink:
             self._conn = ladybug.Connection(self._db)
             self._conn.execute(
                 f"CREATE NODE TABLE IF NOT EXISTS {CURSOR_TABLE}"
-                "(key STRING PRIMARY KEY, node INT64, edge INT64, prop INT64)"
+                "(key STRING PRIMARY KEY, node INT64, edge INT64, prop INT64, origin STRING)"
             )
+            self._origin: str | None = None
             self._node_tables: set[str] = set()
             self._rel_pairs: dict[str, set[tuple[str, str]]] = {}
             self._load_schema()
@@ -256,9 +263,16 @@ class LadybugSink:
     def _write_cursor(self, cursor: Cursor) -> None:
         self._conn.execute(
             f"MERGE (c:{CURSOR_TABLE} {{key: $key}}) SET c.node = $node, c.edge = $edge, "
-            "c.prop = $prop",
-            {"key": CURSOR_KEY, "node": cursor.node, "edge": cursor.edge, "prop": cursor.prop},
+            "c.prop = $prop, c.origin = $origin",
+            {"key": CURSOR_KEY, "node": cursor.node, "edge": cursor.edge, "prop": cursor.prop,
+             "origin": self._origin},
         )
+
+    def _stored_origin(self) -> str | None:
+        rows = self._conn.execute(
+            f"MATCH (c:{CURSOR_TABLE}) WHERE c.key = $key RETURN c.origin", {"key": CURSOR_KEY}
+        ).get_all()
+        return rows[0][0] if rows else None
 
     def behind(self, journal: Journal) -> dict[str, int]:
         """Journal rows this store does not hold yet, by kind, plus their total."""
@@ -296,11 +310,16 @@ class LadybugSink:
         report = SyncReport(sink=self.name)
         upto = journal_snapshot(journal)
         cursor = self.cursor()
-        if cursor.node > upto.node or cursor.edge > upto.edge or cursor.prop > upto.prop:
+        self._origin = journal_origin(journal)
+        stored = self._stored_origin()
+        if (
+            cursor.node > upto.node or cursor.edge > upto.edge or cursor.prop > upto.prop
+            or (stored and self._origin and stored != self._origin)
+        ):
             raise StoreError(
                 f"the embedded store {self.path} holds rows this journal does not "
-                f"(store cursor {cursor}, journal {upto}): it belongs to another crawl; "
-                "delete it to rebuild it from the journal"
+                f"(it was loaded from a crawl starting at {stored}): it belongs to another "
+                f"crawl; delete {self.path.name} to rebuild it from the journal"
             )
         try:
             while cursor.node < upto.node:
@@ -326,9 +345,13 @@ class LadybugSink:
                 self._commit_batch(self._apply_props, rows, cursor)
                 report.props += len(rows)
         except RuntimeError as exc:
-            raise StoreError(
-                f"loading the embedded store {self.path}: {_first_line(exc)}"
-            ) from None
+            message = _first_line(exc)
+            if "duplicated primary key" in message:
+                message += (
+                    f"; the store holds records this journal has not loaded into it (another "
+                    f"crawl?): delete {self.path.name} to rebuild it from the journal"
+                )
+            raise StoreError(f"loading the embedded store {self.path}: {message}") from None
         report.pending = rows_behind(journal, cursor)["total"]
         return report
 
