@@ -93,7 +93,9 @@ def _as_dict(report: SyncReport) -> dict[str, object]:
     default=None,
     help="Neo4j database (NEO4J_DATABASE, default: the server's default database).",
 )
-@click.option("--embedded", is_flag=True, help="Also bring the embedded store level.")
+@click.option(
+    "--embedded", is_flag=True, help="Bring the embedded store (LadybugDB) level with the journal."
+)
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1, max=100_000),
