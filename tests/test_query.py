@@ -257,3 +257,25 @@ def test_neo4j_gets_its_dialect_and_typed_params(monkeypatch: pytest.MonkeyPatch
     assert result == QueryResult(["db", "uid", "name", "links"], [])
     assert "labels(n)[0]" in seen["text"] and seen["params"] == {"limit": 3}
     assert seen["write"] is False
+
+
+def test_cli_neo4j_option(monkeypatch: pytest.MonkeyPatch) -> None:
+    gene, *_ = _neo4j_values()
+    seen: dict[str, Any] = {}
+
+    def fake_run_cypher(config, text, params, *, write=False):
+        seen.update(config=config, params=params, write=write)
+        return ["g"], [[gene]]
+
+    import crawler.sinks.neo4j as neo4j_sink
+
+    monkeypatch.setattr(neo4j_sink, "run_cypher", fake_run_cypher)
+    monkeypatch.setenv("NEO4J_PASSWORD", "s3cret-pw")
+    result = cli("--neo4j", "bolt://127.0.0.1:7687", "--format", "json",
+                 "gene_refseq_proteins", "--param", "gene=7")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == [{"g": {"db": "gene", "uid": "672", "depth": 0,
+                                                "name": "BRCA1"}}]
+    assert seen["config"].uri == "bolt://127.0.0.1:7687"
+    assert seen["params"] == {"gene": "7"} and seen["write"] is False
+    assert "s3cret-pw" not in result.output
