@@ -577,3 +577,19 @@ def test_esummary_version_1_without_version_parameter(http):
     assert b"<ERROR>UID=999999999: cannot get document summary</ERROR>" in missing.content
     docs = read(missing.content, ignore_errors=True)
     assert docs[0]["AccessionVersion"] == "NP_009225.1"
+
+
+def test_stop_closes_keep_alive_connections_and_restart_keeps_the_url(world):
+    emu = Emulator(world).start()
+    url = emu.url
+    with httpx.Client(base_url=url) as http:
+        assert http.get("einfo.fcgi").status_code == 200
+        emu.stop()
+        with pytest.raises(httpx.TransportError):
+            http.get("einfo.fcgi")
+        emu.start()
+        try:
+            assert emu.url == url
+            assert http.get("einfo.fcgi").status_code == 200
+        finally:
+            emu.stop()

@@ -8,6 +8,7 @@ a seeded plan, refuses poisoned IDs with HTTP 400, and logs every request (the A
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
@@ -120,6 +121,8 @@ class Emulator:
         self._rejected: dict[str, deque[float]] = defaultdict(deque)
         self._history_lock = threading.Lock()
         self._history: dict[str, list[tuple[str, list[str]]]] = {}
+        self._conns_lock = threading.Lock()
+        self._conns: set[socket.socket] = set()
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -132,16 +135,23 @@ class Emulator:
         server.daemon_threads = True
         server.emulator = self  # type: ignore[attr-defined]
         self._server = server
+        self._want_port = int(server.server_address[1])  # a restart keeps the same URL
         self._thread = threading.Thread(target=server.serve_forever, name="eutils-emulator",
                                         kwargs={"poll_interval": 0.1}, daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        """Stop listening and close every open keep-alive connection (clients see it go)."""
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        with self._conns_lock:
+            conns, self._conns = list(self._conns), set()
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
@@ -534,6 +544,16 @@ class _Handler(BaseHTTPRequestHandler):
         # Headers and body leave in one write, and without Nagle's delay: otherwise every
         # keep-alive answer waits ~40 ms for the client's delayed ACK.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        emu: Emulator = self.server.emulator  # type: ignore[attr-defined]
+        with emu._conns_lock:
+            emu._conns.add(self.connection)
+
+    def finish(self) -> None:
+        emu: Emulator = self.server.emulator  # type: ignore[attr-defined]
+        with emu._conns_lock:
+            emu._conns.discard(self.connection)
+        with contextlib.suppress(OSError):
+            super().finish()
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silence http.server's stderr lines; the emulator keeps its own log."""
