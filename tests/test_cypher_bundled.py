@@ -311,3 +311,30 @@ def test_columns_parsed_from_every_query(crawled: dict) -> None:
     for q in list_queries():
         assert isinstance(q, BundledQuery)
         assert run_query(crawled["store"], q.name, {}).columns == q.columns, q.name
+
+
+def test_packaged_folder_is_preferred_and_headers_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An installed wheel carries the queries as package data (crawler/cypher): that copy wins."""
+    import importlib.resources
+
+    from crawler import querying
+    from crawler.errors import StoreError
+
+    package = tmp_path / "crawler"
+    (package / "cypher").mkdir(parents=True)
+    (package / "cypher" / "only_one.cypher").write_text(
+        "// name: only_one\n// params: uid=\"5\", n=3\n// answers: a test\n"
+        "MATCH (g:gene {uid: $uid}) RETURN g.uid AS uid LIMIT $n\n"
+    )
+    monkeypatch.setattr(importlib.resources, "files", lambda name: package)
+    querying._load.cache_clear()
+    assert cypher_dir() == package / "cypher"
+    (q,) = list_queries()
+    assert (q.name, q.params, q.description) == ("only_one", {"uid": "5", "n": 3}, "a test")
+    assert q.columns == ["uid"]
+    (package / "cypher" / "broken.neo4j.cypher").write_text("// name: other\nRETURN 1 AS x\n")
+    querying._load.cache_clear()  # the folder is read once per process
+    with pytest.raises(StoreError, match="header names 'other'"):
+        list_queries()
