@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from crawler.cli import main
 from crawler.engine import StoreLock
+from crawler.errors import BadInput
 from crawler.journal import Journal
 
 
@@ -133,3 +134,110 @@ def test_store_lock_via_cli(tmp_path):
     assert result.exit_code == 2
     assert f"pid {os.getpid()}" in result.output and "another entrez-graph crawl" in result.output
     assert not (store / "journal.sqlite").exists()
+
+
+# -- against the emulator -------------------------------------------------------------------------
+
+
+def crawl_ok(url: str, store: Path, *args: str) -> dict:
+    result = invoke(*args, "--store", str(store), "--eutils-url", url, "--rps", "1000",
+                    "--format", "json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_json_summary_is_stable(emulator, tmp_path):
+    report = crawl_ok(emulator.url, tmp_path / "s", "gene:672", "--link", "gene_protein_refseq")
+    assert set(report) == {
+        "store", "complete", "seeds", "depth", "levels", "nodes", "edges", "by_db", "by_link",
+        "pending", "failed", "no_answer", "requests", "requests_total", "elapsed_s", "sinks",
+        "summaries",
+    }
+    assert report["complete"] and report["seeds"] == ["gene:672"] and report["levels"] == 1
+    assert report["by_link"]["gene_protein_refseq"] == report["edges"] > 0
+    assert report["sinks"] == [{"name": "embedded", "ok": True, "pending": 0, "error": None}]
+    assert report["requests"] == report["requests_total"] == 1
+    text = invoke("gene:672", "--link", "gene_protein_refseq", "--store", str(tmp_path / "s"),
+                  "--eutils-url", emulator.url)
+    assert text.exit_code == 0 and text.output.startswith("Crawl complete: ")
+    assert "embedded: up to date" in text.output
+
+
+def test_identifiers_and_query_resolve_through_esearch(emulator, tmp_path):
+    result = invoke("nuccore:NM_007294", "pmc:PMC1234567", "snp:rs80357906", "structure:1JM7",
+                    "protein:NP_009225", "--query", "BRCA1[gene]", "--query-db", "gene",
+                    "--dry-run", "--format", "json", "--store", str(tmp_path / "s"),
+                    "--eutils-url", emulator.url)
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.output)
+    assert plan["seeds"] == ["nuccore:237757283", "pmc:1234567", "snp:80357906",
+                             "structure:17850", "protein:6552302", "gene:672"]
+    assert {e["path"].rsplit("/", 1)[-1] for e in emulator.log} == {"esearch.fcgi"}
+    assert not (tmp_path / "s").exists()
+
+
+def test_unknown_identifier_is_named_before_any_link_request(emulator, tmp_path):
+    result = invoke("gene:672", "nuccore:XM_999999999", "--store", str(tmp_path / "s"),
+                    "--eutils-url", emulator.url)
+    assert result.exit_code == 2
+    assert "nuccore:XM_999999999 matches no record" in result.output
+    assert not [e for e in emulator.log if "elink" in e["path"]]
+    assert not (tmp_path / "s").exists()
+
+
+class _DownNeo4j:
+    """A Neo4j sink whose server went away after the start: every sync reports rows pending."""
+
+    name = "neo4j:bolt://127.0.0.1:7687/neo4j"
+
+    def __init__(self):
+        self.syncs = 0
+        self.closed = False
+
+    def sync(self, journal):
+        from crawler.sinks import SyncReport
+
+        self.syncs += 1
+        behind = journal.max_ids()
+        return SyncReport(self.name, pending=behind.node + behind.edge,
+                          error="ServiceUnavailable: connection refused")
+
+    def close(self):
+        self.closed = True
+
+
+def test_neo4j_outage_is_reported_once_and_exits_3(emulator, tmp_path, monkeypatch):
+    sink = _DownNeo4j()
+    monkeypatch.setattr("crawler.engine.connect_neo4j", lambda target: sink)
+    result = invoke("gene:672", "--depth", "2", "--link", "gene_protein_refseq",
+                    "--link", "protein_structure", "--store", str(tmp_path / "s"),
+                    "--eutils-url", emulator.url, "--neo4j", "bolt://127.0.0.1:7687")
+    assert result.exit_code == 3, result.output
+    assert sink.syncs >= 2 and sink.closed
+    assert result.output.count("Neo4j unavailable: ServiceUnavailable") == 1
+    assert "run `entrez-graph sync` later" in result.output
+    assert "rows missing" in result.output
+    with Journal(tmp_path / "s", create=False) as j:  # the journal kept everything
+        assert j.stats()["edges"] > 0 and j.stats()["pending"] == 0
+
+
+def test_neo4j_unreachable_at_start_is_bad_input(emulator, tmp_path, monkeypatch):
+    def refuse(target):
+        raise BadInput(f"cannot reach Neo4j at {target.uri}: connection refused")
+
+    monkeypatch.setattr("crawler.engine.connect_neo4j", refuse)
+    result = invoke("gene:672", "--store", str(tmp_path / "s"), "--eutils-url", emulator.url,
+                    "--neo4j", "bolt://127.0.0.1:1")
+    assert result.exit_code == 2 and "cannot reach Neo4j" in result.output
+    assert not (tmp_path / "s").exists()
+    assert not [e for e in emulator.log if "elink" in e["path"]]
+
+
+def test_summaries_name_the_records(emulator, tmp_path):
+    report = crawl_ok(emulator.url, tmp_path / "s", "gene:672", "--link",
+                      "gene_protein_refseq", "--summaries")
+    assert report["summaries"]["summarized"] == report["nodes"]
+    with Journal(tmp_path / "s", create=False) as j:
+        assert j.props_of("gene", "672").get("name") == "BRCA1"
+        named = [j.props_of(n.db, n.uid).get("name") for n in j.iter_nodes()]
+    assert all(named)

@@ -259,10 +259,14 @@ def test_max_nodes_is_deterministic_and_bounded(tmp_path):
     assert graph_of(tmp_path / "c") == graph_of(tmp_path / "d")
 
 
-def test_resume_from_every_committed_batch(tmp_path):
-    """Interrupt after k committed batches, for every k, then resume: the same graph."""
+@pytest.mark.parametrize("cap", [None, 7])
+def test_resume_from_every_committed_batch(tmp_path, cap):
+    """Interrupt after k committed batches, for every k, then resume: the same graph.
+
+    With a --max-nodes cap too: the capped graph must not depend on where the crawl stopped.
+    """
     ref = tmp_path / "ref"
-    run(ref, depth=2, batch_size=1)
+    run(ref, depth=2, batch_size=1, max_nodes=cap)
     expected = graph_of(ref)
 
     class Stop(Exception):
@@ -283,17 +287,36 @@ def test_resume_from_every_committed_batch(tmp_path):
 
         Crawler._commit_fetch = limited  # type: ignore[method-assign]
         try:
-            run(store, depth=2, batch_size=1)
+            run(store, depth=2, batch_size=1, max_nodes=cap)
             finished = True
         except Stop:
             finished = False
         finally:
             Crawler._commit_fetch = original  # type: ignore[method-assign]
-        run(store, depth=2, batch_size=1)
+        run(store, depth=2, batch_size=1, max_nodes=cap)
         assert graph_of(store) == expected, f"interrupted after {k} batches"
         if finished:
             break
     assert k > 3
+
+
+def test_interrupted_before_admitting_a_capped_level(tmp_path, monkeypatch):
+    """Killed after a level's last batch but before its records were admitted: resume admits."""
+    run(tmp_path / "ref", depth=2, max_nodes=7)
+    original = Crawler._promote
+
+    def crash(self, level):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Crawler, "_promote", crash)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "s", depth=2, max_nodes=7)
+    with Journal(tmp_path / "s" / "journal.sqlite", create=False) as j:
+        assert j.execute("SELECT count(*) FROM candidates").fetchone()[0] > 0
+    monkeypatch.setattr(Crawler, "_promote", original)
+    client = FakeClient()
+    run(tmp_path / "s", depth=2, max_nodes=7, client=client)
+    assert graph_of(tmp_path / "s") == graph_of(tmp_path / "ref")
 
 
 def test_settings_mismatch_and_resume_of_finished(tmp_path):
