@@ -1,16 +1,17 @@
 """A crawl SIGKILLed at five moments, resumed each time, ends with the uninterrupted graph.
 
 The crawl runs as a subprocess (`python -m crawler crawl …`, the same command every time) against
-an in-process emulator with some latency, so kills land mid-crawl. The five kill moments come
-from `random.Random(SEED)`: some are times after the run's first request; the others land while
-the embedded store (LadybugDB) is loading. For those, the sink's test hook
+an in-process emulator with some latency, so kills land mid-crawl. Five kills, their moments
+drawn from `random.Random(SEED)`: three at times after the run's first request, two while the
+embedded store (LadybugDB) is loading. For those two, the sink's test hook
 `ENTREZ_GRAPH_TEST_PAUSE_IN_COPY=<seconds>` makes it sleep between COPY and COMMIT, and the test
 kills once the crawl's main thread has been seen sleeping there (Linux `/proc/<pid>/wchan` reads
 `hrtimer_nanosleep`: the main thread otherwise waits on futures or I/O, never in `time.sleep`).
 
 Afterwards the journal (records with depth and state, edges with scores) and the LadybugDB store
 (every node table and rel table, read as multisets so a duplicate shows) must equal those of an
-uninterrupted crawl of the same seeds, and the store must equal its own journal.
+uninterrupted crawl of the same seeds, and the store must equal its own journal. After each kill
+in a COPY the store must lack journal rows (the transaction was cut before its COMMIT).
 """
 
 from __future__ import annotations
@@ -29,17 +30,22 @@ from pathlib import Path
 import pytest
 
 from crawler.emulator import Emulator, World
+from crawler.journal import Journal
+from crawler.sinks.ladybug import LadybugSink
 from crawler.store import StorePaths
 
 ladybug = pytest.importorskip("ladybug")
 
 SEED = 20261125
-KILLS = 5
-COPY_KILLS = 2
+# What each kill waits for. The store loads at level ends, after the level's requests; so a kill
+# in the COPY of a fresh run hits level 0's load, the time kills land inside level 1's requests,
+# and the last COPY kill hits level 1's load. Delays and which COPY come from random.Random(SEED).
+KINDS = ("copy", "time", "time", "time", "copy")
 PAUSE_S = 0.8
 WORLD_SEED, WORLD_SIZE = 11, 1500
-LATENCY_MS = 25
-CRAWL_ARGS = ["gene:672", "--depth", "2", "--rps", "1000", "--batch-size", "50"]
+LATENCY_MS = 60
+# Small batches and some latency: enough requests (~240) that every kill lands mid-crawl.
+CRAWL_ARGS = ["gene:672", "--depth", "2", "--rps", "1000", "--batch-size", "10"]
 
 
 def _env(tmp: Path, **extra: str) -> dict[str, str]:
@@ -122,6 +128,12 @@ def _store_graph(store: Path, dbs: set[str]) -> tuple[Counter, Counter]:
     return nodes, edges
 
 
+def _store_behind(store: Path) -> int:
+    """Journal rows the embedded store lacks, read as `status` reads them (store not open)."""
+    with Journal(StorePaths.of(store).journal, create=False) as journal:
+        return LadybugSink.pending_in(StorePaths.of(store).graph, journal)["total"]
+
+
 def _run_to_end(cmd: list[str], env: dict[str, str]) -> float:
     started = time.monotonic()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=False)
@@ -132,7 +144,6 @@ def _run_to_end(cmd: list[str], env: dict[str, str]) -> float:
 def test_sigkill_at_five_moments_then_resume_gives_the_same_graph(tmp_path: Path) -> None:
     world = World.generate(seed=WORLD_SEED, size=WORLD_SIZE)
     rng = random.Random(SEED)
-    copy_kills = set(rng.sample(range(KILLS), COPY_KILLS))
     with Emulator(world, rate_limit=0, latency_ms=LATENCY_MS) as emu:
         # The uninterrupted crawl, also timing its working part (first request to exit).
         ref = tmp_path / "reference"
@@ -150,8 +161,8 @@ def test_sigkill_at_five_moments_then_resume_gives_the_same_graph(tmp_path: Path
         store = tmp_path / "killed"
         cmd = _cmd(store, emu.url)
         landed: list[str] = []
-        for i in range(KILLS):
-            in_copy = i in copy_kills
+        for i, kind in enumerate(KINDS):
+            in_copy = kind == "copy"
             extra = {"ENTREZ_GRAPH_TEST_PAUSE_IN_COPY": str(PAUSE_S)} if in_copy else {}
             before = len(emu.log)
             proc = subprocess.Popen(cmd, env=_env(tmp_path, **extra), stdout=subprocess.DEVNULL,
@@ -169,6 +180,8 @@ def test_sigkill_at_five_moments_then_resume_gives_the_same_graph(tmp_path: Path
                     if _main_thread_sleeping(proc.pid):
                         proc.send_signal(signal.SIGKILL)
                         landed.append("copy")
+                        proc.wait(timeout=60)
+                        assert _store_behind(store) > 0, "the kill did not cut a store load"
             else:
                 delay = rng.uniform(0.03, 0.15) * work_s
                 _wait_for(lambda b=before: len(emu.log) > b, proc)
@@ -176,6 +189,8 @@ def test_sigkill_at_five_moments_then_resume_gives_the_same_graph(tmp_path: Path
                 proc.send_signal(signal.SIGKILL)
                 landed.append(f"t+{delay:.2f}s")
             proc.wait(timeout=60)
+            print(f"kill {i}: {landed[-1] if landed else '-'} rc={proc.returncode} "
+                  f"requests={len(emu.log) - before} work_s={work_s:.2f}")
             assert proc.returncode == -signal.SIGKILL, (
                 f"kill {i} ({'copy' if in_copy else 'time'}) did not land: the crawl had ended"
             )
@@ -183,7 +198,7 @@ def test_sigkill_at_five_moments_then_resume_gives_the_same_graph(tmp_path: Path
         # A resume of a finished crawl changes nothing.
         _run_to_end(cmd, _env(tmp_path))
 
-    assert landed.count("copy") == COPY_KILLS
+    assert landed.count("copy") == KINDS.count("copy")
     ref_nodes, ref_edges = _journal_graph(ref)
     nodes, edges = _journal_graph(store)
     assert nodes == ref_nodes
