@@ -1,10 +1,11 @@
 """The request rate the client actually sends when every response takes a second.
 
-An emulator on 127.0.0.1 answers after `--latency-ms` (default 1000) and enforces NCBI's limit
-(`--rate-limit`, default 10/s, answering 429 above it); a client with `--rps` (default 10) is called
-from `--threads` threads. From the emulator's own request log we print the rate actually sent and the
-most requests seen in any one-second window. Goal: >= 8.5 req/s and never more than 10 in a window
-(no 429), i.e. latency does not lower the rate and the limiter never overshoots.
+An emulator on 127.0.0.1 answers after `--latency-ms` (default 1000) and enforces NCBI's
+limit (`--rate-limit`, default 10/s, answering 429 above it); a client with `--rps` (default
+10, its default settings otherwise) is called from `--threads` threads. From the emulator's own
+request log we print the rate actually sent and the most requests seen in any one-second window.
+Goal: >= 8.5 req/s and never more than 10 in a window (no 429), i.e. latency does not lower the
+rate and the limiter never overshoots.
 
     python benchmarks/rate.py
     python benchmarks/rate.py --requests 300 --threads 24 --latency-ms 1500
@@ -23,8 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from crawler.emulator import Emulator, World  # noqa: E402
-from crawler.eutils.client import EutilsClient  # noqa: E402
+from crawler.emulator import Emulator, World
+from crawler.eutils.client import EutilsClient
 
 
 def max_per_window(times: list[float], window: float = 1.0) -> int:
@@ -48,9 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         world, rate_limit=args.rate_limit, latency_ms=args.latency_ms
     ) as emu:
         os.environ["ENTREZ_GRAPH_RATE_DIR"] = rate_dir  # a private limiter: no stale state
-        client = EutilsClient(
-            base_url=emu.url, api_key="benchmark-key", rps=args.rps, concurrency=args.threads
-        )
+        client = EutilsClient(base_url=emu.url, api_key="benchmark-key", rps=args.rps)
         counter = iter(range(args.requests))
         lock = threading.Lock()
         errors: list[str] = []

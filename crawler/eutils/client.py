@@ -9,6 +9,7 @@ and nowhere else: every text we raise or log passes `redact`.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import threading
@@ -102,6 +103,8 @@ class EutilsClient:
         register_secret(self.api_key)
         self.tool = tool
         self.loopback = parsed.hostname in LOOPBACK
+        if rps is not None and not rps > 0:
+            raise BadInput(f"--rps must be a positive number, got {rps!r}")
         if rps is None:
             rps = default_rps(self.api_key is not None)
             if self.api_key is None and not self.loopback:
@@ -117,10 +120,14 @@ class EutilsClient:
             rate_dir=rate_dir,
             penalty_pause=min(1.0, self.backoff * 4),
         )
+        # In flight at the full rate = rps x latency: with 1 s answers and 10/s that is 10
+        # connections, so the pool never caps the rate below the limiter's; a caller waiting for
+        # a free connection waits (pool=None), it is not a timeout of NCBI's.
+        pool = max(1, concurrency, 2 * math.ceil(min(self.rps, 50.0)) + 4)
         self._http = httpx.Client(
-            timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
+            timeout=httpx.Timeout(timeout, connect=min(10.0, timeout), pool=None),
             limits=httpx.Limits(
-                max_connections=max(1, concurrency), max_keepalive_connections=max(1, concurrency)
+                max_connections=pool, max_keepalive_connections=max(1, concurrency)
             ),
             headers={"User-Agent": f"{tool} (httpx)"},
             transport=transport,
