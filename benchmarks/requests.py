@@ -168,7 +168,7 @@ def main() -> int:
         esummary = sum(v for k, v in kinds.items() if "esummary" in k)
         print(f"esummary requests          {esummary:,} for {records:,} records = "
               f"{1000 * esummary / max(records, 1):.2f} per 1,000 records")
-        print(f"  minimum at 500 IDs/req   {sum(math.ceil(n / 500) for n in by_db.values())}")
+        print(f"esummary min (500 IDs/req) {sum(math.ceil(n / 500) for n in by_db.values())}")
     try:
         summary = json.loads(proc.stdout)
         print("crawl summary:", json.dumps(summary, sort_keys=True)[:1500])

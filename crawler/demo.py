@@ -101,7 +101,7 @@ def demo(
         root = root / "store"
     try:
         echo(f"Starting the local E-utilities emulator (generated world {WORLD_SEED}, "
-             f"{WORLD_SIZE} records per database scale)…")
+             f"about {WORLD_SIZE} records)…")
         world = World.generate(seed=WORLD_SEED, size=WORLD_SIZE)
         with _private_rate_dir(), Emulator(world, rate_limit=0) as emu:
             echo(f"Crawling {SEED} two levels deep from {emu.url} into {root} …")
