@@ -420,3 +420,36 @@ def test_filter_select_rules():
         include_subsets=True).select(offered)
     assert LinkFilter.build(links=["nucleotide_protein"]).named_for("nuccore") == [
         ("nucleotide_protein", "protein")]
+
+
+class _Tty:
+    """A stderr stand-in that says it is a terminal."""
+
+    def __init__(self, tty: bool):
+        self.tty = tty
+        self.text = ""
+
+    def isatty(self):
+        return self.tty
+
+    def write(self, s):
+        self.text += s
+
+    def flush(self):
+        pass
+
+
+def test_progress_line_on_a_terminal_only(tmp_path):
+    from crawler.progress import Progress
+
+    tty = _Tty(True)
+    report = run(tmp_path / "a", depth=2, progress=Progress(tty, interval=0))
+    last = tty.text.rsplit("\r", 1)[-1]
+    assert "level 1" in tty.text and "requests (" in last
+    assert f"{report.nodes} records" in last and f"{report.edges} edges" in last
+    assert "left" in last and tty.text.endswith("\n")
+    pipe = _Tty(False)
+    run(tmp_path / "b", depth=2, progress=Progress(pipe, interval=0))
+    assert pipe.text == ""  # quiet when not a terminal
+    Progress(pipe).note("Neo4j unavailable: x")
+    assert pipe.text == "Neo4j unavailable: x\n"  # notes always show
