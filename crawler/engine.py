@@ -29,7 +29,7 @@ import json
 import math
 import os
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
@@ -423,7 +423,7 @@ class Crawler:
         by_uid: dict[tuple[str, str], list[tuple[str, str, bool]]] = defaultdict(list)
         for db, uid, ln, dbto, listed in pending:
             by_uid[(db, uid)].append((ln, dbto, bool(listed)))
-        check_tasks: list[_CheckTask] = []
+        check_tasks: deque[_CheckTask] = deque()
         by_db: dict[str, list[str]] = defaultdict(list)
         for db, uid in new_nodes:
             by_db[db].append(uid)
@@ -431,7 +431,7 @@ class Crawler:
             for i in range(0, len(uids), self.batch_size):
                 check_tasks.append(_CheckTask(db, uids[i : i + self.batch_size]))
 
-        fetch_ready: list[_FetchTask] = []
+        fetch_ready: deque[_FetchTask] = deque()
 
         def buffer(db: str, uid: str, links: list[tuple[str, str, bool]]) -> None:
             groups: dict[tuple[str | None, str], list[tuple[str, str, bool]]] = defaultdict(list)
@@ -456,18 +456,18 @@ class Crawler:
         finished = False
         try:
             while True:
+                # Full fetch batches first, so the frontier held in memory stays small.
                 while len(in_flight) < limit and (check_tasks or fetch_ready):
-                    if self.filter.named and check_tasks:
-                        # --link: the link names are known; no request to learn them.
-                        task = check_tasks.pop(0)
-                        for uid, links in self._commit_named_check(task):
-                            buffer(task.db, uid, links)
-                        continue
                     if fetch_ready:
-                        ftask = fetch_ready.pop(0)
+                        ftask = fetch_ready.popleft()
                         in_flight[pool.submit(self._fetch, ftask)] = ftask
+                    elif self.filter.named:
+                        # --link: the link names are known; no request to learn them.
+                        ntask = check_tasks.popleft()
+                        for uid, links in self._commit_named_check(ntask):
+                            buffer(ntask.db, uid, links)
                     else:
-                        ctask = check_tasks.pop(0)
+                        ctask = check_tasks.popleft()
                         in_flight[pool.submit(self._check, ctask)] = ctask
                 if not in_flight:
                     if buffers:  # every check is in: send the partly filled batches
