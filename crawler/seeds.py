@@ -19,24 +19,19 @@ from .eutils.models import SearchResult
 from .linknames import check_db
 from .names import check_token
 
-# ESearch field used to look an identifier up, per database (NCBI's field tags). Databases not
-# listed search the identifier as an accession.
+# ESearch field that names an identifier exactly, per database (NCBI's field tags). Elsewhere
+# the identifier is searched in all fields, which is how NCBI resolves rs numbers (snp), PDB IDs
+# (structure) and most accessions; a term matching several records is reported, never guessed.
 _FIELDS: dict[str, str] = {
     "nuccore": "accn",
     "protein": "accn",
     "nucest": "accn",
     "nucgss": "accn",
     "ipg": "accn",
-    "assembly": "asac",
     "biosample": "accn",
-    "bioproject": "pjac",
     "sra": "accn",
     "pmc": "pmcid",
-    "pubmed": "pmid",
-    "snp": "rs",
-    "structure": "pdbacc",
-    "gene": "gene",
-    "taxonomy": "scin",
+    "gene": "sym",
 }
 # How many UIDs a --query may bring in; beyond that the user should narrow the query.
 QUERY_LIMIT = 100_000
@@ -98,8 +93,8 @@ def read_seed_lines(source: str) -> list[str]:
 
 def search_term(spec: SeedSpec) -> str:
     """The ESearch term that finds the record an identifier names."""
-    field = _FIELDS.get(spec.db, "accn")
-    return f"{spec.value}[{field}]"
+    field = _FIELDS.get(spec.db)
+    return f"{spec.value}[{field}]" if field else spec.value
 
 
 def resolve_seeds(

@@ -349,7 +349,7 @@ def test_store_lock(tmp_path):
 def test_seed_resolution_and_errors(tmp_path):
     client = FakeClient(accessions={
         ("nuccore", "NM_007294[accn]"): ["1"],
-        ("gene", "BRCA1[gene]"): ["672", "12189"],
+        ("gene", "BRCA1[sym]"): ["672", "12189"],
     })
     plan = run(tmp_path / "s", ("nuccore:NM_007294",), client=client, dry_run=True)
     assert plan.seeds == ["nuccore:1"]

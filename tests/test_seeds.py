@@ -48,8 +48,9 @@ def test_parse_seed_errors(text, message):
 def test_search_terms_per_database():
     assert search_term(parse_seed("nuccore:NM_007294")) == "NM_007294[accn]"
     assert search_term(parse_seed("pmc:PMC1234567")) == "PMC1234567[pmcid]"
-    assert search_term(parse_seed("snp:rs80357906")) == "rs80357906[rs]"
-    assert search_term(parse_seed("structure:1JM7")) == "1JM7[pdbacc]"
+    assert search_term(parse_seed("snp:rs80357906")) == "rs80357906"
+    assert search_term(parse_seed("structure:1JM7")) == "1JM7"
+    assert search_term(parse_seed("gene:BRCA1")) == "BRCA1[sym]"
 
 
 def test_read_seed_lines(tmp_path, monkeypatch):
@@ -78,7 +79,7 @@ def test_resolve_uids_identifiers_and_query():
 
 def test_resolve_reports_every_problem_at_once():
     s = Searcher({
-        ("gene", "BRCA1[gene]"): ["672", "12189", "83712"],
+        ("gene", "BRCA1[sym]"): ["672", "12189", "83712"],
         ("pmc", "PMC9[pmcid]"): PermanentError("Invalid term"),
     })
     with pytest.raises(BadInput) as err:
