@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from crawler.errors import BadInput
 from crawler.eutils.ratelimit import RateLimiter, default_rate_dir, default_rps
 
 
@@ -152,3 +153,16 @@ def test_overslept_slot_is_replaced_not_used_late(tmp_path: Path) -> None:
     # the late wake-up took a fresh slot: every send happened at a recorded slot time
     assert all(any(abs(t - s) < 1e-9 for s in state["slots"]) for t in sent[-10:])
     assert max_per_window(sent) <= 10
+
+
+def test_unwritable_rate_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(BadInput, match="rate-limit directory"):
+        RateLimiter(3, host="h", rate_dir=blocker / "sub")
+    # no usable home and no explicit directory: fall back to the temp dir, still shared
+    monkeypatch.delenv("ENTREZ_GRAPH_RATE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    lim = RateLimiter(3, host="h")
+    assert lim.path.parent.name.startswith("entrez-graph-")
+    assert lim.reserve() > 0

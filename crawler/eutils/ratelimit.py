@@ -19,10 +19,13 @@ import hashlib
 import json
 import math
 import os
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from ..errors import BadInput
 
 DEFAULT_RPS_NO_KEY = 3.0
 DEFAULT_RPS_KEY = 10.0
@@ -70,7 +73,14 @@ class RateLimiter:
         self._clock = clock
         self._sleep = sleep
         directory = Path(rate_dir) if rate_dir is not None else default_rate_dir()
-        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            if rate_dir is not None or os.environ.get("ENTREZ_GRAPH_RATE_DIR"):
+                raise BadInput(f"cannot use rate-limit directory {directory}: {exc}") from None
+            # no writable home (some CI runners): share the limiter through /tmp instead
+            directory = Path(tempfile.gettempdir()) / f"entrez-graph-{os.getuid()}"
+            directory.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256(f"{host}\0{key or ''}".encode()).hexdigest()[:32]
         self.path = directory / f"rate-{digest}.json"
         self._thread_lock = threading.Lock()  # flock is per open file; keep threads orderly too
