@@ -976,6 +976,13 @@ def crawl(
             client.close()  # type: ignore[attr-defined]
 
 
+def stored_settings(store: str | Path) -> CrawlSettings | None:
+    """The settings of the crawl held in `store`, if any (read-only; BadInput if unreadable)."""
+    stored = Journal.inspect(StorePaths.of(Path(store)).journal) or {}
+    raw = stored.get("settings")
+    return CrawlSettings.from_dict(raw) if raw else None
+
+
 def _check_settings(settings: CrawlSettings, stored: dict | None, root: Path) -> None:
     if not stored:
         return

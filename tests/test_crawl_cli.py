@@ -241,3 +241,47 @@ def test_summaries_name_the_records(emulator, tmp_path):
         assert j.props_of("gene", "672").get("name") == "BRCA1"
         named = [j.props_of(n.db, n.uid).get("name") for n in j.iter_nodes()]
     assert all(named)
+
+
+def test_crawl_with_only_the_store_resumes_with_stored_settings(emulator, tmp_path, monkeypatch):
+    from crawler.engine import Crawler
+
+    args = ["gene:672", "nuccore:NM_007294", "--depth", "2", "--link", "gene_protein",
+            "--link", "protein_pubmed", "--link", "nuccore_gene", "--batch-size", "20",
+            "--no-embedded"]
+    reference = crawl_ok(emulator.url, tmp_path / "ref", *args)
+
+    original = Crawler._commit_fetch
+    calls = {"n": 0}
+
+    def interrupt_after_three(self, *a):
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise KeyboardInterrupt
+        return original(self, *a)
+
+    monkeypatch.setattr(Crawler, "_commit_fetch", interrupt_after_three)
+    result = invoke(*args, "--store", str(tmp_path / "s"), "--eutils-url", emulator.url)
+    assert result.exit_code == 130 and "run the same command again" in result.output
+    monkeypatch.setattr(Crawler, "_commit_fetch", original)
+    with Journal(tmp_path / "s", create=False) as j:
+        assert j.stats()["pending"] > 0
+
+    # an explicit option that contradicts the stored crawl is refused ...
+    result = invoke("--store", str(tmp_path / "s"), "--depth", "3", "--eutils-url",
+                    emulator.url)
+    assert result.exit_code == 2 and "depth 2 (given 3)" in result.output
+    # ... and the store alone resumes it to the same graph as the uninterrupted crawl
+    resumed = crawl_ok(emulator.url, tmp_path / "s", "--no-embedded")
+    assert resumed["complete"] and resumed["seeds"] == reference["seeds"]
+    assert (resumed["nodes"], resumed["edges"], resumed["by_link"]) == (
+        reference["nodes"], reference["edges"], reference["by_link"])
+    with Journal(tmp_path / "s", create=False) as a, Journal(tmp_path / "ref",
+                                                             create=False) as b:
+        def graph(j):
+            return ({(n.db, n.uid, n.depth) for n in j.iter_nodes()},
+                    {(e.dbfrom, e.uid_from, e.linkname, e.dbto, e.uid_to)
+                     for e in j.iter_edges()})
+        assert graph(a) == graph(b)
+    result = invoke("--store", str(tmp_path / "empty"), "--eutils-url", emulator.url)
+    assert result.exit_code == 2 and "no seeds" in result.output

@@ -23,6 +23,7 @@ from ..engine import (
     describe,
     describe_plan,
     dumps,
+    stored_settings,
 )
 from ..errors import BadInput
 from ..progress import Progress
@@ -105,11 +106,35 @@ def command(
 ) -> None:
     """Crawl ELink cross-references breadth-first from SEEDS (db:uid or db:accession).
 
-    Running the same command again on the same --store resumes an unfinished crawl.
+    Running the same command again on the same --store resumes an unfinished crawl
+    (so does `crawl --store PATH` with no seeds: it takes the stored settings).
     """
     all_seeds = list(seeds)
     if seeds_file:
         all_seeds += read_seed_lines(seeds_file)
+    if not all_seeds and query is None:
+        # `entrez-graph crawl --store S` resumes the crawl S holds, with its stored settings;
+        # options given explicitly must still match them (checked by the engine).
+        stored = stored_settings(store)
+        if stored is not None:
+            ctx = click.get_current_context()
+
+            def given(name: str) -> bool:
+                return ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT
+
+            all_seeds = list(stored.seed_specs)
+            query, query_db = stored.query, stored.query_db
+            flt = stored.filter
+            depth = depth if given("depth") else stored.depth
+            links = links if given("links") else flt.links
+            exclude_links = exclude_links if given("exclude_links") else flt.exclude
+            to_dbs = to_dbs if given("to_dbs") else flt.to_dbs
+            include_subsets = include_subsets or flt.include_subsets
+            max_nodes = max_nodes if given("max_nodes") else stored.max_nodes
+            if not given("max_links_per_record"):
+                max_links_per_record = stored.max_links_per_record
+            scores = scores or stored.scores
+            expand_hubs = expand_hubs or stored.expand_hubs
     neo4j = None
     if neo4j_uri:
         neo4j = Neo4jTarget(
