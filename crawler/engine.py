@@ -936,8 +936,8 @@ def crawl(
     root = Path(store)
     check_store_path(root)
     stored = Journal.inspect(StorePaths.of(root).journal) or {}
-    stored_settings = stored.get("settings")
-    _check_settings(settings, stored_settings, root)
+    previous = stored.get("settings")
+    _check_settings(settings, previous, root)
 
     progress = progress or NullProgress()
     own_client = client is None
@@ -947,7 +947,7 @@ def crawl(
         client = EutilsClient.from_env(eutils_url=eutils_url, email=email, rps=rps)
     neo4j_sink = None
     try:
-        if stored_settings:
+        if previous:  # resuming: the seeds as resolved when the crawl started
             resolved = [tuple(s) for s in stored["seeds"]]
         else:
             resolved = resolve_seeds(
@@ -963,7 +963,7 @@ def crawl(
                 break
         if dry_run:
             rate = float(getattr(client, "rps", 0) or rps or 3.0)
-            return make_plan(root, settings, resolved, batch_size, rate, bool(stored_settings))
+            return make_plan(root, settings, resolved, batch_size, rate, bool(previous))
         if sinks is None and neo4j is not None:
             neo4j_sink = connect_neo4j(neo4j)
         return _run(
