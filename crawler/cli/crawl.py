@@ -85,6 +85,7 @@ class _Whole(click.ParamType):
               help="After the crawl, fetch names and other properties with ESummary.")
 # Like options.store_option, but checked by the engine so a bad path is one line, exit 2.
 @click.option("--store", default=DEFAULT_STORE, show_default=True, envvar="ENTREZ_GRAPH_STORE",
+              metavar="PATH",
               help="Store directory (journal and embedded graph).")
 @click.option("--neo4j", "neo4j_uri", envvar="NEO4J_URI", default=None, metavar="URI",
               help="Also write into Neo4j (NEO4J_URI; NEO4J_USER, NEO4J_PASSWORD, "
