@@ -46,7 +46,7 @@ from .errors import (
 )
 from .eutils.models import BatchOutcome, IdLinkSet, SearchResult
 from .journal import Journal
-from .linknames import HUB_DBS, LinkFilter, check_db, is_hub, is_scored, split_linkname
+from .linknames import HUB_DBS, SUBSETS, LinkFilter, check_db, is_hub, is_scored, split_linkname
 from .names import normalize_db
 from .progress import NullProgress, Progress
 from .seeds import parse_seeds, resolve_seeds
@@ -954,6 +954,13 @@ def crawl(
                 parse_seeds(settings.seed_specs), client, query=settings.query,
                 query_db=settings.query_db,
             )
+        flt = settings.filter
+        skipped = [ln for ln in flt.links if SUBSETS.get(ln) in flt.links]
+        if skipped and not flt.include_subsets:
+            progress.note(
+                f"note: {', '.join(skipped)} skipped beside {SUBSETS[skipped[0]]} (a subset of "
+                "it); add --include-subsets to follow both"
+            )
         for db, _ in resolved:
             if is_hub(db) and not settings.expand_hubs and settings.depth > 0:
                 progress.note(
@@ -1212,7 +1219,7 @@ def describe_plan(plan: Plan) -> str:
     if caps:
         lines.append(f"  caps:        {', '.join(caps)}")
     lines.append(
-        f"  estimate:    ~{plan.estimated_requests} requests, ~{plan.estimated_seconds:.0f} s at "
+        f"  estimate:    ~{plan.estimated_requests} requests, ~{plan.estimated_seconds:g} s at "
         f"{plan.rps:g} requests/s, batches of {plan.batch_size} ({plan.assumptions})"
     )
     return "\n".join(lines)
