@@ -5,8 +5,9 @@ the crawl in another (`python -m crawler crawl …` with no practical rate limit
 the crawler's alone: wall time end to end (first request to the last store load) and the crawl
 process's peak resident memory (VmHWM sampled from /proc and ru_maxrss after it exits).
 
-    python benchmarks/crawl_scale.py                       # defaults: world 7, size 300000
-    python benchmarks/crawl_scale.py --size 500000 --depth 4 --profile
+    python benchmarks/crawl_scale.py                  # world 7, size 600000, 10 genes, depth 3
+    python benchmarks/crawl_scale.py --extra=--no-embedded    # the crawl without the store
+    python benchmarks/crawl_scale.py --profile
 
 By default the crawl runs to its natural end (so the embedded store is loaded too); with
 `--stop-at-target` it is interrupted (SIGINT) as soon as the journal holds --target-edges edges.
@@ -31,6 +32,10 @@ import threading
 import time
 from pathlib import Path
 
+# The first genes of every generated world (BRCA1, TP53, BRCA2, EGFR, TNF, then generated ones):
+# depth 3 in world 7 of size 600,000 gives over a million edges.
+DEFAULT_SEEDS = ["gene:672", "gene:7157", "gene:675", "gene:1956", "gene:7124",
+                 *(f"gene:{100001 + i}" for i in range(5))]
 URL_RE = re.compile(r"(http://127\.0\.0\.1:\d+/entrez/eutils/)")
 
 
@@ -86,10 +91,10 @@ def journal_counts(journal: Path) -> tuple[int, int]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--world", type=int, default=7, help="emulator world seed")
-    ap.add_argument("--size", type=int, default=300_000, help="emulator world size (records)")
+    ap.add_argument("--size", type=int, default=600_000, help="emulator world size (records)")
     ap.add_argument("--seed", action="append", default=None,
-                    help="crawl seed db:uid (repeatable; default gene:672)")
-    ap.add_argument("--depth", type=int, default=4)
+                    help=f"crawl seed db:uid (repeatable; default {' '.join(DEFAULT_SEEDS)})")
+    ap.add_argument("--depth", type=int, default=3)
     ap.add_argument("--target-edges", type=int, default=1_000_000)
     ap.add_argument("--stop-at-target", action="store_true",
                     help="interrupt the crawl once the journal holds --target-edges edges")
@@ -107,7 +112,7 @@ def main() -> int:
     env = {**os.environ, "ENTREZ_GRAPH_RATE_DIR": str(tmp / "rate"),
            "NCBI_EMAIL": os.environ.get("NCBI_EMAIL", "bench@example.org")}
     env.pop("NCBI_API_KEY", None)
-    crawl = ["crawl", *(args.seed or ["gene:672"]), "--depth", str(args.depth),
+    crawl = ["crawl", *(args.seed or DEFAULT_SEEDS), "--depth", str(args.depth),
              "--store", str(store), "--eutils-url", url, "--rps", str(args.rps),
              "--format", "json"]
     if args.batch_size:
