@@ -113,3 +113,38 @@ def test_status_not_a_journal(tmp_path: Path) -> None:
     assert result.exit_code != 0
     assert result.output.startswith("Error:")
     assert "Traceback" not in result.output
+
+
+def test_status_after_a_real_crawl_and_an_embedded_store_behind(
+    tmp_path: Path, emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the CLI: crawl the emulator, status agrees with the journal; rows the embedded
+    store lacks (added to the journal behind its back) show as the sink being behind."""
+    monkeypatch.setenv("ENTREZ_GRAPH_RATE_DIR", str(tmp_path / "rate"))
+    store = tmp_path / "store"
+    runner = CliRunner()
+    crawl = runner.invoke(
+        main,
+        ["crawl", "gene:672", "--depth", "1", "--store", str(store), "--eutils-url", emulator.url,
+         "--rps", "1000", "--format", "json"],
+    )
+    assert crawl.exit_code == 0, crawl.output
+    crawled = json.loads(crawl.output)
+    result = runner.invoke(main, ["status", "--store", str(store), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    for key in ("nodes", "edges", "by_db", "by_link", "pending", "failed"):
+        assert report[key] == crawled[key], key
+    assert report["complete"] is True
+    assert report["requests_sent"] == crawled["requests_total"]
+    assert report["sinks"]["embedded"]["total"] == 0
+
+    with Journal(StorePaths.of(store).journal) as j:
+        j.add_nodes([("gene", "999999999", 2)], state="terminal")
+        j.add_edges([("gene", "672", "gene_gene_test", "gene", "999999999", None)])
+    report = json.loads(
+        runner.invoke(main, ["status", "--store", str(store), "--format", "json"]).output
+    )
+    assert report["sinks"]["embedded"] == {"nodes": 1, "edges": 1, "props": 0, "total": 2}
+    table = runner.invoke(main, ["status", "--store", str(store)]).output
+    assert "1 records, 1 edges, 0 property rows to load" in table
