@@ -23,6 +23,7 @@ import os
 import pstats
 import re
 import resource
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -104,6 +105,7 @@ def main() -> int:
     ap.add_argument("--store", type=Path, default=None, help="store dir (default: a temp dir)")
     ap.add_argument("--profile", action="store_true", help="run the crawl under cProfile")
     ap.add_argument("--timeout", type=float, default=3600.0)
+    ap.add_argument("--keep", action="store_true", help="keep the temporary store afterwards")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="crawl-scale-"))
@@ -202,7 +204,10 @@ def main() -> int:
         pstats.Stats(str(prof)).sort_stats("cumulative").print_stats(30)
         print("profile: top 25 by own time")
         pstats.Stats(str(prof)).sort_stats("tottime").print_stats(25)
-    print(f"store: {store}")
+    if args.keep or args.store:
+        print(f"store: {store}")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
     return 0 if reached_at is not None else 1
 
 

@@ -19,6 +19,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -61,6 +62,21 @@ def pick_seeds(world: World, count: int) -> list[str]:
     return seeds
 
 
+def _journal_figures(
+    con: sqlite3.Connection, depth: int
+) -> tuple[int, int, list[tuple[int, str, str]], dict[str, int]]:
+    """Records, edges, the expanded records (depth, db, uid) and records per database."""
+    records = con.execute("SELECT count(*) FROM nodes").fetchone()[0]
+    edges = con.execute("SELECT count(*) FROM edges").fetchone()[0]
+    expanded = con.execute(
+        "SELECT depth, db, uid FROM nodes "
+        "WHERE state IN ('done', 'failed', 'no_answer') AND depth < ?",
+        (depth,),
+    ).fetchall()
+    by_db = dict(con.execute("SELECT db, count(*) FROM nodes GROUP BY db").fetchall())
+    return records, edges, expanded, by_db
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--world", type=int, default=3, help="generated world seed")
@@ -98,15 +114,12 @@ def main() -> int:
         raise SystemExit(f"crawl failed with exit code {proc.returncode}")
 
     con = sqlite3.connect(store / "journal.sqlite")
-    records = con.execute("SELECT count(*) FROM nodes").fetchone()[0]
-    edges = con.execute("SELECT count(*) FROM edges").fetchone()[0]
-    expanded = con.execute(
-        "SELECT depth, db, uid FROM nodes "
-        "WHERE state IN ('done', 'failed', 'no_answer') AND depth < ?",
-        (args.depth,),
-    ).fetchall()
-    by_db = dict(con.execute("SELECT db, count(*) FROM nodes GROUP BY db").fetchall())
-    con.close()
+    try:
+        figures = _journal_figures(con, args.depth)
+    finally:
+        con.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    records, edges, expanded, by_db = figures
 
     kinds: Counter[str] = Counter()
     fetched: set[str] = set()
