@@ -16,13 +16,18 @@ import json
 import random
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import islice
+from math import gcd
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
+
 from ..errors import BadInput
 from ..names import DB_ALIASES
+from .pairing import Pairing, degrees
 
 
 class WorldLink(NamedTuple):
@@ -323,6 +328,8 @@ class World:
         self._cache_max = 20000
         self._index: dict[tuple[str, str], dict[str, list[str]]] = {}
         self._forced: dict[tuple[str, int, str], list[int]] = {}
+        self._rel: dict[str, Any] = {}
+        self._rel_lock = threading.RLock()
 
     # --- construction -------------------------------------------------------------------------
 
@@ -336,29 +343,8 @@ class World:
         w.size = int(size)
         for db, share in _SHARE.items():
             w._counts[db] = max(_MIN_COUNT, len(_SPECIALS.get(db, ())), int(size * share))
-        # The BRCA1 chain every test and demo relies on (index 0 of each database).
-        w._forced = {
-            ("gene", 0, "gene_protein"): [0],
-            ("gene", 0, "gene_protein_refseq"): [0],
-            ("gene", 0, "gene_nuccore"): [0],
-            ("gene", 0, "gene_nuccore_refseqrna"): [0],
-            ("gene", 0, "gene_pubmed"): [0],
-            ("gene", 0, "gene_snp"): [0],
-            ("gene", 0, "gene_homologene"): [0],
-            ("gene", 0, "gene_clinvar"): [0],
-            ("protein", 0, "protein_gene"): [0],
-            ("protein", 0, "protein_nuccore"): [0],
-            ("protein", 0, "protein_structure"): [0],
-            ("nuccore", 0, "nuccore_gene"): [0],
-            ("nuccore", 0, "nuccore_protein"): [0],
-            ("structure", 0, "structure_protein"): [0],
-            ("snp", 0, "snp_gene"): [0],
-            ("pmc", 0, "pmc_pubmed"): [0],
-            ("pubmed", 0, "pubmed_pmc"): [0],
-            ("pubmed", 0, "pubmed_gene"): [0],
-            ("homologene", 0, "homologene_gene"): [0],
-            ("clinvar", 0, "clinvar_gene"): [0],
-        }
+        # The BRCA1 chain (index 0 of each database) is linked by construction: every
+        # pairing joins stub 0 of one side to stub 0 of the other.
         return w
 
     @property
@@ -478,15 +464,39 @@ class World:
             return None
         return self._make_record(db, i, uid)
 
+    # --- organisms ----------------------------------------------------------------------------
+
     def _taxon_index(self, db: str, i: int) -> int:
-        """Which taxon a record belongs to: a fixed heavy-tailed table over residues mod 1000."""
+        """A record's own taxon: a fixed heavy-tailed table over residues mod 1000 (genes,
+        samples, runs); records derived from a gene take that gene's taxon instead."""
         if i == 0:  # the BRCA1 chain is human
             return 0
         slot = (i * _SLOT_STEP + _h(self.seed, "tax", db) % 1000) % 1000
         return _TAXON_SLOTS[slot] % self._counts["taxonomy"]
 
+    def _own_taxa(self, db: str) -> np.ndarray:
+        """`_taxon_index` for every record of `db` at once (for masks such as human genes)."""
+        n = self._counts.get(db, 0)
+        shift = _h(self.seed, "tax", db) % 1000
+        slots = (np.arange(n, dtype=np.int64) * _SLOT_STEP + shift) % 1000
+        taxa = _TAXON_SLOT_ARRAY[slots] % self._counts["taxonomy"]
+        if n:
+            taxa[0] = 0
+        return taxa
+
+    def _organism_index(self, db: str, i: int) -> int:
+        """The taxon a record belongs to, consistent along gene → RNA/protein → structure."""
+        if db in _GENE_CHILDREN:
+            g = self._gene_of(db, i)
+            return self._taxon_index(db, i) if g is None else self._taxon_index("gene", g)
+        if db == "structure":
+            prots = self._pairing("protein_structure").from_b(i)
+            if prots:
+                return self._organism_index("protein", prots[0])
+        return self._taxon_index(db, i)
+
     def organism(self, db: str, i: int) -> tuple[int, str]:
-        t = self._taxon_index(db, i)
+        t = self._organism_index(db, i)
         return self._uid("taxonomy", t), self._taxon_name(t)
 
     def _taxon_name(self, t: int) -> str:
@@ -505,6 +515,102 @@ class World:
         chrom = f"{r % 22 + 1}{'pq'[r >> 5 & 1]}{r >> 6 & 31}.{r >> 11 & 3}"
         return f"{_GENE_FAMILIES[f]}{n}", f"{_GENE_WORDS[f]} {n}", chrom
 
+    def _protein_name(self, g: int) -> str:
+        """What a gene's protein products are called (the gene's full name unless known)."""
+        return _PROTEIN_NAMES.get(self._uid("gene", g), self._gene_symbol(g)[1])
+
+    # --- shared pairings (see pairing.py) -----------------------------------------------------
+
+    def _pairing(self, fwd: str) -> Pairing:
+        """The relation behind a forward link name and its reverse, built once per world."""
+        with self._rel_lock:
+            hit = self._rel.get(fwd)
+            if hit is None:
+                hit = self._rel[fwd] = self._build_pairing(fwd)
+        return hit
+
+    def _build_pairing(self, fwd: str) -> Pairing:
+        dba, dbb, rev, kind = _RELATIONS[fwd]
+        na, nb = self._counts[dba], self._counts[dbb]
+        sa, sb = _SPEC[fwd], _SPEC[rev]
+        seed = self.seed or 0
+        eligible = self._own_taxa("gene") == 0 if kind == "human" else None
+        deg_a = degrees(_h(seed, "present", fwd), _h(seed, "size", fwd), na,
+                        presence=sa.presence, mean=sa.mean, cap=sa.cap, n_target=nb,
+                        eligible=eligible)
+        if kind in ("partition", "human"):
+            return Pairing.partition(deg_a, nb)
+        deg_b = degrees(_h(seed, "present", rev), _h(seed, "size", rev), nb,
+                        presence=sb.presence, mean=sb.mean, cap=sb.cap, n_target=na)
+        jitter = (_h(seed, "mult", fwd) % 1000) / 10_000 - 0.05
+        return Pairing.build(deg_a, deg_b, jitter)
+
+    def _topics(self) -> Pairing:
+        """Articles share research topics; similar articles are those sharing one (symmetric)."""
+        with self._rel_lock:
+            hit = self._rel.get("topics")
+            if hit is None:
+                seed = self.seed or 0
+                npub = self._counts["pubmed"]
+                ntop = max(3, npub // 6)
+                deg_a = degrees(_h(seed, "present", "topic"), _h(seed, "size", "topic"), npub,
+                                presence=0.95, mean=2.5, cap=6, n_target=ntop)
+                deg_b = degrees(_h(seed, "present", "members"), _h(seed, "size", "members"),
+                                ntop, presence=1.0, mean=25, cap=200, n_target=npub,
+                                hubs=False)
+                hit = self._rel["topics"] = Pairing.build(deg_a, deg_b, 0.0)
+        return hit
+
+    def _pmc_stride(self) -> tuple[int, int]:
+        """pmc j is the full text of pubmed (j * m mod #pubmed): a one-to-one pairing."""
+        with self._rel_lock:
+            hit = self._rel.get("pmc")
+            if hit is None:
+                npub = self._counts["pubmed"]
+                m = max(1, int(npub * 0.618)) % npub or 1
+                while gcd(m, npub) != 1:
+                    m = m + 1 if m + 1 < npub else 1
+                hit = self._rel["pmc"] = (m, pow(m, -1, npub) if npub > 1 else 1)
+        return hit
+
+    def _refseq_count(self, g: int) -> int:
+        """How many RefSeq RNAs (NM_/XM_) a gene has, each with its protein (NP_/XP_)."""
+        with self._rel_lock:
+            draw = self._rel.get("refseq")
+            if draw is None:
+                seed = self.seed or 0
+                spec = _SPEC["gene_protein_refseq"]
+                n = self._counts["gene"]
+                draw = self._rel["refseq"] = degrees(
+                    _h(seed, "present", "refseq"), _h(seed, "size", "refseq"), n,
+                    presence=spec.presence, mean=spec.mean, cap=spec.cap,
+                    n_target=self._counts["protein"], hub_scale=(8, 4))
+        plo, phi = self._pairing("gene_protein").range_a(g)
+        nlo, nhi = self._pairing("gene_nuccore").range_a(g)
+        return int(min(int(draw[g]), phi - plo, nhi - nlo))
+
+    def _gene_of(self, db: str, i: int) -> int | None:
+        """The one gene a protein, RNA, variant or ClinVar record belongs to."""
+        return self._pairing(_GENE_CHILDREN[db]).owner_b(i)
+
+    def _place(self, db: str, i: int) -> tuple[int, int, int] | None:
+        """(gene, position among the gene's records of `db`, the gene's RefSeq count)."""
+        g = self._gene_of(db, i)
+        if g is None:
+            return None
+        lo, _ = self._pairing(_GENE_CHILDREN[db]).range_a(g)
+        return g, i - lo, self._refseq_count(g)
+
+    def _structure_taxa(self) -> list[int]:
+        """The taxon of every structure (from its first protein), for taxonomy_structure."""
+        with self._rel_lock:
+            hit = self._rel.get("structure_taxa")
+            if hit is None:
+                hit = self._rel["structure_taxa"] = [
+                    self._organism_index("structure", j)
+                    for j in range(self._counts["structure"])]
+        return hit
+
     def _make_record(self, db: str, i: int, uid: str) -> dict[str, Any]:
         rec: dict[str, Any] = {"db": db, "uid": uid}
         if db == "gene":
@@ -513,58 +619,51 @@ class World:
             rec.update(name=sym, description=desc, organism=org, taxid=taxid,
                        chromosome=chrom.split("p")[0].split("q")[0], maplocation=chrom)
         elif db in ("nuccore", "protein"):
-            acc = _seq_accession(db, i)
+            acc, title = self._sequence_names(db, i)
             version = 1 + _h(self.seed, "ver", db, i) % 3 if i else 4 if db == "nuccore" else 1
             taxid, org = self.organism(db, i)
-            gene = self._gene_symbol(i % self._counts["gene"])[0]
-            if db == "nuccore":
-                title = f"{org} {gene} mRNA, transcript variant {1 + i % 4}"
-                if i == 0:
-                    title = ("Homo sapiens BRCA1 DNA repair associated (BRCA1), transcript "
-                             "variant 1, mRNA")
-            else:
-                title = f"{_GENE_WORDS[i % len(_GENE_WORDS)]} {gene} isoform {1 + i % 3} [{org}]"
-                if i == 0:
-                    title = "breast cancer type 1 susceptibility protein isoform 1 [Homo sapiens]"
             rec.update(accession=acc, accessionversion=f"{acc}.{version}", title=title,
                        organism=org, taxid=taxid, name=title)
         elif db == "pubmed":
-            r = _h(self.seed, "pub", i)
-            words = [_TITLE_WORDS[(r >> (3 * k)) % len(_TITLE_WORDS)] for k in range(7)]
-            rec.update(title=" ".join(words).capitalize() + ".",
-                       journal=_JOURNALS[r % len(_JOURNALS)],
-                       pubdate=f"{1990 + (r >> 40) % 35} {_MONTHS[(r >> 50) % 12]}")
+            rec.update(self._article(i))
             rec["name"] = rec["title"]
         elif db == "structure":
             acc = _pdb_id(i)
-            what = self._gene_symbol(i % self._counts["gene"])[1]
-            title = ("Structure of the BRCA1-BARD1 RING-domain heterodimer" if i == 0
-                     else f"Crystal structure of {what}")
             taxid, org = self.organism(db, i)
-            rec.update(accession=acc, name=acc, title=title, organism=org, taxid=taxid)
+            rec.update(accession=acc, name=acc, title=self._structure_title(i), organism=org,
+                       taxid=taxid)
         elif db == "taxonomy":
             rec.update(name=self._taxon_name(i))
             if i < len(_COMMON_NAMES):
                 rec["commonname"] = _COMMON_NAMES[i]
         elif db == "snp":
-            sym, _, chrom = self._gene_symbol(i % self._counts["gene"])
+            g = self._gene_of(db, i)
+            g = i % self._counts["gene"] if g is None else g
+            sym, _, chrom = self._gene_symbol(g)
             rec.update(accession=f"rs{uid}", name=f"rs{uid}", gene=sym,
-                       gene_id=self._uid("gene", i % self._counts["gene"]),
+                       gene_id=self._uid("gene", g),
                        chromosome=chrom.split("p")[0].split("q")[0],
                        significance="pathogenic" if i == 0 else "")
         elif db == "pmc":
-            r = _h(self.seed, "pmc", i)
-            rec.update(accession=f"PMC{uid}", name=f"PMC{uid}",
-                       title=f"Open-access study {_b36(r, 6)} of "
-                       f"{self._gene_symbol(i % self._counts['gene'])[0]} function",
-                       journal=_JOURNALS[r % len(_JOURNALS)])
+            npub = self._counts["pubmed"]
+            art = self._article(i * self._pmc_stride()[0] % npub)
+            rec.update(accession=f"PMC{uid}", name=f"PMC{uid}", title=art["title"],
+                       journal=art["journal"])
         elif db == "homologene":
-            sym = self._gene_symbol(i % self._counts["gene"])[0]
+            members = self._pairing("gene_homologene").from_b(i)
+            g = min(members) if members else i % self._counts["gene"]
+            sym = self._gene_symbol(g)[0]
             rec.update(name=sym, title=sym, description=f"Gene conserved in {sym} group")
         elif db == "clinvar":
-            sym = self._gene_symbol(i % self._counts["gene"])[0]
+            g = self._gene_of(db, i)
+            g = i % self._counts["gene"] if g is None else g
+            sym = self._gene_symbol(g)[0]
+            rna = f"NM_{100000 + i:06d}.1"
+            if self._refseq_count(g):
+                lo, _ = self._pairing("gene_nuccore").range_a(g)
+                rna = self.record("nuccore", self._uid("nuccore", lo))["accessionversion"]
             rec.update(accession=f"VCV{int(uid):09d}",
-                       name=f"NM_{100000 + i:06d}.1({sym}):c.{68 + i}del")
+                       name=f"{rna}({sym}):c.{68 + i}del")
         elif db == "cdd":
             rec.update(accession=f"cd{i + 10000:05d}", name=f"cd{i + 10000:05d}",
                        title=f"RING_{_GENE_FAMILIES[i % len(_GENE_FAMILIES)]}",
@@ -578,6 +677,69 @@ class World:
             rec.update(accession=f"SRX{uid}", name=f"SRX{uid}", organism=org, taxid=taxid,
                        title=f"RNA-Seq of {org} tissue {i % 17 + 1}")
         return rec
+
+    def _article(self, i: int) -> dict[str, str]:
+        r = _h(self.seed, "pub", i)
+        words = [_TITLE_WORDS[(r >> (3 * k)) % len(_TITLE_WORDS)] for k in range(7)]
+        return {"title": " ".join(words).capitalize() + ".",
+                "journal": _JOURNALS[r % len(_JOURNALS)],
+                "pubdate": f"{1990 + (r >> 40) % 35} {_MONTHS[(r >> 50) % 12]}"}
+
+    def _sequence_names(self, db: str, i: int) -> tuple[str, str]:
+        """Accession and title of an RNA or protein, named after the gene it comes from.
+
+        RefSeq ones (the gene's first r records) pair up: transcript variant N (NM_) encodes
+        isoform N (NP_); model ones are XM_/XP_ "X" variants; the rest are GenBank records."""
+        if i == 0:
+            return (("NM_007294", "Homo sapiens BRCA1 DNA repair associated (BRCA1), "
+                     "transcript variant 1, mRNA") if db == "nuccore" else
+                    ("NP_009225",
+                     "breast cancer type 1 susceptibility protein isoform 1 [Homo sapiens]"))
+        place = self._place(db, i)
+        num = f"{100000 + i:06d}" if i < 900000 else f"{i:09d}"
+        if place is None:  # a record no gene claims (only in degenerate tiny worlds)
+            org = self._taxon_name(self._taxon_index(db, i))
+            return ((f"NR_{num}", f"{org} uncharacterized RNA, ncRNA") if db == "nuccore"
+                    else (f"WP_{num}", f"hypothetical protein [{org}]"))
+        g, p, r = place
+        sym, full, _ = self._gene_symbol(g)
+        org = self._taxon_name(self._taxon_index("gene", g))
+        curated = (r + 1) // 2
+        if db == "nuccore":
+            if p < curated:
+                return f"NM_{num}", f"{org} {full} ({sym}), transcript variant {p + 1}, mRNA"
+            if p < r:
+                return (f"XM_{num}", f"PREDICTED: {org} {full} ({sym}), transcript variant "
+                        f"X{p - curated + 1}, mRNA")
+            cds = "complete" if _h(self.seed, "cds", i) % 3 else "partial"
+            return _genbank(i, 2, 6), f"{org} {full} ({sym}) mRNA, {cds} cds"
+        pname = self._protein_name(g)
+        if p < curated:
+            return f"NP_{num}", f"{pname} isoform {p + 1} [{org}]"
+        if p < r:
+            return f"XP_{num}", f"{pname} isoform X{p - curated + 1} [{org}]"
+        if _h(self.seed, "partial", i) % 3:
+            return _genbank(i, 3, 5), f"{pname} [{org}]"
+        return _genbank(i, 3, 5), f"{sym}, partial [{org}]"
+
+    def _structure_title(self, i: int) -> str:
+        """Named after the protein(s) it holds: its first chain's gene, and a partner if any."""
+        if i == 0:
+            return "Solution structure of the BRCA1/BARD1 RING-domain heterodimer"
+        genes: list[int] = []
+        for p in self._pairing("protein_structure").from_b(i):
+            g = self._gene_of("protein", p)
+            if g is not None and g not in genes:
+                genes.append(g)
+        if not genes:
+            return f"Crystal structure of {self._gene_symbol(i % self._counts['gene'])[1]}"
+        how = ("Crystal structure", "Cryo-EM structure", "Solution structure")[
+            _h(self.seed, "method", i) % 3]
+        org = self._taxon_name(self._taxon_index("gene", genes[0]))
+        if len(genes) == 1:
+            return f"{how} of {org} {self._protein_name(genes[0])}"
+        return (f"{how} of {self._protein_name(genes[0])} in complex with "
+                f"{self._protein_name(genes[1])}")
 
     # --- links --------------------------------------------------------------------------------
 
@@ -612,27 +774,101 @@ class World:
                 pairs = _subset(spec.linkname, parents.get(spec.subset_of, []), i,
                                 self.seed or 0)
             else:
-                pairs = self._draw(db, i, spec)
+                pairs = self._targets(db, i, spec)
                 parents[spec.linkname] = pairs
             out.extend(WorldLink(db, uid, spec.linkname, spec.dbto,
                                  str(self._uid(spec.dbto, t)), score if spec.scored else None)
                        for t, score in pairs)
         return out
 
-    def _draw(self, db: str, i: int, spec: LinkSpec) -> list[tuple[int, int]]:
-        """(target index, score) pairs of one link name of one record; [] when absent."""
-        n = self._counts.get(spec.dbto, 0)
-        forced = self._forced.get((db, i, spec.linkname), [])
+    def _targets(self, db: str, i: int, spec: LinkSpec) -> list[tuple[int, int]]:
+        """(target index, score) pairs of one link name of one record; [] when absent.
+
+        Links with a reverse link name come from a shared pairing, so both ends agree."""
+        name = spec.linkname
         if spec.dbto == "taxonomy":  # the record's own organism
-            return [(self._taxon_index(db, i), 0)]
+            return [(self._organism_index(db, i), 0)]
         if db == "taxonomy":  # a taxon lists the records whose organism it is (hubs: 9606)
             return self._taxon_members(i, spec)
+        if name in _SIDES:
+            fwd, side_a = _SIDES[name]
+            pairing = self._pairing(fwd)
+            found = pairing.from_a(i) if side_a else pairing.from_b(i)
+            return self._unscored(spec.dbto, found[: spec.cap])
+        if name in _REFSEQ_LINKS:  # the gene's RefSeq records: the first r of its range
+            lo, _ = self._pairing(_REFSEQ_LINKS[name]).range_a(i)
+            return self._unscored(spec.dbto, range(lo, lo + self._refseq_count(i)))
+        if name in ("nuccore_protein", "protein_nuccore"):
+            return self._unscored(spec.dbto, self._encoded(db, i))
+        if name == "protein_protein":
+            return self._identical(i, spec.cap)
+        if name == "pubmed_pubmed":
+            return self._similar_articles(i, spec.cap)
+        if name == "pubmed_pmc":
+            j = i * self._pmc_stride()[1] % self._counts["pubmed"]
+            return [(j, 0)] if j < self._counts["pmc"] else []
+        if name == "pmc_pubmed":
+            return [(i * self._pmc_stride()[0] % self._counts["pubmed"], 0)]
+        if name == "homologene_protein":  # the first protein of each member gene
+            prots = []
+            for g in self._pairing("gene_homologene").from_b(i):
+                lo, hi = self._pairing("gene_protein").range_a(g)
+                if hi > lo:
+                    prots.append(lo)
+            return self._unscored(spec.dbto, prots[: spec.cap])
+        return self._draw(db, i, spec)  # one-way links NCBI keeps no reverse of here
+
+    def _unscored(self, dbto: str, targets: Iterable[int]) -> list[tuple[int, int]]:
+        """NCBI lists unscored links newest (highest UID) first."""
+        return sorted(((t, 0) for t in targets), key=lambda p: -self._uid(dbto, p[0]))
+
+    def _encoded(self, db: str, i: int) -> list[int]:
+        """RNA ↔ protein: the gene's k-th RNA encodes its k-th protein (variant N, isoform N)."""
+        place = self._place(db, i)
+        if place is None:
+            return []
+        g, p, _ = place
+        other = "protein" if db == "nuccore" else "nuccore"
+        lo, hi = self._pairing(_GENE_CHILDREN[other]).range_a(g)
+        return [lo + p] if lo + p < hi else []
+
+    def _identical(self, i: int, cap: int) -> list[tuple[int, int]]:
+        """Identical Proteins: a gene's proteins with the same isoform (position mod r)."""
+        place = self._place("protein", i)
+        if place is None:
+            return []
+        g, p, r = place
+        lo, hi = self._pairing("gene_protein").range_a(g)
+        step = r if r > 0 else max(1, (hi - lo + 1) // 2)
+        mates = [lo + x for x in range(p % step, hi - lo, step) if x != p]
+        scored = [(t, _pair_score(self.seed, "protein", i, t)) for t in mates]
+        return sorted(scored, key=lambda ts: -ts[1])[:cap]
+
+    def _similar_articles(self, i: int, cap: int) -> list[tuple[int, int]]:
+        """Articles sharing a topic, with one score per pair (the same from both ends); the
+        article itself first with the top score, as NCBI lists it."""
+        topics = self._topics()
+        shared: dict[int, int] = {}
+        for t in topics.from_a(i):
+            for j in topics.from_b(t):
+                if j != i:
+                    shared[j] = shared.get(j, 0) + 1
+        if not shared:
+            return []
+        pairs = sorted(((j, _pair_score(self.seed, "pubmed", i, j) + 4_000_000 * (k - 1))
+                        for j, k in shared.items()), key=lambda ts: (-ts[1], ts[0]))[: cap - 1]
+        return [(i, pairs[0][1] + 7_000_000), *pairs]
+
+    def _draw(self, db: str, i: int, spec: LinkSpec) -> list[tuple[int, int]]:
+        """A one-way link (no reverse name in this world): heavy-tailed targets by seeded RNG."""
+        n = self._counts.get(spec.dbto, 0)
+        forced = self._forced.get((db, i, spec.linkname), [])
         rng = random.Random(_h(self.seed, db, i, spec.linkname))
         if rng.random() >= spec.presence and not forced:
             return []
         # Pareto(alpha=1.5) scaled to the spec's mean; the first records of a db are hubs.
         k = int(spec.mean / 3.0 * (1.0 - rng.random()) ** (-1 / 1.5)) + 1
-        if i < 3 and spec.cap > 1:  # BRCA1 has ~1,000 gene_protein links
+        if i < 3 and spec.cap > 1:
             k = max(k, min(spec.cap, n // 3, int(spec.mean * (50 if i == 0 else 10))))
         k = max(1, min(k, spec.cap, n - (1 if db == spec.dbto else 0)))
         chosen: dict[int, None] = dict.fromkeys(t for t in forced if t < n)
@@ -651,31 +887,38 @@ class World:
                 if db == spec.dbto and t == i:
                     continue
                 chosen.setdefault(t)
-        targets = list(chosen)
-        if not spec.scored:
-            return sorted(((t, 0) for t in targets), key=lambda p: -self._uid(spec.dbto, p[0]))
-        scores = sorted((rng.randrange(1_000_000, 60_000_000) for _ in targets), reverse=True)
-        pairs = list(zip(targets, scores, strict=True))
-        if spec.linkname == "pubmed_pubmed":  # NCBI lists the article itself first, top score
-            pairs.insert(0, (i, 2147483647 if not pairs else pairs[0][1] + 7_000_000))
-        return pairs
+        return self._unscored(spec.dbto, chosen)
 
-    def _taxon_members(self, t: int, spec: LinkSpec) -> list[tuple[int, int]]:
-        n = self._counts.get(spec.dbto, 0)
-        shift = _h(self.seed, "tax", spec.dbto) % 1000
+    def _taxon_member_indices(self, db: str, t: int) -> Iterator[int]:
+        """Indices of the records of `db` whose organism is taxon t, gene by gene for records
+        derived from genes (so taxonomy_protein is the inverse of protein_taxonomy)."""
+        if db in _GENE_CHILDREN:
+            pairing = self._pairing(_GENE_CHILDREN[db])
+            for g in self._taxon_member_indices("gene", t):
+                lo, hi = pairing.range_a(g)
+                yield from range(lo, hi)
+            return
+        if db == "structure":
+            yield from (j for j, tj in enumerate(self._structure_taxa()) if tj == t)
+            return
+        n = self._counts.get(db, 0)
+        shift = _h(self.seed, "tax", db) % 1000
         ntax = self._counts["taxonomy"]
         # record i sits in slot (i * _SLOT_STEP + shift) % 1000: invert that per matching slot
         residues = sorted((s - shift) * _SLOT_INVERSE % 1000 for s in range(1000)
                           if _TAXON_SLOTS[s] % ntax == t)
-        members: list[int] = [0] if t == 0 and n else []
+        if t == 0 and n:
+            yield 0
         base = 0
-        while residues and base < n and len(members) < spec.cap:
+        while residues and base < n:
             for r in residues:
                 if 0 < base + r < n:
-                    members.append(base + r)
+                    yield base + r
             base += 1000
-        return sorted(((m, 0) for m in members[: spec.cap]),
-                      key=lambda p: -self._uid(spec.dbto, p[0]))
+
+    def _taxon_members(self, t: int, spec: LinkSpec) -> list[tuple[int, int]]:
+        members = list(islice(self._taxon_member_indices(spec.dbto, t), spec.cap))
+        return self._unscored(spec.dbto, members)
 
     def linkouts(self, db: str, uid: str | int) -> list[LinkOut]:
         """LinkOut entries of a record (some records have none; libraries are separate)."""
@@ -751,11 +994,11 @@ class World:
 
     def _organism_members(self, db: str, tax: str) -> Iterator[str]:
         if self.generated:
-            if db == "taxonomy" or db not in self._counts:
+            t = self._index_of("taxonomy", int(tax))
+            if db == "taxonomy" or db not in self._counts or t is None:
                 return
-            for i in range(self._counts[db]):
-                if self._uid("taxonomy", self._taxon_index(db, i)) == int(tax):
-                    yield str(self._uid(db, i))
+            for i in sorted(self._taxon_member_indices(db, t)):
+                yield str(self._uid(db, i))
             return
         names = self._taxon_names()
         for rec in self.records(db):
@@ -824,6 +1067,75 @@ def _make_taxon_slots() -> tuple[int, ...]:
 _TAXON_SLOTS = _make_taxon_slots()
 _SLOT_STEP = 7919  # a prime: consecutive records land in scattered slots
 _SLOT_INVERSE = pow(_SLOT_STEP, -1, 1000)
+_TAXON_SLOT_ARRAY = np.array(_TAXON_SLOTS, dtype=np.int64)
+
+# Relations with a link name at each end: forward name -> (db a, db b, reverse name, kind).
+# "partition": each b record has one a record (a gene's proteins); "human": the same over
+# human genes only (dbSNP and ClinVar are human); "config": many-to-many over shared stubs.
+_RELATIONS: dict[str, tuple[str, str, str, str]] = {
+    "gene_protein": ("gene", "protein", "protein_gene", "partition"),
+    "gene_nuccore": ("gene", "nuccore", "nuccore_gene", "partition"),
+    "gene_snp": ("gene", "snp", "snp_gene", "human"),
+    "gene_clinvar": ("gene", "clinvar", "clinvar_gene", "human"),
+    "gene_pubmed": ("gene", "pubmed", "pubmed_gene", "config"),
+    "gene_homologene": ("gene", "homologene", "homologene_gene", "config"),
+    "nuccore_pubmed": ("nuccore", "pubmed", "pubmed_nuccore", "config"),
+    "nuccore_biosample": ("nuccore", "biosample", "biosample_nuccore", "config"),
+    "nuccore_sra": ("nuccore", "sra", "sra_nuccore", "config"),
+    "protein_pubmed": ("protein", "pubmed", "pubmed_protein", "config"),
+    "protein_structure": ("protein", "structure", "structure_protein", "config"),
+    "protein_cdd": ("protein", "cdd", "cdd_protein", "config"),
+    "snp_clinvar": ("snp", "clinvar", "clinvar_snp", "config"),
+    "sra_biosample": ("sra", "biosample", "biosample_sra", "config"),
+}
+# link name -> (forward name of its relation, True when it is the forward end)
+_SIDES: dict[str, tuple[str, bool]] = {
+    **{fwd: (fwd, True) for fwd in _RELATIONS},
+    **{rel[2]: (fwd, False) for fwd, rel in _RELATIONS.items()},
+}
+_SPEC: dict[str, LinkSpec] = {s.linkname: s for specs in CATALOG.values() for s in specs}
+# Records that belong to one gene, and the relation that says which.
+_GENE_CHILDREN = {"protein": "gene_protein", "nuccore": "gene_nuccore", "snp": "gene_snp",
+                  "clinvar": "gene_clinvar"}
+_REFSEQ_LINKS = {"gene_protein_refseq": "gene_protein", "gene_nuccore_refseqrna": "gene_nuccore"}
+# Reverse link names NCBI keeps for a forward one (what the coherence tests check).
+REVERSE_LINKS: dict[str, str] = {
+    **{fwd: rel[2] for fwd, rel in _RELATIONS.items()},
+    **{rel[2]: fwd for fwd, rel in _RELATIONS.items()},
+    "nuccore_protein": "protein_nuccore", "protein_nuccore": "nuccore_protein",
+    "pubmed_pmc": "pmc_pubmed", "pmc_pubmed": "pubmed_pmc",
+    "pubmed_pubmed": "pubmed_pubmed", "protein_protein": "protein_protein",
+    **{f"{db}_taxonomy": f"taxonomy_{db}" for db in ("gene", "nuccore", "protein", "structure")},
+    **{f"taxonomy_{db}": f"{db}_taxonomy" for db in ("gene", "nuccore", "protein", "structure")},
+}
+# Link names whose targets are a subset of another link name's targets of the same record.
+SUBSET_LINKS: dict[str, str] = {
+    "gene_protein_refseq": "gene_protein", "gene_nuccore_refseqrna": "gene_nuccore",
+    "pubmed_pubmed_five": "pubmed_pubmed", "pubmed_pubmed_reviews": "pubmed_pubmed",
+}
+_PROTEIN_NAMES = {
+    672: "breast cancer type 1 susceptibility protein",
+    7157: "cellular tumor antigen p53",
+    675: "breast cancer type 2 susceptibility protein",
+    1956: "epidermal growth factor receptor",
+    7124: "tumor necrosis factor",
+}
+
+
+def _pair_score(seed: int | None, db: str, i: int, j: int) -> int:
+    """A similarity score that depends on the unordered pair: equal from both ends."""
+    lo, hi = min(i, j), max(i, j)
+    return 1_000_000 + _h(seed, "score", db, lo, hi) % 59_000_000
+
+
+def _genbank(i: int, letters: int, digits: int) -> str:
+    """A GenBank-style accession (AB123456, AAC12345) unique per index."""
+    n, num = divmod(i, 10**digits)
+    prefix = ""
+    for _ in range(letters):
+        n, r = divmod(n, 26)
+        prefix = chr(65 + r) + prefix
+    return f"{prefix}{num:0{digits}d}"
 
 
 def _subset(linkname: str, parent: list[tuple[int, int]], i: int, seed: int
@@ -832,18 +1144,6 @@ def _subset(linkname: str, parent: list[tuple[int, int]], i: int, seed: int
     if linkname.endswith("_five"):
         return parent[:5]
     return [(t, s) for t, s in parent if t != i and _h(seed, "review", t) % 6 == 0]
-
-
-_NUC_PREFIX = ("NM_", "XM_", "NR_", "NC_", "NG_", "XR_")
-_PROT_PREFIX = ("NP_", "XP_", "WP_", "YP_")
-
-
-def _seq_accession(db: str, i: int) -> str:
-    if i == 0:
-        return "NM_007294" if db == "nuccore" else "NP_009225"
-    prefixes = _NUC_PREFIX if db == "nuccore" else _PROT_PREFIX
-    return f"{prefixes[i % len(prefixes)]}{100000 + i:06d}" if i < 900000 else \
-        f"{prefixes[i % len(prefixes)]}{i:09d}"
 
 
 def _pdb_id(i: int) -> str:
