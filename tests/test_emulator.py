@@ -21,6 +21,7 @@ from click.testing import CliRunner
 
 from crawler.cli import main
 from crawler.emulator import Emulator, World, parse_faults, write_esummary_dtds
+from crawler.emulator.world import CATALOG, REVERSE_LINKS, SUBSET_LINKS
 from crawler.errors import BadInput
 
 DATA = Path(__file__).parent / "data"
@@ -594,3 +595,161 @@ def test_stop_closes_keep_alive_connections_and_restart_keeps_the_url(world):
             assert http.get("einfo.fcgi").status_code == 200
         finally:
             emu.stop()
+
+
+# --- coherence: names, organisms and links agree along the chain -------------------------------
+
+@pytest.fixture(scope="module")
+def coherent() -> World:
+    return World.generate(seed=2, size=3000)
+
+
+def _sample(w: World, db: str, k: int = 25) -> list[str]:
+    """The first records (hubs, BRCA1's chain) and a spread of others."""
+    uids = list(w.uids(db))
+    step = max(1, len(uids) // k)
+    return list(dict.fromkeys(uids[:6] + uids[::step]))
+
+
+def _targets(w: World, db: str, uid: str, linkname: str) -> list[str]:
+    return [lk.target for lk in w.links_from(db, uid) if lk.linkname == linkname]
+
+
+def test_brca1_real_records_sit_in_the_chain_and_are_searchable(world):
+    gene = world.record("gene", BRCA1)
+    assert (gene["name"], gene["description"], gene["organism"]) == (
+        "BRCA1", "BRCA1 DNA repair associated", "Homo sapiens")
+    assert world.record("protein", NP_009225)["title"] == (
+        "breast cancer type 1 susceptibility protein isoform 1 [Homo sapiens]")
+    assert world.record("nuccore", NM_007294)["title"] == (
+        "Homo sapiens BRCA1 DNA repair associated (BRCA1), transcript variant 1, mRNA")
+    assert world.record("structure", PDB_1JM7)["title"] == (
+        "Solution structure of the BRCA1/BARD1 RING-domain heterodimer")
+    assert world.lookup("protein", "accn", "NP_009225") == [NP_009225]
+    assert world.lookup("nuccore", "accn", "NM_007294") == [NM_007294]
+    assert world.lookup("structure", "all fields", "1JM7") == [PDB_1JM7]
+    assert NM_007294 in _targets(world, "gene", BRCA1, "gene_nuccore_refseqrna")
+    assert _targets(world, "nuccore", NM_007294, "nuccore_protein") == [NP_009225]
+    assert _targets(world, "protein", NP_009225, "protein_nuccore") == [NM_007294]
+    assert _targets(world, "protein", NP_009225, "protein_gene") == [BRCA1]
+    assert BRCA1 in _targets(world, "structure", PDB_1JM7, "structure_protein") or \
+        NP_009225 in _targets(world, "structure", PDB_1JM7, "structure_protein")
+    for db, uid in (("gene", BRCA1), ("protein", NP_009225), ("nuccore", NM_007294),
+                    ("structure", PDB_1JM7)):
+        assert _targets(world, db, uid, f"{db}_taxonomy") == ["9606"], db
+
+
+def test_rnas_proteins_and_structures_carry_their_gene_s_name_and_organism(coherent):
+    w = coherent
+    checked = 0
+    for g in _sample(w, "gene", 60):
+        gene = w.record("gene", g)
+        sym, full, org = gene["name"], gene["description"], gene["organism"]
+        taxid = str(gene["taxid"])
+        assert _targets(w, "gene", g, "gene_taxonomy") == [taxid]
+        for p in _targets(w, "gene", g, "gene_protein_refseq"):
+            rec = w.record("protein", p)
+            assert rec["accession"][:3] in ("NP_", "XP_"), rec
+            assert rec["title"].endswith(f"[{org}]") and " isoform " in rec["title"], rec
+            if g not in ("672", "7157", "675", "1956", "7124"):
+                assert rec["title"].startswith(f"{full} isoform "), rec
+            assert _targets(w, "protein", p, "protein_taxonomy") == [taxid]
+            assert _targets(w, "protein", p, "protein_gene") == [g]
+            for s in _targets(w, "protein", p, "protein_structure")[:3]:
+                st = w.record("structure", s)
+                genes = {gg for pp in _targets(w, "structure", s, "structure_protein")
+                         for gg in _targets(w, "protein", pp, "protein_gene")}
+                assert g in genes
+                assert st["organism"] in {w.record("gene", gg)["organism"] for gg in genes}
+                # named after a protein it holds: "<method> of [<organism>] <protein name>"
+                held = {w.record("protein", pp)["title"].split(" isoform ")[0].split(" [")[0]
+                        for pp in _targets(w, "structure", s, "structure_protein")}
+                assert any(name in st["title"] for name in held), (st, held)
+                checked += 1
+        for n in _targets(w, "gene", g, "gene_nuccore_refseqrna"):
+            rec = w.record("nuccore", n)
+            assert rec["accession"][:3] in ("NM_", "XM_"), rec
+            assert f"{org} {full} ({sym}), transcript variant " in rec["title"], rec
+            assert rec["title"].endswith(", mRNA")
+            assert _targets(w, "nuccore", n, "nuccore_taxonomy") == [taxid]
+            prot = _targets(w, "nuccore", n, "nuccore_protein")
+            assert len(prot) == 1 and prot[0] in _targets(w, "gene", g, "gene_protein_refseq")
+            variant = rec["title"].split("transcript variant ")[1].split(",")[0]
+            assert w.record("protein", prot[0])["title"].endswith(f"isoform {variant} [{org}]")
+    assert checked > 0
+
+
+def _reverse_ok(w: World, link, reverse: str) -> bool:
+    back = {(lk.target, lk.score) for lk in w.links_from(link.dbto, link.target)
+            if lk.linkname == reverse}
+    return (link.uid, link.score) in back
+
+
+def test_reverse_link_names_give_the_same_edge_from_both_ends(coherent):
+    w = coherent
+    seen: Counter[str] = Counter()
+    for db in w.databases():
+        for uid in _sample(w, db, 30):
+            by_name: dict[str, list] = {}
+            for lk in w.links_from(db, uid):
+                by_name.setdefault(lk.linkname, []).append(lk)
+            for name, links in by_name.items():
+                reverse = REVERSE_LINKS.get(name)
+                if reverse is None:
+                    continue
+                for lk in links[:40]:
+                    if lk.target == lk.uid:  # pubmed_pubmed lists the article itself
+                        continue
+                    back = [x for x in w.links_from(lk.dbto, lk.target) if x.linkname == reverse]
+                    back_cap = next(s.cap for s in CATALOG[lk.dbto] if s.linkname == reverse)
+                    if 1 < back_cap <= len(back):
+                        continue  # a capped list (taxonomy 9606's) may drop the pair
+                    assert _reverse_ok(w, lk, reverse), (lk, reverse)
+                    seen[name] += 1
+    # every design pair with an NCBI reverse name was exercised in both directions
+    for fwd, rev in (("gene_protein", "protein_gene"), ("gene_nuccore", "nuccore_gene"),
+                     ("nuccore_protein", "protein_nuccore"),
+                     ("protein_structure", "structure_protein"),
+                     ("gene_pubmed", "pubmed_gene"), ("nuccore_pubmed", "pubmed_nuccore"),
+                     ("protein_pubmed", "pubmed_protein"), ("gene_snp", "snp_gene"),
+                     ("gene_clinvar", "clinvar_gene"), ("pubmed_pubmed", "pubmed_pubmed"),
+                     ("protein_protein", "protein_protein"), ("gene_taxonomy", "taxonomy_gene"),
+                     ("protein_cdd", "cdd_protein"), ("pubmed_pmc", "pmc_pubmed")):
+        assert seen[fwd] and seen[rev], (fwd, rev, seen)
+
+
+def test_subsets_hold_only_their_parent_s_targets(coherent):
+    w = coherent
+    nonempty: Counter[str] = Counter()
+    for db in ("gene", "pubmed"):
+        for uid in _sample(w, db, 80):
+            links = w.links_from(db, uid)
+            for sub, parent in SUBSET_LINKS.items():
+                got = {lk.target for lk in links if lk.linkname == sub}
+                assert got <= {lk.target for lk in links if lk.linkname == parent}, (uid, sub)
+                nonempty[sub] += bool(got)
+    assert all(nonempty[sub] for sub in SUBSET_LINKS), nonempty
+
+
+def test_human_only_databases_link_human_genes(coherent):
+    w = coherent
+    for db, name in (("snp", "snp_gene"), ("clinvar", "clinvar_gene")):
+        for uid in _sample(w, db, 20):
+            genes = _targets(w, db, uid, name)
+            assert genes and all(w.record("gene", g)["organism"] == "Homo sapiens"
+                                 for g in genes)
+    snp = w.record("snp", _sample(w, "snp", 5)[3])
+    assert _targets(w, "snp", snp["uid"], "snp_gene") == [str(snp["gene_id"])]
+
+
+def test_large_world_links_invert_without_enumerating():
+    w = World.generate(seed=11, size=500_000)
+    for db, name, reverse in (("protein", "protein_gene", "gene_protein"),
+                              ("pubmed", "pubmed_gene", "gene_pubmed"),
+                              ("structure", "structure_protein", "protein_structure")):
+        uids = list(w.uids(db))
+        for uid in uids[:: len(uids) // 7]:
+            for lk in w.links_from(db, uid):
+                if lk.linkname == name:
+                    assert _reverse_ok(w, lk, reverse), lk
+    assert len(w._cache) < 200
