@@ -632,8 +632,9 @@ def test_brca1_real_records_sit_in_the_chain_and_are_searchable(world):
     assert _targets(world, "nuccore", NM_007294, "nuccore_protein") == [NP_009225]
     assert _targets(world, "protein", NP_009225, "protein_nuccore") == [NM_007294]
     assert _targets(world, "protein", NP_009225, "protein_gene") == [BRCA1]
-    assert BRCA1 in _targets(world, "structure", PDB_1JM7, "structure_protein") or \
-        NP_009225 in _targets(world, "structure", PDB_1JM7, "structure_protein")
+    assert NP_009225 in _targets(world, "structure", PDB_1JM7, "structure_protein")
+    assert {world.record("gene", g)["organism"] for g in ("672", "7157", "675", "1956", "7124")
+            } == {"Homo sapiens"}
     for db, uid in (("gene", BRCA1), ("protein", NP_009225), ("nuccore", NM_007294),
                     ("structure", PDB_1JM7)):
         assert _targets(world, db, uid, f"{db}_taxonomy") == ["9606"], db
@@ -677,6 +678,32 @@ def test_rnas_proteins_and_structures_carry_their_gene_s_name_and_organism(coher
             variant = rec["title"].split("transcript variant ")[1].split(",")[0]
             assert w.record("protein", prot[0])["title"].endswith(f"isoform {variant} [{org}]")
     assert checked > 0
+
+
+def test_articles_are_about_the_genes_that_cite_them(coherent):
+    w = coherent
+    about = 0
+    for g in _sample(w, "gene", 40):
+        for a in _targets(w, "gene", g, "gene_pubmed")[:5]:
+            title = w.record("pubmed", a)["title"]
+            genes = [w.record("gene", x) for x in _targets(w, "pubmed", a, "pubmed_gene")]
+            assert any(x["name"] in title or x["description"] in title for x in genes), title
+            about += 1
+    assert about > 20
+    cited = 0
+    for s in _sample(w, "structure", 30):  # a structure cites articles about its genes
+        genes = {g for p in _targets(w, "structure", s, "structure_protein")
+                 for g in _targets(w, "protein", p, "protein_gene")}
+        theirs = {a for g in genes for a in _targets(w, "gene", g, "gene_pubmed")}
+        mine = set(_targets(w, "structure", s, "structure_pubmed"))
+        if theirs:
+            assert mine <= theirs, s
+            cited += bool(mine)
+    assert cited
+    for j in _sample(w, "pmc", 10):
+        pmid = _targets(w, "pmc", j, "pmc_pubmed")
+        assert len(pmid) == 1 and _targets(w, "pubmed", pmid[0], "pubmed_pmc") == [j]
+        assert w.record("pmc", j)["title"] == w.record("pubmed", pmid[0])["title"]
 
 
 def _reverse_ok(w: World, link, reverse: str) -> bool:

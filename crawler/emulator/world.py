@@ -1,10 +1,19 @@
 """The emulator's world: Entrez records and the ELink links between them.
 
-A generated world is never materialised: the links of a record are computed on demand from
-(seed, db, uid, link name) with a seeded RNG, so a world of 500k records and millions of links
-costs almost no memory, and `links_from` gives the same answer in every call, every process and
-`dump`. Record UIDs sit in known ranges per database (a few well-known UIDs first: gene 672,
-taxonomy 9606, ...), so enumerating a database is a loop over indices.
+A generated world is never materialised: the links of a record are computed on demand from the
+seed, so a world of 500k records and ~10M links costs almost no memory, and `links_from` gives
+the same answer in every call, every process and `dump`. Record UIDs sit in known ranges per
+database (a few well-known UIDs first: gene 672, taxonomy 9606, ...), so enumerating a database
+is a loop over indices.
+
+The world is coherent where a user looks. Every protein, RNA, variant and ClinVar record belongs
+to one gene (a gene's proteins are a contiguous range of protein indices), so its name, accession
+kind (NM_/NP_ for the gene's RefSeq records, XM_/XP_ models, GenBank otherwise) and organism come
+from that gene; structures are named after the proteins they hold; articles are about the genes
+they are linked to. A link name and its reverse (`gene_protein`/`protein_gene`,
+`pubmed_pubmed` both ways with one score per pair) are two views of one shared pairing
+(`pairing.py`), so both ends give the same edge without enumerating the world. Links NCBI keeps
+no reverse of here (`structure_pubmed`, `pmc_pmc_citedby`, ...) are drawn per record.
 
 A loaded world (`World.load`, the `--graph` file) holds its links explicitly.
 """
@@ -259,6 +268,18 @@ _SPECIAL_GENES = {
     1956: ("EGFR", "epidermal growth factor receptor", "7p11.2"),
     7124: ("TNF", "tumor necrosis factor", "6p21.33"),
 }
+_ARTICLE_TITLES = (
+    "{sym} variants and the risk of disease in {org}.",
+    "Structural basis for the role of {full} in {process}.",
+    "Regulation of {sym} expression in {process}.",
+    "Loss of {sym} impairs {process}.",
+    "{full} ({sym}) is required for {process}.",
+    "A genome-wide screen identifies {sym} as a regulator of {process}.",
+    "Functional characterization of {sym} isoforms in {org}.",
+)
+_PROCESSES = ("DNA repair", "homologous recombination", "cell cycle control", "apoptosis",
+              "transcriptional control", "ubiquitin-mediated degradation", "development",
+              "immune signalling", "metabolism", "chromatin remodelling")
 _JOURNALS = ("Nature", "Science", "Cell", "Nucleic acids research", "PloS one",
              "Proceedings of the National Academy of Sciences of the United States of America",
              "The Journal of biological chemistry", "Bioinformatics (Oxford, England)",
@@ -469,7 +490,7 @@ class World:
     def _taxon_index(self, db: str, i: int) -> int:
         """A record's own taxon: a fixed heavy-tailed table over residues mod 1000 (genes,
         samples, runs); records derived from a gene take that gene's taxon instead."""
-        if i == 0:  # the BRCA1 chain is human
+        if i < _human_first(db):  # BRCA1, TP53, ... and the BRCA1 chain are human
             return 0
         slot = (i * _SLOT_STEP + _h(self.seed, "tax", db) % 1000) % 1000
         return _TAXON_SLOTS[slot] % self._counts["taxonomy"]
@@ -480,8 +501,7 @@ class World:
         shift = _h(self.seed, "tax", db) % 1000
         slots = (np.arange(n, dtype=np.int64) * _SLOT_STEP + shift) % 1000
         taxa = _TAXON_SLOT_ARRAY[slots] % self._counts["taxonomy"]
-        if n:
-            taxa[0] = 0
+        taxa[: _human_first(db)] = 0
         return taxa
 
     def _organism_index(self, db: str, i: int) -> int:
@@ -541,7 +561,8 @@ class World:
         if kind in ("partition", "human"):
             return Pairing.partition(deg_a, nb)
         deg_b = degrees(_h(seed, "present", rev), _h(seed, "size", rev), nb,
-                        presence=sb.presence, mean=sb.mean, cap=sb.cap, n_target=na)
+                        presence=sb.presence, mean=sb.mean, cap=sb.cap, n_target=na,
+                        hubs=rev not in _NO_HUBS)
         jitter = (_h(seed, "mult", fwd) % 1000) / 10_000 - 0.05
         return Pairing.build(deg_a, deg_b, jitter)
 
@@ -679,11 +700,31 @@ class World:
         return rec
 
     def _article(self, i: int) -> dict[str, str]:
+        """Title, journal and date of an article; it is about a gene it links to, if any."""
         r = _h(self.seed, "pub", i)
-        words = [_TITLE_WORDS[(r >> (3 * k)) % len(_TITLE_WORDS)] for k in range(7)]
-        return {"title": " ".join(words).capitalize() + ".",
-                "journal": _JOURNALS[r % len(_JOURNALS)],
+        about = self._article_gene(i)
+        if about is None:
+            words = [_TITLE_WORDS[(r >> (3 * k)) % len(_TITLE_WORDS)] for k in range(7)]
+            title = " ".join(words).capitalize() + "."
+        else:
+            sym, full, _ = self._gene_symbol(about)
+            org = self._taxon_name(self._taxon_index("gene", about))
+            title = _ARTICLE_TITLES[(r >> 20) % len(_ARTICLE_TITLES)].format(
+                sym=sym, full=full, org=org, process=_PROCESSES[(r >> 26) % len(_PROCESSES)])
+            title = title[0].upper() + title[1:]
+        return {"title": title, "journal": _JOURNALS[r % len(_JOURNALS)],
                 "pubdate": f"{1990 + (r >> 40) % 35} {_MONTHS[(r >> 50) % 12]}"}
+
+    def _article_gene(self, i: int) -> int | None:
+        """The gene an article is about: one it links (pubmed_gene), else the gene of a
+        protein or RNA it is cited by."""
+        genes = self._pairing("gene_pubmed").from_b(i)
+        if genes:
+            return min(genes)
+        for fwd, db in (("protein_pubmed", "protein"), ("nuccore_pubmed", "nuccore")):
+            for j in self._pairing(fwd).from_b(i)[:1]:
+                return self._gene_of(db, j)
+        return None
 
     def _sequence_names(self, db: str, i: int) -> tuple[str, str]:
         """Accession and title of an RNA or protein, named after the gene it comes from.
@@ -816,7 +857,33 @@ class World:
                 if hi > lo:
                     prots.append(lo)
             return self._unscored(spec.dbto, prots[: spec.cap])
+        if name in ("structure_pubmed", "snp_pubmed", "clinvar_pubmed"):
+            cited = self._gene_articles(db, i, spec)
+            if cited is not None:
+                return cited
         return self._draw(db, i, spec)  # one-way links NCBI keeps no reverse of here
+
+    def _gene_articles(self, db: str, i: int, spec: LinkSpec) -> list[tuple[int, int]] | None:
+        """A structure's, variant's or ClinVar record's citations: articles about its gene
+        (None when it has no gene with articles: then drawn at random)."""
+        if db == "structure":
+            genes = [self._gene_of("protein", p)
+                     for p in self._pairing("protein_structure").from_b(i)]
+        else:
+            genes = [self._gene_of(db, i)]
+        articles: list[int] = []
+        for g in genes:
+            if g is not None:
+                articles = self._pairing("gene_pubmed").from_a(g)
+                if articles:
+                    break
+        if not articles:
+            return None
+        rng = random.Random(_h(self.seed, db, i, spec.linkname))
+        if rng.random() >= spec.presence:
+            return []
+        k = min(len(articles), spec.cap, 1 + int(rng.random() * 3))
+        return self._unscored(spec.dbto, rng.sample(articles, k))
 
     def _unscored(self, dbto: str, targets: Iterable[int]) -> list[tuple[int, int]]:
         """NCBI lists unscored links newest (highest UID) first."""
@@ -907,12 +974,13 @@ class World:
         # record i sits in slot (i * _SLOT_STEP + shift) % 1000: invert that per matching slot
         residues = sorted((s - shift) * _SLOT_INVERSE % 1000 for s in range(1000)
                           if _TAXON_SLOTS[s] % ntax == t)
-        if t == 0 and n:
-            yield 0
+        pinned = min(n, _human_first(db))
+        if t == 0:
+            yield from range(pinned)
         base = 0
         while residues and base < n:
             for r in residues:
-                if 0 < base + r < n:
+                if pinned <= base + r < n:
                     yield base + r
             base += 1000
 
@@ -1097,6 +1165,8 @@ _SPEC: dict[str, LinkSpec] = {s.linkname: s for specs in CATALOG.values() for s 
 # Records that belong to one gene, and the relation that says which.
 _GENE_CHILDREN = {"protein": "gene_protein", "nuccore": "gene_nuccore", "snp": "gene_snp",
                   "clinvar": "gene_clinvar"}
+# Reverse ends without hub records: a structure holds a few chains, not hundreds.
+_NO_HUBS = frozenset({"structure_protein"})
 _REFSEQ_LINKS = {"gene_protein_refseq": "gene_protein", "gene_nuccore_refseqrna": "gene_nuccore"}
 # Reverse link names NCBI keeps for a forward one (what the coherence tests check).
 REVERSE_LINKS: dict[str, str] = {
@@ -1120,6 +1190,12 @@ _PROTEIN_NAMES = {
     1956: "epidermal growth factor receptor",
     7124: "tumor necrosis factor",
 }
+
+
+def _human_first(db: str) -> int:
+    """How many leading records of a database are human whatever their slot says (the
+    well-known genes; index 0 of every other database, which is on BRCA1's chain)."""
+    return len(_SPECIALS["gene"]) if db == "gene" else 1
 
 
 def _pair_score(seed: int | None, db: str, i: int, j: int) -> int:
