@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from Bio import Entrez
 from Bio.Entrez.Parser import DataHandler
@@ -21,6 +22,7 @@ from click.testing import CliRunner
 
 from crawler.cli import main
 from crawler.emulator import Emulator, World, parse_faults, write_esummary_dtds
+from crawler.emulator.pairing import bounds
 from crawler.emulator.world import CATALOG, REVERSE_LINKS, SUBSET_LINKS
 from crawler.errors import BadInput
 
@@ -780,3 +782,32 @@ def test_large_world_links_invert_without_enumerating():
                 if lk.linkname == name:
                     assert _reverse_ok(w, lk, reverse), lk
     assert len(w._cache) < 200
+
+
+@pytest.mark.parametrize(("seed", "size"), [(1, 1), (2, 50), (1, 300), (4, 300), (6, 1000)])
+def test_every_link_of_a_small_world_has_its_reverse(seed, size):
+    w = World.generate(seed=seed, size=size)
+    caps = {s.linkname: s.cap for specs in CATALOG.values() for s in specs}
+    links = list(w.iter_links())
+    edges = {(lk.dbfrom, lk.uid, lk.linkname, lk.target, lk.score) for lk in links}
+    checked = 0
+    for lk in links:
+        reverse = REVERSE_LINKS.get(lk.linkname)
+        if reverse is None or (lk.dbfrom, lk.uid) == (lk.dbto, lk.target):
+            continue
+        if (lk.dbto, lk.target, reverse, lk.uid, lk.score) not in edges:
+            back = [x for x in w.links_from(lk.dbto, lk.target) if x.linkname == reverse]
+            assert 1 < caps[reverse] <= len(back), (lk, reverse)  # only a full list may drop it
+        checked += 1
+    assert checked > len(links) // 3
+
+
+@pytest.mark.parametrize("deg", [[0, 0, 0, 0, 0], [5, 0, 0, 0, 0], [9, 9, 9, 1, 2, 0, 7],
+                                 [1, 0, 0, 3, 0, 100], [1]])
+@pytest.mark.parametrize("total", [0, 1, 7, 40, 1000])
+def test_stub_bounds_cut_the_whole_space_in_order(deg, total):
+    cuts = bounds(np.array(deg, dtype=np.int64), total)
+    assert len(cuts) == len(deg) + 1 and cuts[0] == 0
+    assert (np.diff(cuts) >= 0).all() and cuts[-1] == total
+    if total and deg[0]:
+        assert cuts[1] >= 1  # record 0 (BRCA1's chain) always keeps a stub

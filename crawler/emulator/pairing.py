@@ -77,7 +77,7 @@ def bounds(deg: np.ndarray, total: int) -> np.ndarray:
     tot = int(rest.sum())
     if tot == 0:  # nobody else takes part: the first record absorbs the rest
         fixed[0] += remaining
-        remaining = 0
+        used, remaining = total, 0
     out[1:len(fixed) + 1] = np.cumsum(fixed)
     if len(rest):
         out[len(fixed) + 1:] = used + np.cumsum(rest) * remaining // max(1, tot)

@@ -119,7 +119,9 @@ def _spec(name: str, dbto: str, presence: float, mean: float, **kw: Any) -> Link
     return LinkSpec(name, dbto, presence, mean, **kw)
 
 
-# Every link name of design.md's tables, their reverse links, and taxonomy/hub links.
+# Every link name of design.md's tables, their reverse links, and taxonomy/hub links. Where a
+# link name has a reverse, the two ends' presence × mean × database share roughly balance: the
+# larger end of a shared pairing is thinned to the smaller one's stubs.
 CATALOG: dict[str, tuple[LinkSpec, ...]] = {
     "gene": (
         _spec("gene_protein", "protein", 0.9, 6, cap=1200),
@@ -128,8 +130,8 @@ CATALOG: dict[str, tuple[LinkSpec, ...]] = {
         _spec("gene_nuccore_refseqrna", "nuccore", 0.7, 2, menu="RefSeq RNAs"),
         _spec("gene_pubmed", "pubmed", 0.8, 8, cap=2000),
         _spec("gene_homologene", "homologene", 0.5, 1, cap=1),
-        _spec("gene_snp", "snp", 0.6, 10),
-        _spec("gene_clinvar", "clinvar", 0.3, 4),
+        _spec("gene_snp", "snp", 0.6, 3),
+        _spec("gene_clinvar", "clinvar", 0.3, 2),
         _spec("gene_taxonomy", "taxonomy", 1.0, 1, cap=1),
     ),
     "nuccore": (
@@ -157,9 +159,9 @@ CATALOG: dict[str, tuple[LinkSpec, ...]] = {
               menu="Five most related Articles", priority=1),
         _spec("pubmed_pubmed_reviews", "pubmed", 0.95, 5, scored=True,
               subset_of="pubmed_pubmed", menu="Related reviews", priority=1),
-        _spec("pubmed_gene", "gene", 0.2, 2),
-        _spec("pubmed_protein", "protein", 0.1, 3, priority=140),
-        _spec("pubmed_nuccore", "nuccore", 0.1, 3),
+        _spec("pubmed_gene", "gene", 0.5, 3),
+        _spec("pubmed_protein", "protein", 0.25, 3, priority=140),
+        _spec("pubmed_nuccore", "nuccore", 0.25, 3),
         _spec("pubmed_pmc", "pmc", 0.3, 1, cap=1, menu="PMC Links"),
     ),
     "structure": (
@@ -192,11 +194,11 @@ CATALOG: dict[str, tuple[LinkSpec, ...]] = {
         _spec("cdd_pubmed", "pubmed", 0.5, 2),
     ),
     "biosample": (
-        _spec("biosample_nuccore", "nuccore", 0.8, 2),
+        _spec("biosample_nuccore", "nuccore", 0.8, 5),
         _spec("biosample_sra", "sra", 0.6, 1, cap=3),
     ),
     "sra": (
-        _spec("sra_nuccore", "nuccore", 0.5, 1, cap=3),
+        _spec("sra_nuccore", "nuccore", 0.9, 6, cap=20),
         _spec("sra_biosample", "biosample", 0.9, 1, cap=1),
     ),
     "pmc": (
@@ -348,7 +350,6 @@ class World:
         self._cache: OrderedDict[tuple[str, str], list[WorldLink]] = OrderedDict()
         self._cache_max = 20000
         self._index: dict[tuple[str, str], dict[str, list[str]]] = {}
-        self._forced: dict[tuple[str, int, str], list[int]] = {}
         self._rel: dict[str, Any] = {}
         self._rel_lock = threading.RLock()
 
@@ -929,16 +930,15 @@ class World:
     def _draw(self, db: str, i: int, spec: LinkSpec) -> list[tuple[int, int]]:
         """A one-way link (no reverse name in this world): heavy-tailed targets by seeded RNG."""
         n = self._counts.get(spec.dbto, 0)
-        forced = self._forced.get((db, i, spec.linkname), [])
         rng = random.Random(_h(self.seed, db, i, spec.linkname))
-        if rng.random() >= spec.presence and not forced:
+        if rng.random() >= spec.presence:
             return []
         # Pareto(alpha=1.5) scaled to the spec's mean; the first records of a db are hubs.
         k = int(spec.mean / 3.0 * (1.0 - rng.random()) ** (-1 / 1.5)) + 1
         if i < 3 and spec.cap > 1:
             k = max(k, min(spec.cap, n // 3, int(spec.mean * (50 if i == 0 else 10))))
         k = max(1, min(k, spec.cap, n - (1 if db == spec.dbto else 0)))
-        chosen: dict[int, None] = dict.fromkeys(t for t in forced if t < n)
+        chosen: dict[int, None] = {}
         if k >= n // 2:
             pool = [t for t in range(n) if not (db == spec.dbto and t == i)]
             rng.shuffle(pool)
