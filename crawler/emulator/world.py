@@ -576,9 +576,9 @@ class World:
                 npub = self._counts["pubmed"]
                 ntop = max(3, npub // 6)
                 deg_a = degrees(_h(seed, "present", "topic"), _h(seed, "size", "topic"), npub,
-                                presence=0.95, mean=2.5, cap=6, n_target=ntop)
+                                presence=0.95, mean=1.5, cap=4, n_target=ntop)
                 deg_b = degrees(_h(seed, "present", "members"), _h(seed, "size", "members"),
-                                ntop, presence=1.0, mean=18, cap=150, n_target=npub,
+                                ntop, presence=1.0, mean=12, cap=80, n_target=npub,
                                 hubs=False)
                 hit = self._rel["topics"] = Pairing.build(deg_a, deg_b, 0.0)
         return hit
