@@ -662,12 +662,12 @@ def test_rnas_proteins_and_structures_carry_their_gene_s_name_and_organism(coher
                 st = w.record("structure", s)
                 genes = {gg for pp in _targets(w, "structure", s, "structure_protein")
                          for gg in _targets(w, "protein", pp, "protein_gene")}
-                assert g in genes
-                assert st["organism"] in {w.record("gene", gg)["organism"] for gg in genes}
-                # named after a protein it holds: "<method> of [<organism>] <protein name>"
-                held = {w.record("protein", pp)["title"].split(" isoform ")[0].split(" [")[0]
-                        for pp in _targets(w, "structure", s, "structure_protein")}
-                assert any(name in st["title"] for name in held), (st, held)
+                assert genes == {g}  # a structure holds chains of one gene
+                assert (st["organism"], str(st["taxid"])) == (org, taxid)
+                assert _targets(w, "structure", s, "structure_taxonomy") == [taxid]
+                # named after its gene's protein: "<method> of <org> <protein name>", ...
+                pname = rec["title"].split(" isoform ")[0]
+                assert pname in st["title"] or sym in st["title"], (st, pname)
                 checked += 1
         for n in _targets(w, "gene", g, "gene_nuccore_refseqrna"):
             rec = w.record("nuccore", n)
@@ -693,7 +693,7 @@ def test_articles_are_about_the_genes_that_cite_them(coherent):
             about += 1
     assert about > 20
     cited = 0
-    for s in _sample(w, "structure", 30):  # a structure cites articles about its genes
+    for s in _sample(w, "structure", 30):  # a structure cites articles about its gene
         genes = {g for p in _targets(w, "structure", s, "structure_protein")
                  for g in _targets(w, "protein", p, "protein_gene")}
         theirs = {a for g in genes for a in _targets(w, "gene", g, "gene_pubmed")}

@@ -279,6 +279,8 @@ _ARTICLE_TITLES = (
     "A genome-wide screen identifies {sym} as a regulator of {process}.",
     "Functional characterization of {sym} isoforms in {org}.",
 )
+_DOMAINS = ("N-terminal", "C-terminal", "catalytic", "DNA-binding", "regulatory")
+_LIGANDS = ("ATP", "a small-molecule inhibitor", "zinc", "a peptide", "DNA")
 _PROCESSES = ("DNA repair", "homologous recombination", "cell cycle control", "apoptosis",
               "transcriptional control", "ubiquitin-mediated degradation", "development",
               "immune signalling", "metabolism", "chromatin remodelling")
@@ -510,10 +512,6 @@ class World:
         if db in _GENE_CHILDREN:
             g = self._gene_of(db, i)
             return self._taxon_index(db, i) if g is None else self._taxon_index("gene", g)
-        if db == "structure":
-            prots = self._pairing("protein_structure").from_b(i)
-            if prots:
-                return self._organism_index("protein", prots[0])
         return self._taxon_index(db, i)
 
     def organism(self, db: str, i: int) -> tuple[int, str]:
@@ -553,17 +551,18 @@ class World:
     def _build_pairing(self, fwd: str) -> Pairing:
         dba, dbb, rev, kind = _RELATIONS[fwd]
         na, nb = self._counts[dba], self._counts[dbb]
-        sa, sb = _SPEC[fwd], _SPEC[rev]
+        sa, sb = _SPEC[fwd], _SPEC.get(rev)
         seed = self.seed or 0
         eligible = self._own_taxa("gene") == 0 if kind == "human" else None
+        if kind == "coding":  # only genes with a protein have solved structures
+            eligible = np.diff(self._pairing("gene_protein").a) > 0
         deg_a = degrees(_h(seed, "present", fwd), _h(seed, "size", fwd), na,
                         presence=sa.presence, mean=sa.mean, cap=sa.cap, n_target=nb,
                         eligible=eligible)
-        if kind in ("partition", "human"):
+        if sb is None or kind != "config":
             return Pairing.partition(deg_a, nb)
         deg_b = degrees(_h(seed, "present", rev), _h(seed, "size", rev), nb,
-                        presence=sb.presence, mean=sb.mean, cap=sb.cap, n_target=na,
-                        hubs=rev not in _NO_HUBS)
+                        presence=sb.presence, mean=sb.mean, cap=sb.cap, n_target=na)
         jitter = (_h(seed, "mult", fwd) % 1000) / 10_000 - 0.05
         return Pairing.build(deg_a, deg_b, jitter)
 
@@ -623,15 +622,29 @@ class World:
         lo, _ = self._pairing(_GENE_CHILDREN[db]).range_a(g)
         return g, i - lo, self._refseq_count(g)
 
-    def _structure_taxa(self) -> list[int]:
-        """The taxon of every structure (from its first protein), for taxonomy_structure."""
-        with self._rel_lock:
-            hit = self._rel.get("structure_taxa")
-            if hit is None:
-                hit = self._rel["structure_taxa"] = [
-                    self._organism_index("structure", j)
-                    for j in range(self._counts["structure"])]
-        return hit
+    def _chains(self, i: int) -> list[int]:
+        """The protein records a structure holds: one isoform of its gene (RefSeq when the
+        gene has some) and often the same protein's GenBank record."""
+        place = self._place("structure", i)
+        if place is None:
+            return []
+        g, q, r = place
+        lo, hi = self._pairing("gene_protein").range_a(g)
+        m = hi - lo
+        if m <= 0:
+            return []
+        held = [lo + q % (r or m)]
+        if m > r > 0 and _h(self.seed, "chains", i) % 2:
+            held.append(lo + r + q % (m - r))
+        return held
+
+    def _structures_of(self, i: int) -> list[int]:
+        """protein_structure: the structures of the protein's gene that hold this protein."""
+        g = self._gene_of("protein", i)
+        if g is None:
+            return []
+        lo, hi = self._pairing("gene_structure").range_a(g)
+        return [s for s in range(lo, hi) if i in self._chains(s)]
 
     def _make_record(self, db: str, i: int, uid: str) -> dict[str, Any]:
         rec: dict[str, Any] = {"db": db, "uid": uid}
@@ -765,23 +778,20 @@ class World:
         return _genbank(i, 3, 5), f"{sym}, partial [{org}]"
 
     def _structure_title(self, i: int) -> str:
-        """Named after the protein(s) it holds: its first chain's gene, and a partner if any."""
+        """Named after the gene's protein it holds (method and detail vary per structure)."""
         if i == 0:
             return "Solution structure of the BRCA1/BARD1 RING-domain heterodimer"
-        genes: list[int] = []
-        for p in self._pairing("protein_structure").from_b(i):
-            g = self._gene_of("protein", p)
-            if g is not None and g not in genes:
-                genes.append(g)
-        if not genes:
+        g = self._gene_of("structure", i)
+        if g is None:
             return f"Crystal structure of {self._gene_symbol(i % self._counts['gene'])[1]}"
-        how = ("Crystal structure", "Cryo-EM structure", "Solution structure")[
-            _h(self.seed, "method", i) % 3]
-        org = self._taxon_name(self._taxon_index("gene", genes[0]))
-        if len(genes) == 1:
-            return f"{how} of {org} {self._protein_name(genes[0])}"
-        return (f"{how} of {self._protein_name(genes[0])} in complex with "
-                f"{self._protein_name(genes[1])}")
+        r = _h(self.seed, "method", i)
+        how = ("Crystal structure", "Cryo-EM structure", "Solution structure")[r % 3]
+        sym = self._gene_symbol(g)[0]
+        org = self._taxon_name(self._taxon_index("gene", g))
+        pname = self._protein_name(g)
+        return (f"{how} of {org} {pname}",
+                f"{how} of the {_DOMAINS[(r >> 4) % len(_DOMAINS)]} domain of {sym}",
+                f"{how} of {pname} bound to {_LIGANDS[(r >> 8) % len(_LIGANDS)]}")[(r >> 12) % 3]
 
     # --- links --------------------------------------------------------------------------------
 
@@ -840,6 +850,10 @@ class World:
         if name in _REFSEQ_LINKS:  # the gene's RefSeq records: the first r of its range
             lo, _ = self._pairing(_REFSEQ_LINKS[name]).range_a(i)
             return self._unscored(spec.dbto, range(lo, lo + self._refseq_count(i)))
+        if name == "protein_structure":
+            return self._unscored(spec.dbto, self._structures_of(i))
+        if name == "structure_protein":
+            return self._unscored(spec.dbto, self._chains(i))
         if name in ("nuccore_protein", "protein_nuccore"):
             return self._unscored(spec.dbto, self._encoded(db, i))
         if name == "protein_protein":
@@ -867,17 +881,8 @@ class World:
     def _gene_articles(self, db: str, i: int, spec: LinkSpec) -> list[tuple[int, int]] | None:
         """A structure's, variant's or ClinVar record's citations: articles about its gene
         (None when it has no gene with articles: then drawn at random)."""
-        if db == "structure":
-            genes = [self._gene_of("protein", p)
-                     for p in self._pairing("protein_structure").from_b(i)]
-        else:
-            genes = [self._gene_of(db, i)]
-        articles: list[int] = []
-        for g in genes:
-            if g is not None:
-                articles = self._pairing("gene_pubmed").from_a(g)
-                if articles:
-                    break
+        g = self._gene_of(db, i)
+        articles = [] if g is None else self._pairing("gene_pubmed").from_a(g)
         if not articles:
             return None
         rng = random.Random(_h(self.seed, db, i, spec.linkname))
@@ -964,9 +969,6 @@ class World:
             for g in self._taxon_member_indices("gene", t):
                 lo, hi = pairing.range_a(g)
                 yield from range(lo, hi)
-            return
-        if db == "structure":
-            yield from (j for j, tj in enumerate(self._structure_taxa()) if tj == t)
             return
         n = self._counts.get(db, 0)
         shift = _h(self.seed, "tax", db) % 1000
@@ -1139,8 +1141,11 @@ _TAXON_SLOT_ARRAY = np.array(_TAXON_SLOTS, dtype=np.int64)
 
 # Relations with a link name at each end: forward name -> (db a, db b, reverse name, kind).
 # "partition": each b record has one a record (a gene's proteins); "human": the same over
-# human genes only (dbSNP and ClinVar are human); "config": many-to-many over shared stubs.
+# human genes only (dbSNP and ClinVar are human); "coding": over genes with proteins;
+# "config": many-to-many over shared stubs.
 _RELATIONS: dict[str, tuple[str, str, str, str]] = {
+    # a gene's solved structures (no link name of its own; protein_structure reads it)
+    "gene_structure": ("gene", "structure", "", "coding"),
     "gene_protein": ("gene", "protein", "protein_gene", "partition"),
     "gene_nuccore": ("gene", "nuccore", "nuccore_gene", "partition"),
     "gene_snp": ("gene", "snp", "snp_gene", "human"),
@@ -1151,27 +1156,27 @@ _RELATIONS: dict[str, tuple[str, str, str, str]] = {
     "nuccore_biosample": ("nuccore", "biosample", "biosample_nuccore", "config"),
     "nuccore_sra": ("nuccore", "sra", "sra_nuccore", "config"),
     "protein_pubmed": ("protein", "pubmed", "pubmed_protein", "config"),
-    "protein_structure": ("protein", "structure", "structure_protein", "config"),
     "protein_cdd": ("protein", "cdd", "cdd_protein", "config"),
     "snp_clinvar": ("snp", "clinvar", "clinvar_snp", "config"),
     "sra_biosample": ("sra", "biosample", "biosample_sra", "config"),
 }
 # link name -> (forward name of its relation, True when it is the forward end)
 _SIDES: dict[str, tuple[str, bool]] = {
-    **{fwd: (fwd, True) for fwd in _RELATIONS},
-    **{rel[2]: (fwd, False) for fwd, rel in _RELATIONS.items()},
+    **{fwd: (fwd, True) for fwd, rel in _RELATIONS.items() if rel[2]},
+    **{rel[2]: (fwd, False) for fwd, rel in _RELATIONS.items() if rel[2]},
 }
 _SPEC: dict[str, LinkSpec] = {s.linkname: s for specs in CATALOG.values() for s in specs}
+_SPEC["gene_structure"] = LinkSpec("gene_structure", "structure", 0.25, 2, cap=300)
 # Records that belong to one gene, and the relation that says which.
 _GENE_CHILDREN = {"protein": "gene_protein", "nuccore": "gene_nuccore", "snp": "gene_snp",
+                  "structure": "gene_structure",
                   "clinvar": "gene_clinvar"}
-# Reverse ends without hub records: a structure holds a few chains, not hundreds.
-_NO_HUBS = frozenset({"structure_protein"})
 _REFSEQ_LINKS = {"gene_protein_refseq": "gene_protein", "gene_nuccore_refseqrna": "gene_nuccore"}
 # Reverse link names NCBI keeps for a forward one (what the coherence tests check).
 REVERSE_LINKS: dict[str, str] = {
-    **{fwd: rel[2] for fwd, rel in _RELATIONS.items()},
-    **{rel[2]: fwd for fwd, rel in _RELATIONS.items()},
+    **{fwd: rel[2] for fwd, rel in _RELATIONS.items() if rel[2]},
+    **{rel[2]: fwd for fwd, rel in _RELATIONS.items() if rel[2]},
+    "protein_structure": "structure_protein", "structure_protein": "protein_structure",
     "nuccore_protein": "protein_nuccore", "protein_nuccore": "nuccore_protein",
     "pubmed_pmc": "pmc_pubmed", "pmc_pubmed": "pubmed_pmc",
     "pubmed_pubmed": "pubmed_pubmed", "protein_protein": "protein_protein",
