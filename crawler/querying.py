@@ -110,6 +110,14 @@ class QueryResult(NamedTuple):
     def records(self) -> list[dict[str, Any]]:
         return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
 
+    def plain_records(self, *, compact: bool = False) -> list[dict[str, Any]]:
+        """Records with graph values as dicts (what `query --format json` prints), or as short
+        text with `compact` (what the table and CSV formats show)."""
+        return [
+            {c: plain(v, compact=compact) for c, v in zip(self.columns, row, strict=True)}
+            for row in self.rows
+        ]
+
 
 def plain(value: Any, *, compact: bool = False) -> Any:
     """A value for output: graph values as dicts (JSON) or short text (`compact`, for tables)."""
@@ -353,6 +361,32 @@ def run_query(
     if store is None:
         raise BadInput("no store: pass --store PATH or --neo4j URI")
     return _run_ladybug(StorePaths.of(store).graph, text, values, write=write, bundled=bundled)
+
+
+def query(
+    store: str | Path | None,
+    query: str,
+    params: Mapping[str, Any] | Iterable[str] | None = None,
+    *,
+    neo4j: Any = None,
+    write: bool = False,
+) -> QueryResult:
+    """Run the bundled query `query` (a name, see `list_queries`) or Cypher text, like the
+    `query` command: on the embedded store of `store`, or on Neo4j when `neo4j` is given as a
+    URI (user, password, database from NEO4J_USER / NEO4J_PASSWORD / NEO4J_DATABASE) or a
+    `crawler.sinks.neo4j.Neo4jConfig`.
+
+    `params` is a dict (`{"gene": "672"}`) or `K=V` strings as `--param` takes them; a bundled
+    query types them after its header. Read-only unless `write`.
+    """
+    if isinstance(neo4j, str):
+        if not neo4j:
+            neo4j = None
+        else:
+            from .sinks.neo4j import Neo4jConfig  # lazy: the driver is only needed for Neo4j
+
+            neo4j = Neo4jConfig.from_options(neo4j)
+    return run_query(store, query, params, neo4j=neo4j, write=write)
 
 
 def _ladybug_error(exc: BaseException, write: bool) -> BadInput | StoreError:

@@ -5,6 +5,7 @@ Expected answers come from the emulator's own world (`World.links_from`), not fr
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 from pathlib import Path
@@ -12,9 +13,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from crawler import demo as demo_module
 from crawler.cli import main
 from crawler.emulator import World
+
+# `crawler.demo` is the public demo() function; the module itself, for its settings:
+demo_module = importlib.import_module("crawler.demo")
 
 
 @pytest.fixture(scope="module")

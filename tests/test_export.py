@@ -26,13 +26,15 @@ import networkx as nx
 import pytest
 from click.testing import CliRunner
 
-from crawler import export as export_mod
 from crawler.cli import main
 from crawler.errors import BadInput
 from crawler.export import JournalSource, export, to_networkx
 from crawler.journal import Journal
 from crawler.sinks import NODE_PROPERTIES
 from crawler.store import StorePaths
+
+# `crawler.export` is the public export() function; the module itself, for monkeypatching:
+export_mod = sys.modules["crawler.export"]
 
 ATTRS = {"db", "uid", "depth", *NODE_PROPERTIES}
 FORMATS = ("graphml", "gexf", "json", "neo4j-csv")

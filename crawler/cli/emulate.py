@@ -1,48 +1,17 @@
-"""`entrez-graph emulate`: serve a local E-utilities for offline work, tests and benchmarks."""
+"""`entrez-graph emulate`: serve a local E-utilities for offline work, tests and benchmarks.
+
+A thin layer over `crawler.emulator.serve.emulate` (and `dump_world` for `--dump`).
+"""
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import click
-
-from ..emulator import Emulator, World, parse_faults
-from ..errors import BadInput
 
 
 def _poison_list(value: str | None) -> tuple[str, ...]:
     return tuple(p.strip() for p in (value or "").split(",") if p.strip())
-
-
-def emulate(*, world_seed: int | None = None, size: int = 2000, graph: str | None = None,
-            port: int = 0, rate_limit: int = 0, latency: float = 0.0, faults: str = "",
-            fault_seed: int = 0, poison: tuple[str, ...] = (), log: str | None = None,
-            dump: str | None = None, echo=click.echo) -> Emulator | None:
-    """Build the world; dump it (and return None) or serve it until interrupted."""
-    if graph is not None and world_seed is not None:
-        raise BadInput("give either --world SEED or --graph FILE, not both")
-    if size < 1:
-        raise BadInput(f"--size must be positive, got {size}")
-    parse_faults(faults)  # BadInput before anything starts
-    world = World.load(graph) if graph is not None else World.generate(
-        seed=1 if world_seed is None else world_seed, size=size)
-    if dump is not None:
-        n = world.dump(dump)
-        echo(f"Wrote {n} links and the records of {len(world.databases())} databases to {dump}")
-        return None
-    emu = Emulator(world, rate_limit=rate_limit, latency_ms=latency, faults=faults,
-                   poison=poison, log_path=log, port=port, fault_seed=fault_seed)
-    try:
-        emu.start()
-    except OSError as exc:
-        raise BadInput(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from None
-    what = (f"graph {graph}" if graph is not None
-            else f"world seed {world.seed}, size {world.size}")
-    echo(f"E-utilities emulator listening on {emu.url} ({what}; port {emu.port})")
-    echo(f"Use: --eutils-url {emu.url}")
-    echo("Press Ctrl-C to stop.")
-    return emu
 
 
 @click.command("emulate")
@@ -73,13 +42,23 @@ def command(world_seed: int | None, size: int, graph: str | None, port: int, rat
             latency: float, faults: str, fault_seed: int, poison: str, log: str | None,
             dump: str | None) -> None:
     """Serve a local E-utilities (ELink, ESearch, EInfo, ESummary) until Ctrl-C."""
-    if graph is not None and not Path(graph).is_file():
-        raise BadInput(f"graph file {graph!r} does not exist")
+    from ..emulator.faults import parse_faults
+    from ..emulator.serve import dump_world, emulate
+
+    if dump is not None:
+        parse_faults(faults)  # a bad spec is refused even when only dumping
+        report = dump_world(dump, world_seed=world_seed, size=size, graph=graph)
+        click.echo(f"Wrote {report.links} links and the records of {report.databases} "
+                   f"databases to {report.path}")
+        return
     emu = emulate(world_seed=world_seed, size=size, graph=graph, port=port,
                   rate_limit=rate_limit, latency=latency, faults=faults, fault_seed=fault_seed,
-                  poison=_poison_list(poison), log=log, dump=dump)
-    if emu is None:
-        return
+                  poison=_poison_list(poison), log=log)
+    what = (f"graph {graph}" if graph is not None
+            else f"world seed {emu.world.seed}, size {emu.world.size}")
+    click.echo(f"E-utilities emulator listening on {emu.url} ({what}; port {emu.port})")
+    click.echo(f"Use: --eutils-url {emu.url}")
+    click.echo("Press Ctrl-C to stop.")
     try:
         emu.serve_forever()
     except KeyboardInterrupt:

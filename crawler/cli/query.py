@@ -1,4 +1,7 @@
-"""`entrez-graph query`: Cypher, or a bundled query by name, on the embedded store or Neo4j."""
+"""`entrez-graph query`: Cypher, or a bundled query by name, on the embedded store or Neo4j.
+
+A thin layer over `crawler.querying.query`.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +11,12 @@ import click
 
 from ..errors import BadInput
 from ..output import render
-from ..querying import list_queries, plain, run_query
 from .options import format_option, store_option
 
 
 def _list(fmt: str) -> str:
+    from ..querying import list_queries
+
     queries = list_queries()
     if fmt == "json":
         listed = [{"name": q.name, "params": q.params, "answers": q.description} for q in queries]
@@ -69,21 +73,15 @@ def command(
         return
     if not query:
         raise BadInput("give a bundled query NAME or CYPHER text (see --list)")
-    config = None
+    from ..querying import query as run
+
+    neo4j = None
     if neo4j_uri:
         from ..sinks.neo4j import Neo4jConfig  # lazy: only --neo4j needs the driver
 
-        config = Neo4jConfig.from_options(neo4j_uri, neo4j_user, None, neo4j_database)
-    result = run_query(store, query, list(params), neo4j=config, write=write)
+        neo4j = Neo4jConfig.from_options(neo4j_uri, neo4j_user, None, neo4j_database)
+    result = run(store, query, list(params), neo4j=neo4j, write=write)
     if fmt == "json":
-        rows = [
-            {c: plain(v) for c, v in zip(result.columns, row, strict=True)}
-            for row in result.rows
-        ]
-        click.echo(json.dumps(rows, indent=2, default=str))
+        click.echo(json.dumps(result.plain_records(), indent=2, default=str))
         return
-    rows = [
-        {c: plain(v, compact=True) for c, v in zip(result.columns, row, strict=True)}
-        for row in result.rows
-    ]
-    click.echo(render(rows, result.columns, fmt))
+    click.echo(render(result.plain_records(compact=True), result.columns, fmt))

@@ -1,102 +1,17 @@
 """`entrez-graph status`: what a store's journal holds, and how far each sink is behind it.
 
-Read-only: it opens the journal without creating anything, so a mistyped `--store` is an error,
-never a new empty store. Safe to run while a crawl is writing (the journal is SQLite in WAL mode).
+A thin layer over `crawler.status.status`, which returns the report `--format json` prints.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import click
 
-from ..errors import BadInput, EntrezGraphError
-from ..journal import Journal
 from ..output import render
-from ..store import StorePaths
 from .options import format_option, store_option
-
-EMBEDDED = "embedded"
-
-
-def _rows_after(journal: Journal, table: str, cursor: int) -> int:
-    """Journal rows past a sink's cursor (counted: replaced props rows leave id gaps)."""
-    return journal.execute(f"SELECT count(*) FROM {table} WHERE id > ?", (cursor,)).fetchone()[0]
-
-
-def _behind(journal: Journal, node: int, edge: int, prop: int) -> dict[str, int]:
-    nodes = _rows_after(journal, "nodes", node)
-    edges = _rows_after(journal, "edges", edge)
-    props = _rows_after(journal, "props", prop)
-    return {"nodes": nodes, "edges": edges, "props": props, "total": nodes + edges + props}
-
-
-def _journal_sinks(journal: Journal) -> dict[str, dict[str, Any]]:
-    """Sinks whose cursor the journal keeps (Neo4j, keyed by URI and database)."""
-    rows = journal.execute(
-        "SELECT sink, node_cursor, edge_cursor, prop_cursor FROM cursors ORDER BY sink"
-    ).fetchall()
-    return {sink: _behind(journal, n, e, p) for sink, n, e, p in rows}
-
-
-def _embedded_sink(journal: Journal, graph: Path) -> dict[str, Any] | None:
-    """Rows the embedded store lacks; its cursor lives inside LadybugDB, so ask the sink module.
-
-    None when there is no embedded store. While a crawl holds the store's write lock the cursor
-    cannot be read; that is reported, not raised, since the journal figures are still right.
-    """
-    if not graph.exists():
-        return None
-    try:
-        from ..sinks import ladybug as ladybug_sink
-
-        pending = ladybug_sink.LadybugSink.pending_in(graph, journal)
-    except EntrezGraphError as exc:
-        return {"error": str(exc)}
-    except (ImportError, AttributeError):
-        return {"error": "this version cannot read the embedded store's cursor"}
-    except Exception as exc:  # LadybugDB raises RuntimeError for a lock held by a crawl
-        return {"error": f"embedded store not readable now ({exc})".splitlines()[0]}
-    return pending
-
-
-def status(store: str | Path) -> dict[str, Any]:
-    """The journal's figures for `store` (records, edges, pending, failed, requests, sinks)."""
-    paths = StorePaths.of(store)
-    if not paths.journal.is_file():
-        raise BadInput(
-            f"no entrez-graph store at {paths.root} (no {paths.journal.name}); "
-            "crawl into it first or pass --store"
-        )
-    with Journal(paths.journal, create=False) as journal:
-        stats = journal.stats()
-        requests = stats.get("requests", {})
-        settings = journal.settings()
-        named = journal.execute(
-            "SELECT count(*) FROM props WHERE json_extract(data, '$.name') IS NOT NULL"
-        ).fetchone()[0]
-        sinks = _journal_sinks(journal)
-        embedded = _embedded_sink(journal, paths.graph)
-        if embedded is not None:
-            sinks = {EMBEDDED: embedded, **sinks}
-    return {
-        "store": str(paths.root),
-        "nodes": stats["nodes"],
-        "edges": stats["edges"],
-        "by_db": stats["by_db"],
-        "by_link": stats["by_link"],
-        "pending": stats["pending"],
-        "failed": stats["failed"],
-        "no_answer": stats.get("no_answer", 0),
-        "named": named,
-        "requests": requests,
-        "requests_sent": sum(requests.values()),
-        "complete": stats["pending"] == 0 and stats["nodes"] > 0,
-        "settings": settings,
-        "sinks": sinks,
-    }
 
 
 def _sink_line(name: str, info: dict[str, Any]) -> dict[str, Any]:
@@ -148,6 +63,8 @@ def format_table(report: dict[str, Any]) -> str:
 @format_option("table", "json")
 def command(store: str, fmt: str) -> None:
     """Show what the journal holds: records and edges by database and link name, pending, failed."""
+    from ..status import status
+
     report = status(store)
     if fmt == "json":
         click.echo(json.dumps(report, indent=2, sort_keys=True))

@@ -1,0 +1,94 @@
+"""What a store's journal holds, and how far each sink is behind it (`entrez-graph status`).
+
+Read-only: the journal is opened without creating anything, so a mistyped store is an error,
+never a new empty store. Safe while a crawl is writing (the journal is SQLite in WAL mode).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .errors import BadInput, EntrezGraphError
+from .journal import Journal
+from .store import StorePaths
+
+EMBEDDED = "embedded"
+
+
+def _rows_after(journal: Journal, table: str, cursor: int) -> int:
+    """Journal rows past a sink's cursor (counted: replaced props rows leave id gaps)."""
+    return journal.execute(f"SELECT count(*) FROM {table} WHERE id > ?", (cursor,)).fetchone()[0]
+
+
+def _behind(journal: Journal, node: int, edge: int, prop: int) -> dict[str, int]:
+    nodes = _rows_after(journal, "nodes", node)
+    edges = _rows_after(journal, "edges", edge)
+    props = _rows_after(journal, "props", prop)
+    return {"nodes": nodes, "edges": edges, "props": props, "total": nodes + edges + props}
+
+
+def _journal_sinks(journal: Journal) -> dict[str, dict[str, Any]]:
+    """Sinks whose cursor the journal keeps (Neo4j, keyed by URI and database)."""
+    rows = journal.execute(
+        "SELECT sink, node_cursor, edge_cursor, prop_cursor FROM cursors ORDER BY sink"
+    ).fetchall()
+    return {sink: _behind(journal, n, e, p) for sink, n, e, p in rows}
+
+
+def _embedded_sink(journal: Journal, graph: Path) -> dict[str, Any] | None:
+    """Rows the embedded store lacks; its cursor lives inside LadybugDB, so ask the sink module.
+
+    None when there is no embedded store. While a crawl holds the store's write lock the cursor
+    cannot be read; that is reported, not raised, since the journal figures are still right.
+    """
+    if not graph.exists():
+        return None
+    try:
+        from .sinks import ladybug as ladybug_sink
+
+        pending = ladybug_sink.LadybugSink.pending_in(graph, journal)
+    except EntrezGraphError as exc:
+        return {"error": str(exc)}
+    except (ImportError, AttributeError):
+        return {"error": "this version cannot read the embedded store's cursor"}
+    except Exception as exc:  # LadybugDB raises RuntimeError for a lock held by a crawl
+        return {"error": f"embedded store not readable now ({exc})".splitlines()[0]}
+    return pending
+
+
+def status(store: str | Path) -> dict[str, Any]:
+    """The journal's figures for `store` (records, edges, pending, failed, requests, sinks)."""
+    paths = StorePaths.of(store)
+    if not paths.journal.is_file():
+        raise BadInput(
+            f"no entrez-graph store at {paths.root} (no {paths.journal.name}); "
+            "crawl into it first or pass --store"
+        )
+    with Journal(paths.journal, create=False) as journal:
+        stats = journal.stats()
+        requests = stats.get("requests", {})
+        settings = journal.settings()
+        named = journal.execute(
+            "SELECT count(*) FROM props WHERE json_extract(data, '$.name') IS NOT NULL"
+        ).fetchone()[0]
+        sinks = _journal_sinks(journal)
+        embedded = _embedded_sink(journal, paths.graph)
+        if embedded is not None:
+            sinks = {EMBEDDED: embedded, **sinks}
+    return {
+        "store": str(paths.root),
+        "nodes": stats["nodes"],
+        "edges": stats["edges"],
+        "by_db": stats["by_db"],
+        "by_link": stats["by_link"],
+        "pending": stats["pending"],
+        "failed": stats["failed"],
+        "no_answer": stats.get("no_answer", 0),
+        "named": named,
+        "requests": requests,
+        "requests_sent": sum(requests.values()),
+        "complete": stats["pending"] == 0 and stats["nodes"] > 0,
+        "settings": settings,
+        "sinks": sinks,
+    }
