@@ -99,7 +99,7 @@ def peak_rss_mb() -> float:
 
 def run_one(kind: str, store: str, out: str) -> None:
     """Child process: export (or build the networkx graph) and print figures as JSON."""
-    from crawler.export import export, to_networkx
+    from crawler.exporting import export, to_networkx
 
     base = peak_rss_mb()
     start = time.perf_counter()

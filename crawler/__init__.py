@@ -11,16 +11,13 @@ them), plus the classes they work with::
     graph = to_networkx("store")
 
 Names are imported on first use, so `import crawler` (and `entrez-graph --help`) stays fast.
-`export`, `status` and `demo` are always the functions, even though modules of the same names
-exist: reach those modules with `importlib.import_module("crawler.export")` or `from
-crawler.export import ...`.
+No public function shares its name with a submodule (`exporting`, `reporting`, `showcase` hold
+`export`, `status` and `demo`), so `crawler.export` is always the function.
 """
 
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -31,13 +28,13 @@ _API: dict[str, tuple[str, str]] = {
     "link": ("crawler.linking", "link"),
     "links": ("crawler.linking", "links"),
     "query": ("crawler.querying", "query"),
-    "status": ("crawler.status", "status"),
+    "status": ("crawler.reporting", "status"),
     "sync": ("crawler.syncing", "sync"),
-    "export": ("crawler.export", "export"),
-    "to_networkx": ("crawler.export", "to_networkx"),
+    "export": ("crawler.exporting", "export"),
+    "to_networkx": ("crawler.exporting", "to_networkx"),
     "summarize": ("crawler.syncing", "summarize"),
     "emulate": ("crawler.emulator.serve", "emulate"),
-    "demo": ("crawler.demo", "demo"),
+    "demo": ("crawler.showcase", "demo"),
     "EutilsClient": ("crawler.eutils.client", "EutilsClient"),
     "Journal": ("crawler.journal", "Journal"),
     "World": ("crawler.emulator.world", "World"),
@@ -63,17 +60,16 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .demo import demo
     from .emulator.serve import emulate
     from .emulator.server import Emulator
     from .emulator.world import World
     from .engine import crawl
     from .eutils.client import EutilsClient
-    from .export import export, to_networkx
+    from .exporting import export, to_networkx
     from .journal import Journal
     from .linking import link, links
     from .querying import query
-    from .status import status
+    from .reporting import status
     from .syncing import summarize, sync
 
 
@@ -93,38 +89,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
-
-
-class _Shadowed:
-    """A public function whose name is also a submodule's (`crawler.export`, …).
-
-    Importing a submodule sets the package attribute of its name to the module; as a data
-    descriptor on the package's class this keeps the attribute the function, whichever of the
-    two was imported first. The module stays in `sys.modules`.
-    """
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __get__(self, package: object, owner: type | None = None) -> Any:
-        if package is None:
-            return self
-        value = package.__dict__.get(f"_api_{self.name}")
-        if value is None:
-            value = _load(self.name)
-            package.__dict__[f"_api_{self.name}"] = value
-        return value
-
-    def __set__(self, package: object, value: Any) -> None:
-        if isinstance(value, types.ModuleType):
-            return  # the import system binding the submodule: keep the function
-        package.__dict__[f"_api_{self.name}"] = value  # e.g. monkeypatching the function
-
-
-class _Package(types.ModuleType):
-    export = _Shadowed("export")
-    status = _Shadowed("status")
-    demo = _Shadowed("demo")
-
-
-sys.modules[__name__].__class__ = _Package

@@ -29,7 +29,8 @@ class TransientError(NCBIError):
     def __init__(self, message: str, *, status: int | None = None, kind: str = "server") -> None:
         super().__init__(message)
         self.status = status
-        # kind: "rate" (429), "server" (5xx), "timeout", "connection", "parse", "error" (<ERROR> in 200)
+        # kind: "rate" (429), "server" (5xx), "timeout", "connection", "parse",
+        # "error" (<ERROR> in a 200)
         self.kind = kind
 
     @property

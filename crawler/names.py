@@ -28,7 +28,8 @@ def check_identifier(name: str, what: str = "identifier") -> str:
 
 def normalize_db(db: str) -> str:
     """Validated database name with `nucleotide` folded into `nuccore` (the same records)."""
-    db = check_identifier((db or "").strip().lower() if isinstance(db, str) else db, "database name")
+    raw = (db or "").strip().lower() if isinstance(db, str) else db
+    db = check_identifier(raw, "database name")
     return DB_ALIASES.get(db, db)
 
 

@@ -16,8 +16,7 @@ from click.testing import CliRunner
 from crawler.cli import main
 from crawler.emulator import World
 
-# `crawler.demo` is the public demo() function; the module itself, for its settings:
-demo_module = importlib.import_module("crawler.demo")
+demo_module = importlib.import_module("crawler.showcase")
 
 
 @pytest.fixture(scope="module")

@@ -28,13 +28,12 @@ from click.testing import CliRunner
 
 from crawler.cli import main
 from crawler.errors import BadInput
-from crawler.export import JournalSource, export, to_networkx
+from crawler.exporting import JournalSource, export, to_networkx
 from crawler.journal import Journal
 from crawler.sinks import NODE_PROPERTIES
 from crawler.store import StorePaths
 
-# `crawler.export` is the public export() function; the module itself, for monkeypatching:
-export_mod = sys.modules["crawler.export"]
+export_mod = sys.modules["crawler.exporting"]
 
 ATTRS = {"db", "uid", "depth", *NODE_PROPERTIES}
 FORMATS = ("graphml", "gexf", "json", "neo4j-csv")
@@ -650,7 +649,7 @@ def test_crawl_then_export_every_format(tmp_path: Path) -> None:
 
 README_EXAMPLE = '''
 import networkx as nx
-from crawler.export import to_networkx
+from crawler.exporting import to_networkx
 
 g = to_networkx("demo-store")  # the whole crawl; dbs=, links= or query= narrow it
 print(g.number_of_nodes(), "records,", g.number_of_edges(), "links")

@@ -1,4 +1,4 @@
-"""`entrez-graph demo`: a thin command over `crawler.demo.demo` (offline, in-process emulator)."""
+"""`entrez-graph demo`: a thin command over `crawler.showcase.demo` (offline, in-process)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from ..progress import Progress
 )
 def command(store: str | None) -> None:
     """Crawl BRCA1 (gene:672) from a local emulator and print three bundled queries: no network."""
-    from ..demo import demo
+    from ..showcase import demo
 
     progress = Progress(sys.stderr)
     try:

@@ -1,6 +1,6 @@
 """`entrez-graph export`: the crawl as GraphML, GEXF, node-link JSON or CSV for neo4j-admin.
 
-A thin layer over `crawler.export.export`; the format is checked there (not by click) so that a
+A thin layer over `crawler.exporting.export`; the format is checked there (not by click) so that a
 wrong one is a one-line error like every other bad input.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from ..export import FORMATS, export
+from ..exporting import FORMATS, export
 from .options import store_option
 
 

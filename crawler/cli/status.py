@@ -1,6 +1,6 @@
 """`entrez-graph status`: what a store's journal holds, and how far each sink is behind it.
 
-A thin layer over `crawler.status.status`, which returns the report `--format json` prints.
+A thin layer over `crawler.reporting.status`, which returns the report `--format json` prints.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def format_table(report: dict[str, Any]) -> str:
 @format_option("table", "json")
 def command(store: str, fmt: str) -> None:
     """Show what the journal holds: records and edges by database and link name, pending, failed."""
-    from ..status import status
+    from ..reporting import status
 
     report = status(store)
     if fmt == "json":
