@@ -45,7 +45,7 @@ from .errors import (
     TransientError,
 )
 from .eutils.models import BatchOutcome, IdLinkSet, SearchResult
-from .journal import Journal
+from .journal import Journal, bulk, json_rows
 from .linknames import HUB_DBS, SUBSETS, LinkFilter, check_db, is_hub, is_scored, split_linkname
 from .names import normalize_db
 from .progress import NullProgress, Progress
@@ -338,12 +338,10 @@ class Crawler:
     def add_seeds(self, seeds: Sequence[tuple[str, str]]) -> None:
         """Seeds at depth 0, in the order given (the order fixes node ids)."""
         with self.journal.transaction() as c:
-            before = c.total_changes
-            c.executemany(
-                "INSERT OR IGNORE INTO nodes(db, uid, depth, state) VALUES (?, ?, 0, ?)",
-                [(db, uid, self.settings.initial_state(db, 0)) for db, uid in seeds],
+            self.n_nodes += bulk(
+                c, f"INSERT OR IGNORE INTO nodes(db, uid, depth, state) {json_rows(4)}",
+                [(db, uid, 0, self.settings.initial_state(db, 0)) for db, uid in seeds],
             )
-            self.n_nodes += c.total_changes - before
 
     def retry_failed(self) -> int:
         """Put what failed or stayed unanswered back into the frontier; returns how many."""
@@ -611,28 +609,24 @@ class Crawler:
     ) -> list[tuple[str, list]]:
         """The check of one batch and its frontier change, in one transaction."""
         with self.journal.transaction() as c:
-            c.executemany(
-                "INSERT OR IGNORE INTO pending_links(db, uid, linkname, dbto, state, listed) "
-                "VALUES (?, ?, ?, ?, 'pending', ?)",
+            bulk(
+                c,
+                "INSERT OR IGNORE INTO pending_links(db, uid, linkname, dbto, listed, state) "
+                + _select_rows(5, "pending"),
                 [(db, uid, ln, to, int(listed)) for uid, links in chosen.items()
                  for ln, to, listed in links],
             )
-            c.executemany(
-                "UPDATE nodes SET state=? WHERE db=? AND uid=? AND state='new'",
-                [("checked" if links else "done", db, uid) for uid, links in chosen.items()],
-            )
-            c.executemany(
-                "UPDATE nodes SET state='failed' WHERE db=? AND uid=?",
-                [(db, uid) for uid in failed],
-            )
-            c.executemany(
-                "INSERT OR REPLACE INTO failed(db, uid, step, error) VALUES (?, ?, 'acheck', ?)",
+            _set_states(c, db, [uid for uid, links in chosen.items() if links], "checked",
+                        only_new=True)
+            _set_states(c, db, [uid for uid, links in chosen.items() if not links], "done",
+                        only_new=True)
+            _set_states(c, db, list(failed), "failed")
+            bulk(
+                c,
+                "INSERT OR REPLACE INTO failed(db, uid, error, step) " + _select_rows(3, "acheck"),
                 [(db, uid, err) for uid, err in failed.items()],
             )
-            c.executemany(
-                "UPDATE nodes SET state='no_answer' WHERE db=? AND uid=?",
-                [(db, uid) for uid in silent],
-            )
+            _set_states(c, db, sorted(silent), "no_answer")
             if kind:
                 _count(c, kind, requests)
         self.n_failed += len(failed)
@@ -656,43 +650,38 @@ class Crawler:
                     node_rows[(dbto, target)] = self.settings.initial_state(dbto, next_depth)
         done = [(db, uid, ln) for uid, ln in result.links]
         with self.journal.transaction() as c:
+            # One statement per kind of row (json_each), not executemany: see journal.bulk.
             if self.staged:
-                c.executemany(
+                bulk(
+                    c,
                     "INSERT OR IGNORE INTO candidates(level, dbfrom, uid_from, linkname, dbto, "
-                    "uid_to, score, rank) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    f"uid_to, score, rank) {json_rows(8)}",
                     [(level, *row) for row in edge_rows],
                 )
             else:
-                before = c.total_changes
-                c.executemany(
-                    "INSERT OR IGNORE INTO nodes(db, uid, depth, state) VALUES (?, ?, ?, ?)",
+                self.n_nodes += bulk(
+                    c, f"INSERT OR IGNORE INTO nodes(db, uid, depth, state) {json_rows(4)}",
                     [(d, u, next_depth, s) for (d, u), s in node_rows.items()],
                 )
-                self.n_nodes += c.total_changes - before
-                before = c.total_changes
-                c.executemany(
-                    "INSERT OR IGNORE INTO edges(dbfrom, uid_from, linkname, dbto, uid_to, score)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
+                self.n_edges += bulk(
+                    c,
+                    "INSERT OR IGNORE INTO edges(dbfrom, uid_from, linkname, dbto, uid_to, score) "
+                    + json_rows(6),
                     [row[:6] for row in edge_rows],
                 )
-                self.n_edges += c.total_changes - before
-            c.executemany(
-                "UPDATE pending_links SET state='done' WHERE db=? AND uid=? AND linkname=?", done
-            )
-            c.executemany(
-                "DELETE FROM failed WHERE db=? AND uid=? AND step=?",
-                [(d, u, f"neighbor:{ln}") for d, u, ln in done],
-            )
-            c.executemany(
-                "UPDATE pending_links SET state='no_answer' WHERE db=? AND uid=? AND linkname=?",
-                [(db, uid, ln) for uid, ln in sorted(result.no_answer)],
-            )
-            c.executemany(
-                "UPDATE pending_links SET state='failed' WHERE db=? AND uid=? AND linkname=?",
-                [(db, uid, ln) for uid, ln in sorted(result.failed)],
-            )
-            c.executemany(
-                "INSERT OR REPLACE INTO failed(db, uid, step, error) VALUES (?, ?, ?, ?)",
+            _set_link_states(c, db, [(uid, ln) for _, uid, ln in done], "done")
+            if done:
+                c.execute(
+                    "DELETE FROM failed WHERE db=? AND (uid, step) IN (SELECT "
+                    "json_extract(value, '$[0]'), 'neighbor:' || json_extract(value, '$[1]') "
+                    "FROM json_each(?))",
+                    (db, json.dumps([(uid, ln) for _, uid, ln in done])),
+                )
+            _set_link_states(c, db, sorted(result.no_answer), "no_answer")
+            _set_link_states(c, db, sorted(result.failed), "failed")
+            bulk(
+                c,
+                f"INSERT OR REPLACE INTO failed(db, uid, step, error) {json_rows(4)}",
                 [(db, uid, f"neighbor:{ln}", err) for (uid, ln), err in result.failed.items()],
             )
             _count(c, "neighbor_score" if task.linkname is None else "neighbor", result.requests)
@@ -722,12 +711,10 @@ class Crawler:
                 "t.uid=c.uid_to) GROUP BY c.dbto, c.uid_to ORDER BY k LIMIT ?",
                 (level, room),
             ).fetchall()
-            before = c.total_changes
-            c.executemany(
-                "INSERT OR IGNORE INTO nodes(db, uid, depth, state) VALUES (?, ?, ?, ?)",
+            self.n_nodes += bulk(
+                c, f"INSERT OR IGNORE INTO nodes(db, uid, depth, state) {json_rows(4)}",
                 [(d, u, level + 1, self.settings.initial_state(d, level + 1)) for d, u, _ in fresh],
             )
-            self.n_nodes += c.total_changes - before
             before = c.total_changes
             c.execute(
                 "INSERT OR IGNORE INTO edges(dbfrom, uid_from, linkname, dbto, uid_to, score) "
@@ -778,6 +765,38 @@ def _count(c: sqlite3.Connection, kind: str, n: int) -> None:
             "ON CONFLICT(kind) DO UPDATE SET count = count + excluded.count",
             (kind, n),
         )
+
+
+def _select_rows(n_columns: int, constant: str) -> str:
+    """`json_rows(n_columns)` plus one constant text column, e.g. a state or a step name."""
+    return json_rows(n_columns).replace(" FROM json_each", f", '{constant}' FROM json_each", 1)
+
+
+def _set_states(
+    c: sqlite3.Connection, db: str, uids: list[str], state: str, *, only_new: bool = False
+) -> None:
+    """Set the state of some records of one database in one statement."""
+    if not uids:
+        return
+    # `+state`: look rows up by (db, uid), never by the state index
+    c.execute(
+        "UPDATE nodes SET state=? WHERE db=? AND uid IN (SELECT value FROM json_each(?))"
+        + (" AND +state='new'" if only_new else ""),
+        (state, db, json.dumps(uids)),
+    )
+
+
+def _set_link_states(
+    c: sqlite3.Connection, db: str, pairs: list[tuple[str, str]], state: str
+) -> None:
+    """Set the state of some (uid, link name) pending links of one database in one statement."""
+    if not pairs:
+        return
+    c.execute(
+        "UPDATE pending_links SET state=? WHERE db=? AND (uid, linkname) IN (SELECT "
+        "json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))",
+        (state, db, json.dumps(pairs)),
+    )
 
 
 def _links_of(linkset: Any, linkname: str, dbto: str) -> list[tuple[str, str, int | None]]:
