@@ -327,6 +327,7 @@ class Crawler:
         self._warned: set[str] = set()
         self.last_reports: dict[str, SyncReport] = {}
         self._requests_at_start = client.requests_sent
+        self.requests_before = 0  # sent by this run before the crawler started (seed lookups)
         q = journal.execute
         self.n_nodes = q("SELECT count(*) FROM nodes").fetchone()[0]
         self.n_edges = q("SELECT count(*) FROM edges").fetchone()[0]
@@ -745,7 +746,7 @@ class Crawler:
 
     @property
     def requests(self) -> int:
-        return self.client.requests_sent - self._requests_at_start
+        return self.client.requests_sent - self._requests_at_start + self.requests_before
 
     def _show(self) -> None:
         self.progress.update(
@@ -966,13 +967,22 @@ def crawl(
         client = EutilsClient.from_env(eutils_url=eutils_url, email=email, rps=rps)
     neo4j_sink = None
     try:
+        sent_before = client.requests_sent
         if previous:  # resuming: the seeds as resolved when the crawl started
             resolved = [tuple(s) for s in stored["seeds"]]
         else:
-            resolved = resolve_seeds(
-                parse_seeds(settings.seed_specs), client, query=settings.query,
-                query_db=settings.query_db,
-            )
+            try:
+                resolved = resolve_seeds(
+                    parse_seeds(settings.seed_specs), client, query=settings.query,
+                    query_db=settings.query_db,
+                )
+            except BadInput:
+                # No network is not bad input: say so once, exit 1 (seeds report lookups
+                # that failed as bad seeds)
+                unreachable = getattr(client, "unreachable", None)
+                if unreachable is not None:
+                    raise unreachable from None
+                raise
         flt = settings.filter
         skipped = [ln for ln in flt.links if SUBSETS.get(ln) in flt.links]
         if skipped and not flt.include_subsets:
@@ -996,6 +1006,7 @@ def crawl(
             root, settings, resolved, client, batch_size=batch_size, workers=workers,
             progress=progress, sinks=sinks, embedded=embedded, neo4j_sink=neo4j_sink,
             summaries=summaries, retry_failed=retry_failed, started=started,
+            seed_requests=client.requests_sent - sent_before,
         )
     finally:
         if own_client:
@@ -1024,6 +1035,7 @@ def _run(
     root: Path, settings: CrawlSettings, seeds: list[tuple[str, str]], client: Client, *,
     batch_size: int, workers: int, progress: Progress, sinks: Sequence[Sink] | None,
     embedded: bool, neo4j_sink: Any, summaries: bool, retry_failed: bool, started: float,
+    seed_requests: int = 0,
 ) -> CrawlReport:
     root.mkdir(parents=True, exist_ok=True)
     lock = StoreLock(root)
@@ -1058,6 +1070,9 @@ def _run(
             progress=progress, sinks=use_sinks,
         )
         crawler.add_seeds(seeds)
+        if seed_requests:  # the ESearch lookups that resolved the seeds, sent before the journal
+            journal.count_request("esearch", seed_requests)
+        crawler.requests_before = seed_requests
         if retry_failed:
             crawler.retry_failed()
         try:

@@ -426,6 +426,8 @@ class _Batch:
     failed: dict[str, str] = field(default_factory=dict)    # refused permanently, per ID
     deferred: set[str] = field(default_factory=set)         # no answer now: ask again next run
     unsupported: str | None = None                          # the database has no ESummary
+    requests: int = 0                                       # HTTP requests it took (retries too)
+    asked: int = 0                                          # esummary_batch calls made
 
 
 def _fetch(client: Any, db: str, uids: list[str]) -> _Batch:
@@ -436,6 +438,8 @@ def _fetch(client: Any, db: str, uids: list[str]) -> _Batch:
     after the client's retries defers the batch to a later run.
     """
     batch = _Batch(db, uids)
+    counter = getattr(client, "sent_by_this_thread", None)
+    before = counter() if counter is not None else 0
     _ask(client, batch, uids)
     silent = [u for u in uids if _silent(batch, u)]
     if silent and batch.unsupported is None and len(uids) > 1:
@@ -446,10 +450,12 @@ def _fetch(client: Any, db: str, uids: list[str]) -> _Batch:
         batch.deferred.update(
             u for u in uids if u not in batch.summaries and u not in batch.failed
         )
+    batch.requests = counter() - before if counter is not None else batch.asked
     return batch
 
 
 def _ask(client: Any, batch: _Batch, uids: list[str]) -> None:
+    batch.asked += 1
     try:
         answered, failed = client.esummary_batch(batch.db, uids, batch_size=len(uids))
     except PermanentError as exc:
@@ -583,6 +589,8 @@ def _write(journal: Journal, batch: _Batch, counts: DbCounts) -> int:
             f"INSERT OR IGNORE INTO {MARKER_TABLE}(db, uid) VALUES (?, ?)",
             ((batch.db, u) for u in done),
         )
+        if batch.requests:  # counted with what they brought, so `status` agrees with the run
+            journal.count_request("esummary", batch.requests)
     counts.fetched += len(batch.summaries)
     counts.failed += len(batch.failed)
     counts.summarized += len(done)
@@ -655,6 +663,8 @@ def summarize(
                 counts = report.by_db[batch.db]
                 if batch.unsupported is not None:
                     report.unsupported.setdefault(batch.db, batch.unsupported)
+                    if batch.requests:
+                        journal.count_request("esummary", batch.requests)
                     continue
                 done += _write(journal, batch, counts)
                 counts.deferred += len(batch.deferred)

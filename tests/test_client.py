@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from crawler.errors import BadInput, PermanentError, RateLimited, TransientError
-from crawler.eutils.client import EutilsClient
+from crawler.eutils.client import FIRST_CONTACT_ATTEMPTS, EutilsClient, Unreachable
 
 FAKE_KEY = "fakekey0123456789abcdefDEADBEEF"
 URL = "http://127.0.0.1:1/entrez/eutils/"
@@ -170,12 +170,17 @@ def test_timeout_sent_as_400_is_transient(tmp_path: Path) -> None:
 
 def test_exhausted_retries_raise_without_the_key(tmp_path: Path) -> None:
     def respond(r: httpx.Request, p: list[tuple[str, str]], n: int) -> httpx.Response:
+        if n == 1:
+            return elink_answer(ids_in(p))  # reached once: later failures are transient
         raise httpx.ConnectError(f"cannot reach {r.url}", request=r)  # message holds the URL
 
     rec = Recorder(respond)
-    with make(tmp_path, rec, max_attempts=3) as client, pytest.raises(TransientError) as info:
+    with make(tmp_path, rec, max_attempts=4) as client:
         client.elink("gene", ["1"], db="protein")
-    assert len(rec.requests) == 3
+        with pytest.raises(TransientError) as info:
+            client.elink("gene", ["1"], db="protein")
+    assert len(rec.requests) == 1 + 4
+    assert not isinstance(info.value, Unreachable)
     assert FAKE_KEY not in str(info.value) and "<redacted>" in str(info.value)
     # httpx's exception (its text holds the URL with the key) is not kept as a cause/context
     assert info.value.__cause__ is None and info.value.__context__ is None
@@ -439,10 +444,98 @@ def test_unreachable_emulator_error_text_has_no_key(tmp_path: Path) -> None:
         url = emu.url
     # the emulator is gone: connection refused on every attempt
     with EutilsClient(base_url=url, api_key=FAKE_KEY, rps=1000, rate_dir=tmp_path,
-                      max_attempts=2) as client, pytest.raises(TransientError) as info:
+                      max_attempts=2) as client, pytest.raises(Unreachable) as info:
         client.elink("gene", ["672"], db="protein")
-    assert info.value.kind == "connection"
+    assert str(info.value).startswith(f"cannot reach E-utilities at {url}: ")
+    assert "refused" in str(info.value).lower()
     assert FAKE_KEY not in str(info.value) and info.value.__context__ is None
+
+
+def test_first_contact_that_cannot_connect_fails_fast(tmp_path: Path) -> None:
+    def respond(r: httpx.Request, p: list[tuple[str, str]], n: int) -> httpx.Response:
+        raise httpx.ConnectError(f"[Errno -2] Name or service not known: {r.url}", request=r)
+
+    rec = Recorder(respond)
+    with make(tmp_path, rec, max_attempts=10) as client:
+        with pytest.raises(Unreachable) as info:
+            client.esearch("gene", "BRCA1[sym]")
+        assert len(rec.requests) == FIRST_CONTACT_ATTEMPTS
+        text = str(info.value)
+        assert text.startswith(f"cannot reach E-utilities at {URL}: ")
+        assert text.endswith("; check the network or --eutils-url")
+        assert "Name or service not known" in text and "\n" not in text
+        assert FAKE_KEY not in text and info.value.__context__ is None
+        assert not isinstance(info.value, TransientError)  # the engine must not re-ask it
+        # known unreachable: later calls fail at once, without waiting for it again
+        with pytest.raises(Unreachable):
+            client.elink("gene", ["1"], db="protein")
+        assert len(rec.requests) == FIRST_CONTACT_ATTEMPTS
+
+
+def test_refused_connection_after_first_answer_keeps_every_attempt(tmp_path: Path) -> None:
+    def respond(r: httpx.Request, p: list[tuple[str, str]], n: int) -> httpx.Response:
+        if n == 1 or n >= 7:
+            return elink_answer(ids_in(p))
+        raise httpx.ConnectError("[Errno 111] Connection refused", request=r)
+
+    rec = Recorder(respond)
+    with make(tmp_path, rec, max_attempts=10) as client:
+        client.elink("gene", ["1"], db="protein")
+        result = client.elink("gene", ["2"], db="protein")  # 5 refusals, then answered
+    assert set(result.by_source()) == {"2"} and len(rec.requests) == 7
+
+
+def _retry_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage() for r in caplog.records
+        if r.levelno == logging.WARNING and r.getMessage().startswith("E-utilities: ")
+    ]
+
+
+def test_retries_show_as_one_warning_from_the_third_attempt(
+    caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    def respond(r: httpx.Request, p: list[tuple[str, str]], n: int) -> httpx.Response:
+        if n in (1, 5):
+            return elink_answer(ids_in(p))  # a first answer; then one failure only
+        if n <= 4:
+            return httpx.Response(503, content=b"<html>Service Unavailable</html>")
+        if n == 6:
+            return httpx.Response(502, content=b"<html>Bad Gateway</html>")
+        return elink_answer(ids_in(p))
+
+    rec = Recorder(respond)
+    with caplog.at_level(logging.DEBUG, logger="crawler.eutils"), make(tmp_path, rec) as client:
+        client.elink("gene", ["1"], db="protein")
+        client.elink("gene", ["2"], db="protein")  # 503, 503, 503, answer
+        lines = _retry_lines(caplog)
+        # retried twice after its 2nd and 3rd attempt: one line (at most one per few seconds)
+        assert len(lines) == 1
+        line = lines[0]
+        assert line.startswith("E-utilities: HTTP 503 (") and "; retry 3/10 in " in line
+        assert line.endswith(" s") and "\n" not in line and FAKE_KEY not in line
+        client.elink("gene", ["3"], db="protein")  # one 502, answered at the 2nd attempt
+        assert _retry_lines(caplog) == lines  # a single retry stays quiet (DEBUG)
+    assert len(rec.requests) == 7
+
+
+def test_timeouts_are_named_in_the_retry_line(
+    caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    def respond(r: httpx.Request, p: list[tuple[str, str]], n: int) -> httpx.Response:
+        if n == 1:
+            return elink_answer(ids_in(p))
+        if n <= 3:
+            raise httpx.ReadTimeout(f"timed out reading {r.url}", request=r)
+        return elink_answer(ids_in(p))
+
+    rec = Recorder(respond)
+    with caplog.at_level(logging.WARNING, logger="crawler.eutils"), make(tmp_path, rec) as client:
+        client.elink("gene", ["1"], db="protein")
+        client.elink("gene", ["2"], db="protein")
+    (line,) = _retry_lines(caplog)
+    assert line.startswith("E-utilities: timed out (") and "retry 3/10" in line
+    assert FAKE_KEY not in line and "api_key" not in line and "elink.fcgi)" in line
 
 
 RATE_WORKER = """

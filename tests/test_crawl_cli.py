@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -143,7 +145,7 @@ def crawl_ok(url: str, store: Path, *args: str) -> dict:
     result = invoke(*args, "--store", str(store), "--eutils-url", url, "--rps", "1000",
                     "--format", "json")
     assert result.exit_code == 0, result.output
-    return json.loads(result.output)
+    return json.loads(result.stdout)
 
 
 def test_json_summary_is_stable(emulator, tmp_path):
@@ -285,3 +287,114 @@ def test_crawl_with_only_the_store_resumes_with_stored_settings(emulator, tmp_pa
         assert graph(a) == graph(b)
     result = invoke("--store", str(tmp_path / "empty"), "--eutils-url", emulator.url)
     assert result.exit_code == 2 and "no seeds" in result.output
+
+
+# -- E-utilities out of reach: fail fast with one line; retries visible --------------------------
+
+
+def closed_port_url() -> str:
+    """A loopback URL nothing listens on (the port was free a moment ago): connection refused."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/entrez/eutils/"
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("NCBI_API_KEY", "NEO4J_URI")}
+    # the timeout only guards against a hang; nothing is asserted about time
+    return subprocess.run([sys.executable, "-m", "crawler", *args], capture_output=True,
+                          text=True, env=env, timeout=120)
+
+
+def test_unreachable_eutils_fails_fast_with_one_line(tmp_path, monkeypatch):
+    url = closed_port_url()
+    store = tmp_path / "s"
+    done = run_cli("crawl", "gene:672", "--store", str(store), "--eutils-url", url,
+                   "--no-embedded")
+    assert done.returncode == 1, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("Error: ")]
+    assert errors == [
+        f"Error: cannot reach E-utilities at {url}: [Errno 111] Connection refused; check the "
+        "network or --eutils-url"
+    ]
+    assert "Traceback" not in done.stderr and done.stdout == ""
+    # fast: three attempts (one visible retry line at most), not ten
+    retries = [line for line in done.stderr.splitlines() if line.startswith("E-utilities: ")]
+    assert len(retries) <= 1 and all("retry 3/3 in " in line for line in retries)
+    with Journal(store, create=False) as j:  # the seeds are kept, nothing else happened
+        stats = j.stats()
+    assert (stats["nodes"], stats["edges"], stats["pending"]) == (1, 0, 1)
+    assert stats["requests"] == {}
+
+
+def test_unreachable_eutils_for_seed_lookups_is_not_bad_input(tmp_path):
+    url = closed_port_url()
+    result = invoke("gene:BRCA1", "gene:NM_007294", "--store", str(tmp_path / "s"),
+                    "--eutils-url", url)
+    assert result.exit_code == 1
+    assert result.stderr.count("Error: cannot reach E-utilities at ") == 1
+    assert "lookup failed" not in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "s").exists()  # resolved before the store is made
+
+
+def test_resumed_crawl_keeps_its_journal_when_eutils_is_gone(emulator, tmp_path, monkeypatch):
+    from crawler.engine import Crawler
+
+    original = Crawler._commit_fetch
+    calls = {"n": 0}
+
+    def interrupt_after_two(self, *a):
+        calls["n"] += 1
+        if calls["n"] > 2:
+            raise KeyboardInterrupt
+        return original(self, *a)
+
+    monkeypatch.setattr(Crawler, "_commit_fetch", interrupt_after_two)
+    store = tmp_path / "s"
+    args = ("gene:672", "--depth", "2", "--no-embedded", "--store", str(store))
+    assert invoke(*args, "--eutils-url", emulator.url).exit_code == 130
+    monkeypatch.setattr(Crawler, "_commit_fetch", original)
+    before = snapshot(store)
+    result = invoke(*args, "--eutils-url", closed_port_url())
+    assert result.exit_code == 1 and "Error: cannot reach E-utilities" in result.stderr
+    after = snapshot(store)
+    assert after.keys() == before.keys()
+    with Journal(store, create=False) as j:
+        assert j.stats()["pending"] > 0
+    # and the crawl resumes to completion once E-utilities is back
+    resumed = crawl_ok(emulator.url, store, *args[:4])
+    assert resumed["complete"]
+
+
+def test_retries_are_visible_as_short_warnings(world, tmp_path):
+    from crawler.emulator import Emulator
+
+    with Emulator(world, rate_limit=0, faults="503=0.5", fault_seed=3) as emu:
+        result = invoke("gene:672", "--depth", "2", "--no-embedded", "--store",
+                        str(tmp_path / "s"), "--eutils-url", emu.url, "--rps", "1000",
+                        "--format", "json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["complete"]
+    lines = [line for line in result.stderr.splitlines() if line.startswith("E-utilities: ")]
+    assert lines, result.stderr
+    for line in lines:
+        assert line.startswith("E-utilities: HTTP 503 (") and " retry " in line
+        assert "/10 in " in line and line.endswith(" s") and len(line) < 200
+    assert "Traceback" not in result.stderr
+
+
+def test_status_counts_every_request_of_the_crawl(emulator, tmp_path):
+    store = tmp_path / "s"
+    report = crawl_ok(emulator.url, store, "gene:BRCA1", "--depth", "1", "--summaries",
+                      "--no-embedded")
+    with Journal(store, create=False) as j:
+        requests = j.stats()["requests"]
+    assert requests["esummary"] == report["summaries"]["requests"] > 0
+    assert requests["esearch"] >= 1  # the seed lookup
+    assert sum(requests.values()) == report["requests"] == report["requests_total"]
+    status = CliRunner().invoke(main, ["status", "--store", str(store)])
+    assert status.exit_code == 0 and f"Requests:  {report['requests']} " in status.output

@@ -6,14 +6,49 @@ Every module in this package except `options` defines one click command named `c
 from __future__ import annotations
 
 import importlib
+import logging
 import pkgutil
 import sys
+from collections.abc import Callable
 
 import click
 
 from ..errors import EntrezGraphError
 
 _NOT_COMMANDS = {"options"}
+
+
+class _LogLines(logging.Handler):
+    """Warnings of the `crawler` loggers as one short line each on stderr, never a traceback.
+
+    While a command shows a live progress line it routes them through `note` (set by
+    `log_notes`), so a warning does not land in the middle of that line.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.note: Callable[[str], None] | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = " ".join(record.getMessage().split())
+            if self.note is not None:
+                self.note(text)
+            else:
+                sys.stderr.write(text + "\n")
+                sys.stderr.flush()
+        except Exception:
+            self.handleError(record)
+
+
+LOG_LINES = _LogLines()
+
+
+def install_logging() -> None:
+    """Attach the one-line stderr handler to the `crawler` logger (idempotent)."""
+    logger = logging.getLogger("crawler")
+    if LOG_LINES not in logger.handlers:
+        logger.addHandler(LOG_LINES)
 
 
 class _Group(click.Group):
@@ -34,6 +69,7 @@ class _Group(click.Group):
 @click.version_option(package_name="entrez-graph")
 def main() -> None:
     """Crawl NCBI Entrez cross-references (ELink) into a graph database."""
+    install_logging()
 
 
 def _register() -> None:

@@ -28,6 +28,7 @@ from ..engine import (
 from ..errors import BadInput
 from ..progress import Progress
 from ..seeds import read_seed_lines
+from . import LOG_LINES
 from .options import DEFAULT_STORE, eutils_options
 
 EXIT_SINK_BEHIND = 3
@@ -145,15 +146,19 @@ def command(
             database=os.environ.get("NEO4J_DATABASE") or None,
         )
     progress = Progress(sys.stderr)
-    result = crawl(
-        store, all_seeds, query=query, query_db=query_db, depth=depth, links=links,
-        exclude_links=exclude_links, to_dbs=to_dbs, max_nodes=max_nodes,
-        max_links_per_record=max_links_per_record, scores=scores, expand_hubs=expand_hubs,
-        include_subsets=include_subsets, batch_size=batch_size, summaries=summaries,
-        embedded=not no_embedded, neo4j=neo4j, eutils_url=eutils_url, email=email, rps=rps,
-        dry_run=dry_run, retry_failed=retry_failed, workers=workers, progress=progress,
-    )
-    progress.close()
+    LOG_LINES.note = progress.note  # warnings (retries, …) above the live progress line
+    try:
+        result = crawl(
+            store, all_seeds, query=query, query_db=query_db, depth=depth, links=links,
+            exclude_links=exclude_links, to_dbs=to_dbs, max_nodes=max_nodes,
+            max_links_per_record=max_links_per_record, scores=scores, expand_hubs=expand_hubs,
+            include_subsets=include_subsets, batch_size=batch_size, summaries=summaries,
+            embedded=not no_embedded, neo4j=neo4j, eutils_url=eutils_url, email=email, rps=rps,
+            dry_run=dry_run, retry_failed=retry_failed, workers=workers, progress=progress,
+        )
+    finally:
+        LOG_LINES.note = None
+        progress.close()
     if fmt == "json":
         click.echo(dumps(result))
     elif isinstance(result, CrawlReport):

@@ -9,15 +9,18 @@ and nowhere else: every text we raise or log passes `redact`.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
 import httpx
 from tenacity import (
+    RetryCallState,
     Retrying,
     retry_if_exception_type,
     stop_after_attempt,
@@ -25,7 +28,7 @@ from tenacity import (
     wait_random,
 )
 
-from ..errors import BadInput, PermanentError, RateLimited, TransientError
+from ..errors import BadInput, NCBIError, PermanentError, RateLimited, TransientError
 from ..names import check_linkname, check_token, check_uid, normalize_db
 from . import parse
 from .models import (
@@ -47,8 +50,15 @@ POST_ABOVE_IDS = 200
 POST_ABOVE_CHARS = 1800  # URLs past ~2 kB are refused by some proxies; NCBI asks for POST
 MAX_BATCH = 500
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+# Attempts before giving up when the very first contact fails to connect (DNS failure, connection
+# refused, connect timeout): most likely no network or a wrong --eutils-url, not a passing fault.
+FIRST_CONTACT_ATTEMPTS = 3
+# Retries are logged at WARNING from this attempt on, at most one line per RETRY_LOG_INTERVAL s.
+WARN_FROM_ATTEMPT = 2
+RETRY_LOG_INTERVAL = 5.0
 _DATE = re.compile(r"^\d{4}(/\d{1,2}(/\d{1,2})?)?$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_QUERY = re.compile(r"(https?://[^\s?]+)\?\S*")
 
 log = logging.getLogger("crawler.eutils")
 install_redaction(log)
@@ -68,6 +78,35 @@ def _warn_no_key_once() -> None:
         "No NCBI_API_KEY set: limited to 3 requests/s; an API key would allow 10/s "
         "(https://www.ncbi.nlm.nih.gov/account/settings/)."
     )
+
+
+class Unreachable(NCBIError):
+    """E-utilities could not be reached at all on first contact; retrying later will not help."""
+
+
+class _ConnectFailed(TransientError):
+    """No connection was made (DNS, refused, connect timeout): nothing reached the server."""
+
+
+_RETRY_WHAT = {
+    "connection": "connection failed",
+    "timeout": "timed out",
+    "rate": "rate limited",
+}
+
+
+def _retry_reason(exc: BaseException) -> str | None:
+    """The short phrase a visible retry line starts with; None for failures not worth one."""
+    if not isinstance(exc, TransientError):
+        return None
+    if exc.kind == "server" and exc.status:
+        return f"HTTP {exc.status}"
+    return _RETRY_WHAT.get(exc.kind)
+
+
+def _short(text: str, limit: int = 120) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class EutilsClient:
@@ -135,6 +174,10 @@ class EutilsClient:
         self._count_lock = threading.Lock()
         self._sent = 0
         self._local = threading.local()
+        # Set once any HTTP answer arrives: before that, failing to connect means unreachable.
+        self._reached = False
+        self.unreachable: Unreachable | None = None  # set when first contact failed
+        self._last_retry_log = -math.inf
 
     @classmethod
     def from_env(
@@ -160,6 +203,11 @@ class EutilsClient:
 
     def _thread_count(self) -> int:
         return getattr(self._local, "sent", 0)
+
+    def sent_by_this_thread(self) -> int:
+        """Requests sent so far from the calling thread (attempts included): what one call of
+        a batch method cost, measured around it, whatever other threads send meanwhile."""
+        return self._thread_count()
 
     def close(self) -> None:
         self._http.close()
@@ -206,9 +254,17 @@ class EutilsClient:
             else:
                 response = self._http.get(url, params=params)
             data = response.content
+        except httpx.ConnectTimeout as exc:
+            failure = _ConnectFailed(
+                redact(f"timeout connecting for {endpoint}: {exc}"), kind="timeout"
+            )
         except httpx.TimeoutException as exc:
             failure = TransientError(
                 redact(f"timeout talking to {endpoint}: {exc}"), kind="timeout"
+            )
+        except httpx.ConnectError as exc:  # DNS failure, connection refused, no route
+            failure = _ConnectFailed(
+                redact(f"cannot connect for {endpoint}: {exc}"), kind="connection"
             )
         except httpx.HTTPError as exc:  # dropped connection, protocol error, refused, …
             failure = TransientError(
@@ -219,6 +275,7 @@ class EutilsClient:
             # raised outside the handler: httpx's exception (its text holds the URL and the
             # key) must not survive as __context__ either
             raise failure
+        self._reached = True
         status = response.status_code
         if status == 429:
             self.limiter.penalize()
@@ -243,6 +300,8 @@ class EutilsClient:
         post: bool = False,
     ) -> T:
         """Send and parse with bounded retries of transient failures (parse failures included)."""
+        if self.unreachable is not None and not self._reached:
+            raise Unreachable(str(self.unreachable))  # known dead: do not wait for it again
         full = self._params(params)
 
         def attempt() -> T:
@@ -258,18 +317,61 @@ class EutilsClient:
             return result
 
         retrying = Retrying(
-            stop=stop_after_attempt(self.max_attempts),
+            stop=stop_after_attempt(self.max_attempts) | self._first_contact_failed,
             wait=wait_exponential(multiplier=self.backoff, max=self.backoff * 30)
             + wait_random(0, self.backoff),
             retry=retry_if_exception_type(TransientError),
             reraise=True,
-            before_sleep=lambda rs: log.debug(
-                "retrying %s after %s",
-                endpoint,
-                redact(rs.outcome.exception() if rs.outcome else ""),
-            ),
+            before_sleep=lambda rs: self._log_retry(endpoint, rs),
         )
-        return retrying(attempt)
+        try:
+            return retrying(attempt)
+        except _ConnectFailed as exc:
+            if self._reached:
+                raise
+            cause = _short(_cause(exc))
+        # raised outside the handler, so no exception chain holds the request's URL
+        self.unreachable = Unreachable(
+            redact(
+                f"cannot reach E-utilities at {self.base_url}: {cause}; "
+                "check the network or --eutils-url"
+            )
+        )
+        raise Unreachable(str(self.unreachable))
+
+    def _first_contact_failed(self, state: RetryCallState) -> bool:
+        """Stop early while no answer has ever come and connecting itself keeps failing."""
+        exc = state.outcome.exception() if state.outcome else None
+        return (
+            isinstance(exc, _ConnectFailed)
+            and not self._reached
+            and state.attempt_number >= FIRST_CONTACT_ATTEMPTS
+        )
+
+    def _log_retry(self, endpoint: str, state: RetryCallState) -> None:
+        """One short WARNING line per few seconds while requests are being retried."""
+        exc = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        reason = _retry_reason(exc) if exc is not None else None
+        text = redact(str(exc)) if exc is not None else ""
+        if reason is None or state.attempt_number < WARN_FROM_ATTEMPT:
+            log.debug("retrying %s after %s", endpoint, text)
+            return
+        now = time.monotonic()
+        with self._count_lock:
+            quiet = now - self._last_retry_log < RETRY_LOG_INTERVAL
+            if not quiet:
+                self._last_retry_log = now
+        if quiet:
+            log.debug("retrying %s after %s", endpoint, text)
+            return
+        limit = self.max_attempts
+        if isinstance(exc, _ConnectFailed) and not self._reached:
+            limit = min(limit, FIRST_CONTACT_ATTEMPTS)
+        log.warning(
+            "E-utilities: %s (%s); retry %d/%d in %.1f s",
+            reason, _short(_cause(exc)), state.attempt_number + 1, limit, wait,
+        )
 
     # -- validation ---------------------------------------------------------------------------
 
@@ -536,6 +638,17 @@ class EutilsClient:
         for uid in missing:
             answered[uid] = DocSummary(uid=uid, error="no summary returned")
         return answered, failed
+
+
+def _cause(exc: BaseException) -> str:
+    """The error text without our own "… with elink.fcgi:" prefix (short enough for one line)."""
+    text = _QUERY.sub(r"\1", redact(str(exc)))  # a URL's parameters are noise on one line
+    for prefix in ("connection trouble with ", "cannot connect for ", "timeout connecting for ",
+                   "timeout talking to "):
+        if text.startswith(prefix):
+            _, _, rest = text.partition(": ")
+            return rest or text
+    return text
 
 
 def _systemic(text: str) -> bool:
