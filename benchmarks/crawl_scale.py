@@ -105,12 +105,18 @@ def main() -> int:
     ap.add_argument("--store", type=Path, default=None, help="store dir (default: a temp dir)")
     ap.add_argument("--profile", action="store_true", help="run the crawl under cProfile")
     ap.add_argument("--timeout", type=float, default=3600.0)
+    ap.add_argument("--eutils-url", default=None,
+                    help="crawl an emulator already running at this URL instead of starting one "
+                         "(e.g. one from another checkout, to compare crawlers on one world)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary store afterwards")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="crawl-scale-"))
     store = args.store or tmp / "store"
-    emulator, url = start_emulator(args.world, args.size, None)
+    if args.eutils_url:
+        emulator, url = None, args.eutils_url
+    else:
+        emulator, url = start_emulator(args.world, args.size, None)
     env = {**os.environ, "ENTREZ_GRAPH_RATE_DIR": str(tmp / "rate"),
            "NCBI_EMAIL": os.environ.get("NCBI_EMAIL", "bench@example.org")}
     env.pop("NCBI_API_KEY", None)
@@ -168,8 +174,9 @@ def main() -> int:
         # Read now: only the crawl has been waited for; the emulator is still running.
         ru_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     finally:
-        emulator.terminate()
-        emulator.wait(timeout=30)
+        if emulator is not None:
+            emulator.terminate()
+            emulator.wait(timeout=30)
     for r in readers:
         r.join(timeout=5)
     nodes, edges = journal_counts(journal)

@@ -5,7 +5,7 @@ Model (design.md): one NODE TABLE per Entrez database `(uid STRING PRIMARY KEY, 
 created the first time they are seen (a link name met between a new pair of databases gets the pair
 added with `ALTER TABLE … ADD FROM … TO …`).
 
-Why COPY and an in-store cursor: `COPY … FROM` an Arrow table is the only fast bulk path in
+Why COPY and an in-store cursor: `COPY … FROM` a file or Arrow table is the only fast bulk path in
 LadybugDB (per-row MERGE of edges does not scale), but COPY is not idempotent: a duplicate primary
 key fails a node COPY and a rel table silently accepts the same rows twice. So the sink loads
 exactly the journal rows past its cursor, and the cursor `(node, edge, prop)` lives in LadybugDB
@@ -18,6 +18,23 @@ snapshot), then nodes up to the node maximum, edges up to the edge maximum (the 
 link's target node no later than the link), then properties (ESummary data, applied with one
 `LOAD FROM <arrow> MATCH … SET` per database and batch: measured ~10x faster than UNWIND $rows).
 
+Memory (issue 4: a 1M-edge crawl must stay under 500 MB; this sink alone used to take 1.9 GB).
+Measured in LadybugDB 0.22, and each point below is what the sink does about it:
+- a COPY from an in-memory Arrow table stays cached (the Python binding keeps the prepared
+  statement with its bound table) until the Connection closes, 15-25 MB per COPY; and the first
+  Arrow table costs ~100 MB (pyarrow loaded and its pool). So nodes and edges reach COPY through a
+  small CSV file (Python's csv writer; LadybugDB's reader, `PARALLEL=false` so a quoted line break
+  in a field is read right); pyarrow is loaded only for ESummary properties.
+- a transaction holds ~10-20 MB per rel table it COPYs into (its CSR node groups), released at
+  COMMIT. So an edge batch is cut into runs of consecutive rows touching at most
+  MAX_RELS_PER_COMMIT rel tables, each run its own transaction with its own cursor move.
+- an open Database keeps memory per table it has written, which neither COMMIT, CHECKPOINT nor a
+  new Connection gives back; closing the Database does. So after a batch, when this process's
+  resident memory has grown by REOPEN_GROWTH_MB since the Database was opened, the Connection and
+  then the Database are closed and opened again. LadybugDB's file lock is released meanwhile, so
+  the sink also holds its own `flock` on `<graph>.writer` (see WriterLock) for its whole life.
+`benchmarks/store_load.py` measures rows/s and the peak of a sync alone.
+
 Test hook: when the environment variable `ENTREZ_GRAPH_TEST_PAUSE_IN_COPY` holds a number of
 seconds, the sink sleeps that long after each COPY and before its COMMIT, so that a test can SIGKILL
 the process while the store is loading. Never set it outside tests.
@@ -29,16 +46,18 @@ lock on file"); readers (`query`, `status`) open it read-only, which works while
 from __future__ import annotations
 
 import contextlib
+import csv
+import fcntl
 import os
 import re
+import shutil
+import tempfile
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import pyarrow as pa
 
 from ..errors import StoreError, StoreLocked
 from ..journal import Cursor, MaxIds
@@ -48,6 +67,7 @@ from . import NODE_PROPERTIES, SyncReport
 
 if TYPE_CHECKING:
     import ladybug
+    import pyarrow as pa
 
     from ..journal import EdgeRow, Journal, NodeRow, PropRow
 
@@ -55,9 +75,14 @@ CURSOR_TABLE = "eg_cursor"
 CURSOR_KEY = "journal"
 PAUSE_ENV = "ENTREZ_GRAPH_TEST_PAUSE_IN_COPY"
 BATCH_ROWS = 50_000
+MAX_RELS_PER_COMMIT = 8
+REOPEN_GROWTH_MB = 64
 
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 _LEADING_INT = re.compile(r"^(\d{1,18})(?!\d)")
-_ARROW_TYPES = {"STRING": pa.string(), "INT64": pa.int64()}
+# Rows go to COPY through CSV files: every COPY of an in-memory Arrow table keeps 15-25 MB, and
+# the first one costs ~100 MB more (pyarrow loaded and initialised). See "Memory" above.
+_CSV_OPTIONS = "HEADER=true, DELIM=',', QUOTE='\"', ESCAPE='\"', AUTO_DETECT=false, PARALLEL=false"
 
 
 def graph_path(path: str | Path) -> Path:
@@ -128,6 +153,41 @@ def close_database(database: ladybug.Database, path: str | Path, *, read_only: b
                 _WRITERS.discard(Path(path).resolve())
 
 
+class WriterLock:
+    """An exclusive `flock` on `<graph>.writer`, held for a sink's whole life.
+
+    LadybugDB's own file lock is dropped whenever the sink closes its Database between batches
+    (see "Memory" above); this lock is not, so a second writer still gets `StoreLocked` at any
+    moment. The file holds the holder's PID for the message; it is left in place (removing a lock
+    file races with the next process taking it)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path.with_name(path.name + ".writer")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StoreError(f"cannot open the embedded store {path}: {exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            pid = os.read(fd, 32).decode(errors="replace").strip()
+            os.close(fd)
+            holder = "this process" if pid == str(os.getpid()) else "another process"
+            if pid.isdigit() and pid != str(os.getpid()):
+                holder += f" (PID {pid})"
+            raise _locked(path, holder) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        """Drop the lock (idempotent)."""
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+
 def journal_snapshot(journal: Journal) -> MaxIds:
     """The three row-id maxima read in ONE statement, so they describe one committed state."""
     row = journal.execute(
@@ -193,12 +253,13 @@ class LadybugSink:
     name = "embedded"
 
     def __init__(self, path: str | Path) -> None:
-        import ladybug
-
         self.path = graph_path(path)
-        self._db = open_database(self.path)
+        self._lock = WriterLock(self.path)
+        self._db: ladybug.Database | None = None
+        self._conn: ladybug.Connection | None = None
+        self._tmp: Path | None = None
         try:
-            self._conn = ladybug.Connection(self._db)
+            self._open()
             self._conn.execute(
                 f"CREATE NODE TABLE IF NOT EXISTS {CURSOR_TABLE}"
                 "(key STRING PRIMARY KEY, node INT64, edge INT64, prop INT64, origin STRING)"
@@ -210,6 +271,23 @@ class LadybugSink:
         except RuntimeError as exc:
             self.close()
             raise StoreError(f"embedded store {self.path}: {_first_line(exc)}") from None
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self) -> None:
+        import ladybug
+
+        self._db = open_database(self.path)
+        self._conn = ladybug.Connection(self._db)
+        self._opened_rss_mb = _rss_mb() or 0.0
+
+    def _reopen(self) -> None:
+        """Close the Connection, then the Database, and open both again (see "Memory" above).
+
+        The writer lock stays held throughout, so no other writer can slip in between."""
+        self._close_db()
+        self._open()
 
     # -- schema ----------------------------------------------------------------------------
 
@@ -334,9 +412,10 @@ class LadybugSink:
                 rows = journal.edges_between(cursor.edge, upto.edge, BATCH_ROWS)
                 if not rows:
                     break
-                cursor = Cursor(cursor.node, rows[-1].id, cursor.prop)
-                self._commit_batch(self._copy_edges, rows, cursor)
-                report.edges += len(rows)
+                for part in _split_by_rel(rows, MAX_RELS_PER_COMMIT):
+                    cursor = Cursor(cursor.node, part[-1].id, cursor.prop)
+                    self._commit_batch(self._copy_edges, part, cursor)
+                    report.edges += len(part)
             while cursor.prop < upto.prop:
                 rows = journal.props_between(cursor.prop, upto.prop, BATCH_ROWS)
                 if not rows:
@@ -371,6 +450,10 @@ class LadybugSink:
             with contextlib.suppress(RuntimeError):
                 self._conn.execute("ROLLBACK")
             raise
+        finally:
+            now = _rss_mb()
+            if now is None or now - self._opened_rss_mb >= REOPEN_GROWTH_MB:
+                self._reopen()
 
     def _copy_nodes(self, rows: Any, *, prepare: bool) -> Any:
         if prepare:
@@ -381,13 +464,8 @@ class LadybugSink:
                 self._ensure_node_table(db)
             return by_db
         for db, group in rows.items():
-            batch_rows = pa.table(
-                {
-                    "uid": pa.array([r.uid for r in group], pa.string()),
-                    "depth": pa.array([r.depth for r in group], pa.int64()),
-                }
-            )
-            self._conn.execute(f"COPY `{db}`(uid, depth) FROM $rows", {"rows": batch_rows})
+            csv_path = self._write_csv("nodes", ((r.uid, r.depth) for r in group))
+            self._conn.execute(f"COPY `{db}`(uid, depth) FROM '{csv_path}' ({_CSV_OPTIONS})")
         return None
 
     def _copy_edges(self, rows: Any, *, prepare: bool) -> Any:
@@ -399,18 +477,23 @@ class LadybugSink:
                 self._ensure_rel_table(linkname, dbfrom, dbto)
             return by_rel
         for (linkname, dbfrom, dbto), group in rows.items():
-            batch_rows = pa.table(
-                {
-                    "from": pa.array([r.uid_from for r in group], pa.string()),
-                    "to": pa.array([r.uid_to for r in group], pa.string()),
-                    "score": pa.array([r.score for r in group], pa.int64()),
-                }
-            )
-            self._conn.execute(
-                f"COPY `{linkname}` FROM $rows (from='{dbfrom}', to='{dbto}')",
-                {"rows": batch_rows},
-            )
+            csv_path = self._write_csv("edges", ((r.uid_from, r.uid_to, r.score) for r in group))
+            options = f"from='{dbfrom}', to='{dbto}', {_CSV_OPTIONS}"
+            self._conn.execute(f"COPY `{linkname}` FROM '{csv_path}' ({options})")
         return None
+
+    def _write_csv(self, kind: str, rows: Iterable[tuple[Any, ...]]) -> str:
+        """One COPY's rows as a CSV file in this sink's temp folder (None becomes NULL)."""
+        if self._tmp is None:
+            self._tmp = Path(tempfile.mkdtemp(prefix="entrez-graph-load-"))
+            if "'" in str(self._tmp) or "\\" in str(self._tmp):
+                raise StoreError(f"temporary folder {self._tmp} has a quote or backslash in it")
+        path = self._tmp / f"{kind}.csv"
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(["from", "to", "score"] if kind == "edges" else ["uid", "depth"])
+            writer.writerows(rows)
+        return str(path)
 
     def _apply_props(self, rows: Any, *, prepare: bool) -> Any:
         if prepare:
@@ -430,16 +513,30 @@ class LadybugSink:
 
     # -- lifetime --------------------------------------------------------------------------
 
-    def close(self) -> None:
-        """Release the write lock (idempotent)."""
+    def _close_db(self) -> None:
+        # Connection first: closing a Database with an open Connection corrupts the file.
         conn = getattr(self, "_conn", None)
         if conn is not None:
+            self._conn = None
             conn.close()
-            self._conn = None  # type: ignore[assignment]
         db = getattr(self, "_db", None)
         if db is not None:
-            self._db = None  # type: ignore[assignment]
+            self._db = None
             close_database(db, self.path, read_only=False)
+
+    def close(self) -> None:
+        """Release the database and then the write lock (idempotent)."""
+        try:
+            self._close_db()
+        finally:
+            tmp = getattr(self, "_tmp", None)
+            if tmp is not None:
+                self._tmp = None
+                shutil.rmtree(tmp, ignore_errors=True)
+            lock = getattr(self, "_lock", None)
+            if lock is not None:
+                self._lock = None
+                lock.release()
 
     def __del__(self) -> None:
         # A sink dropped without close(): release in the safe order (connection, then database).
@@ -453,10 +550,40 @@ class LadybugSink:
         self.close()
 
 
+def _rss_mb() -> float | None:
+    """This process's resident memory in MB; None where /proc is missing (then: always reopen)."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * _PAGE / 2**20
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _split_by_rel(rows: list[EdgeRow], most: int) -> Iterable[list[EdgeRow]]:
+    """Consecutive runs of `rows` (id order kept) that each touch at most `most` rel table pairs.
+
+    Every run ends at a row id the cursor can stop at, so each run can be its own transaction."""
+    start, seen = 0, set()
+    for i, r in enumerate(rows):
+        key = (r.linkname, r.dbfrom, r.dbto)
+        if key not in seen and len(seen) == most:
+            yield rows[start:i]
+            start, seen = i, set()
+        seen.add(key)
+    if start < len(rows):
+        yield rows[start:]
+
+
 def _props_table(rows: Iterable[PropRow]) -> pa.Table:
-    """uid plus every NODE_PROPERTIES column (missing keys NULL: props rows hold the full dict)."""
+    """uid plus every NODE_PROPERTIES column (missing keys NULL: props rows hold the full dict).
+
+    Arrow, not CSV, here: ESummary text holds any character; pyarrow is only loaded when a crawl
+    fetched summaries."""
+    import pyarrow as pa
+
+    types = {"STRING": pa.string(), "INT64": pa.int64()}
     rows = list(rows)
     data: dict[str, pa.Array] = {"uid": pa.array([r.uid for r in rows], pa.string())}
     for key, kind in NODE_PROPERTIES.items():
-        data[key] = pa.array([_coerce(r.data.get(key), kind) for r in rows], _ARROW_TYPES[kind])
+        data[key] = pa.array([_coerce(r.data.get(key), kind) for r in rows], types[kind])
     return pa.Table.from_pydict(data)
