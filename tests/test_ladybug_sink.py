@@ -19,7 +19,7 @@ import ladybug
 import pytest
 
 from crawler.emulator.world import World
-from crawler.errors import BadInput, StoreError
+from crawler.errors import BadInput, StoreError, StoreLocked
 from crawler.journal import Cursor, Journal
 from crawler.sinks import ladybug as sink_module
 from crawler.sinks.ladybug import CURSOR_TABLE, LadybugSink
@@ -386,3 +386,122 @@ def test_pending_in_without_a_store(store: StorePaths) -> None:
         assert LadybugSink.pending_in(store.graph, journal) == {
             "nodes": 1, "edges": 0, "props": 1, "total": 2}
     assert not store.graph.exists()
+
+
+# -- bounded memory (issue 4): CSV COPY, rel runs per transaction, Database reopens -------------
+
+
+def test_split_by_rel_keeps_order_and_caps_rel_tables_per_run() -> None:
+    from crawler.journal import EdgeRow
+
+    links = ["a", "b", "a", "c", "d", "c", "e", "a", "b", "b", "f"]
+    rows = [EdgeRow(i + 1, "gene", str(i), name, "gene", str(i + 1), None)
+            for i, name in enumerate(links)]
+    runs = list(sink_module._split_by_rel(rows, 2))
+    assert [r for run in runs for r in run] == rows  # every row once, in id order
+    assert all(len({r.linkname for r in run}) <= 2 for run in runs)
+    assert [[r.linkname for r in run] for run in runs] == [
+        ["a", "b", "a"], ["c", "d", "c"], ["e", "a"], ["b", "b", "f"]]
+    assert list(sink_module._split_by_rel([], 2)) == []
+
+
+def test_runs_and_reopens_load_every_row_once(
+    small_world: World, store: StorePaths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At most 2 rel tables per transaction and a new Database after every batch: the store still
+    holds each journal row exactly once, and the cursor ends on the journal's last rows."""
+    monkeypatch.setattr(sink_module, "BATCH_ROWS", 53)
+    monkeypatch.setattr(sink_module, "MAX_RELS_PER_COMMIT", 2)
+    monkeypatch.setattr(sink_module, "REOPEN_GROWTH_MB", 0)
+    loads: list[int] = []
+    reopens: list[int] = []
+    real_copy, real_reopen = LadybugSink._copy_edges, LadybugSink._reopen
+
+    def copy_edges(self: LadybugSink, rows: dict, *, prepare: bool) -> object:
+        if not prepare:
+            loads.append(len(rows))
+        return real_copy(self, rows, prepare=prepare)
+
+    def reopen(self: LadybugSink) -> None:
+        reopens.append(1)
+        real_reopen(self)
+
+    monkeypatch.setattr(LadybugSink, "_copy_edges", copy_edges)
+    monkeypatch.setattr(LadybugSink, "_reopen", reopen)
+    with Journal(store.journal) as journal:
+        fill_journal(journal, small_world, [("gene", "672"), ("pubmed", "100000")], depth=2)
+        expected = journal_graph(journal)
+        last = sink_module.journal_snapshot(journal)
+        with LadybugSink(store.graph) as sink:
+            report = sink.sync(journal)
+            assert report.edges == sum(expected[1].values()) and report.pending == 0
+            # Props too go through batches and reopens.
+            assert sink.cursor() == Cursor(last.node, last.edge, last.prop)
+    assert store_graph(store.graph) == expected
+    assert loads and max(loads) <= 2
+    assert len(loads) > -(-sum(expected[1].values()) // 53)  # runs split the batches
+    assert len(reopens) >= len(loads)
+
+
+def test_csv_copy_keeps_odd_uids_and_null_scores(store: StorePaths) -> None:
+    """Fields with commas, quotes, line breaks and non-ASCII text survive the CSV files."""
+    odd = ["1,2", 'say "hi"', "line\nbreak", "crlf\r\nx", "ünï", " padded "]
+    with Journal(store.journal) as journal:
+        journal.add_nodes([("gene", "g", 0), *[("protein", u, 1) for u in odd]])
+        journal.add_edges([("gene", "g", "gene_protein", "protein", u, i if i % 2 else None)
+                           for i, u in enumerate(odd)])
+        expected = journal_graph(journal)
+        with LadybugSink(store.graph) as sink:
+            sink.sync(journal)
+            tmp = sink._tmp
+            assert tmp is not None and tmp.is_dir()
+        assert not tmp.exists()  # the CSV folder goes with the sink
+    assert store_graph(store.graph) == expected
+
+
+def test_writer_lock_held_across_database_reopen(
+    small_world: World, store: StorePaths
+) -> None:
+    """LadybugDB's own lock is released while the sink reopens its Database; the writer lock is
+    not: another process and a second sink in this one are refused at any moment."""
+    with Journal(store.journal) as journal:
+        fill_journal(journal, small_world, [("gene", "672")], depth=1)
+    sink = LadybugSink(store.graph)
+    try:
+        sink._close_db()  # the window inside a reopen: no LadybugDB lock is held now
+        result = subprocess.run(
+            [sys.executable, "-m", "crawler", "sync", "--store", str(store.root), "--embedded"],
+            capture_output=True, text=True, cwd=REPO, timeout=120,
+            env={k: v for k, v in os.environ.items() if not k.startswith("NEO4J")},
+        )
+        with pytest.raises(StoreLocked, match="this process"):
+            LadybugSink(store.graph)
+        sink._open()
+        with Journal(store.journal) as journal:
+            assert sink.sync(journal).pending == 0
+    finally:
+        sink.close()
+    assert result.returncode == 2, result.stderr
+    assert "Could not set lock on file" in result.stderr and str(os.getpid()) in result.stderr
+    with LadybugSink(store.graph) as again:  # released on close
+        assert again.cursor().node > 0
+
+
+def test_sync_without_props_never_loads_pyarrow(small_world: World, store: StorePaths) -> None:
+    """pyarrow costs ~100 MB once used; nodes and edges do not need it."""
+    with Journal(store.journal) as journal:
+        fill_journal(journal, small_world, [("gene", "672")], depth=1, props=False)
+    code = textwrap.dedent(
+        """
+        import sys
+        from crawler.journal import Journal
+        from crawler.sinks.ladybug import LadybugSink
+        with Journal(sys.argv[1]) as journal, LadybugSink(sys.argv[2]) as sink:
+            report = sink.sync(journal)
+        print(report.nodes, report.edges, "pyarrow" in sys.modules)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(store.journal), str(store.graph)],
+                         capture_output=True, text=True, cwd=REPO, timeout=120, check=True)
+    nodes, edges, loaded = out.stdout.split()
+    assert int(nodes) > 0 and int(edges) > 0 and loaded == "False"

@@ -76,7 +76,7 @@ CURSOR_KEY = "journal"
 PAUSE_ENV = "ENTREZ_GRAPH_TEST_PAUSE_IN_COPY"
 BATCH_ROWS = 50_000
 MAX_RELS_PER_COMMIT = 8
-REOPEN_GROWTH_MB = 64
+REOPEN_GROWTH_MB = 64  # 0: after every batch
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 _LEADING_INT = re.compile(r"^(\d{1,18})(?!\d)")
@@ -450,10 +450,9 @@ class LadybugSink:
             with contextlib.suppress(RuntimeError):
                 self._conn.execute("ROLLBACK")
             raise
-        finally:
-            now = _rss_mb()
-            if now is None or now - self._opened_rss_mb >= REOPEN_GROWTH_MB:
-                self._reopen()
+        now = _rss_mb()
+        if REOPEN_GROWTH_MB <= 0 or now is None or now - self._opened_rss_mb >= REOPEN_GROWTH_MB:
+            self._reopen()
 
     def _copy_nodes(self, rows: Any, *, prepare: bool) -> Any:
         if prepare:
