@@ -453,21 +453,25 @@ class Crawler:
         in_flight: dict[Future, _CheckTask | _FetchTask] = {}
         limit = self.workers * 2
         finished = False
+
+        def fill() -> None:
+            # Full fetch batches first, so the frontier held in memory stays small.
+            while len(in_flight) < limit and (check_tasks or fetch_ready):
+                if fetch_ready:
+                    ftask = fetch_ready.popleft()
+                    in_flight[pool.submit(self._fetch, ftask)] = ftask
+                elif self.filter.named:
+                    # --link: the link names are known; no request to learn them.
+                    ntask = check_tasks.popleft()
+                    for uid, links in self._commit_named_check(ntask):
+                        buffer(ntask.db, uid, links)
+                else:
+                    ctask = check_tasks.popleft()
+                    in_flight[pool.submit(self._check, ctask)] = ctask
+
         try:
             while True:
-                # Full fetch batches first, so the frontier held in memory stays small.
-                while len(in_flight) < limit and (check_tasks or fetch_ready):
-                    if fetch_ready:
-                        ftask = fetch_ready.popleft()
-                        in_flight[pool.submit(self._fetch, ftask)] = ftask
-                    elif self.filter.named:
-                        # --link: the link names are known; no request to learn them.
-                        ntask = check_tasks.popleft()
-                        for uid, links in self._commit_named_check(ntask):
-                            buffer(ntask.db, uid, links)
-                    else:
-                        ctask = check_tasks.popleft()
-                        in_flight[pool.submit(self._check, ctask)] = ctask
+                fill()
                 if not in_flight:
                     if buffers:  # every check is in: send the partly filled batches
                         for (db, ln, dbto), items in sorted(
@@ -478,8 +482,9 @@ class Crawler:
                         continue
                     break
                 done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    task = in_flight.pop(fut)
+                answered = [(fut, in_flight.pop(fut)) for fut in done]
+                fill()  # the workers get more to do before this thread writes
+                for fut, task in answered:  # one transaction per batch
                     try:
                         result = fut.result()
                     except TransientError as exc:

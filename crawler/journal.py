@@ -22,6 +22,9 @@ from .errors import BadInput, StoreError
 SCHEMA_VERSION = 1
 # Rows per statement of `bulk` (bounds the JSON text held at once; a crawl batch is far smaller).
 BULK_CHUNK = 20_000
+CACHE_KIB = 65_536  # SQLite page cache per connection (default 2 MiB)
+WAL_CHECKPOINT_PAGES = 16_384  # pages of WAL (4 KiB each) before an automatic checkpoint
+WAL_SIZE_LIMIT = 64 * 1024 * 1024  # the WAL file is truncated back to this after a checkpoint
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -202,6 +205,13 @@ class Journal:
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
+            # A crawl batch's new rows land at random places of the unique indexes, so each
+            # commit dirties about one page per row. A larger page cache and a checkpoint every
+            # 64 MB of WAL (not every 4 MB: that is after nearly every batch, each with fsyncs)
+            # cut the journal writer's time by about a third (measured, docs in benchmarks/).
+            self._db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+            self._db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+            self._db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
             self._db.execute("PRAGMA foreign_keys=OFF")
             version = self._schema_version()
             if version is None:
