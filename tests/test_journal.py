@@ -113,3 +113,57 @@ def test_foreign_files_are_refused(tmp_path):
         Journal.inspect(garbage.parent)
     with pytest.raises(StoreError):
         Journal(tmp_path / "missing", create=False)
+
+
+def test_bulk_writes_keep_row_order_types_and_counts_across_chunks(journal, monkeypatch):
+    import crawler.journal as journal_module
+
+    monkeypatch.setattr(journal_module, "BULK_CHUNK", 3)  # several statements per call
+    rows = [("pubmed", str(u), 2) for u in (50, 7, 900, 7, 12, 3, 50, 8)]
+    assert journal.add_nodes(rows, state="terminal") == 6  # duplicates ignored, not counted
+    nodes = journal.nodes_between(0, 2**62)
+    # ids follow the order given; of two equal rows the first wins (as with executemany)
+    assert [n.uid for n in nodes] == ["50", "7", "900", "12", "3", "8"]
+    assert [n.id for n in nodes] == sorted(n.id for n in nodes)
+    assert {(n.depth, n.state) for n in nodes} == {(2, "terminal")}
+    edges = [("gene", "1", "gene_pubmed", "pubmed", str(u), s)
+             for u, s in ((50, None), (7, 12), (50, 99), ("0042", 5))]
+    assert journal.add_edges(iter(edges)) == 3  # a generator is fine too
+    stored = journal.edges_between(0, 2**62)
+    assert [(e.uid_to, e.score) for e in stored] == [("50", None), ("7", 12), ("0042", 5)]
+    # values keep their SQL types: UIDs stay text (a leading zero survives), scores integers
+    types = journal.execute("SELECT DISTINCT typeof(uid_to), typeof(uid_from) FROM edges")
+    assert types.fetchall() == [("text", "text")]
+    assert journal.execute("SELECT typeof(score) FROM edges WHERE uid_to='7'").fetchone() == (
+        "integer",)
+    assert journal.add_nodes([]) == 0 and journal.add_edges([]) == 0
+
+
+def test_bulk_rolls_back_with_its_transaction(journal):
+    from crawler.journal import bulk, json_rows
+
+    with pytest.raises(RuntimeError), journal.transaction() as db:
+        assert bulk(db, f"INSERT OR IGNORE INTO nodes(db, uid, depth, state) {json_rows(4)}",
+                    [("gene", "1", 0, "new"), ("gene", "2", 0, "new")]) == 2
+        raise RuntimeError("interrupted")
+    assert journal.stats()["nodes"] == 0
+
+
+def test_set_node_state_many_and_text_with_quotes(journal, monkeypatch):
+    import crawler.journal as journal_module
+
+    monkeypatch.setattr(journal_module, "BULK_CHUNK", 4)
+    journal.add_nodes([("gene", str(i), 0) for i in range(10)])
+    journal.set_node_state("gene", (str(i) for i in range(0, 10, 2)), "done")
+    states = dict(journal.execute("SELECT uid, state FROM nodes").fetchall())
+    assert [u for u, s in sorted(states.items(), key=lambda kv: int(kv[0])) if s == "done"] == [
+        "0", "2", "4", "6", "8"]
+    # text passes as JSON, so quotes and backslashes need no escaping by us
+    journal.record_failure("gene", "1", "acheck", 'bad "id" \\ here')
+    with journal.transaction() as db:
+        from crawler.journal import bulk, json_rows
+
+        bulk(db, f"INSERT OR REPLACE INTO failed(db, uid, step, error) {json_rows(4)}",
+             [("gene", "3", "acheck", "it's \"odd\" \\ é")])
+    errors = dict(journal.execute("SELECT uid, error FROM failed").fetchall())
+    assert errors == {"1": 'bad "id" \\ here', "3": "it's \"odd\" \\ é"}
