@@ -491,9 +491,12 @@ class LadybugSink:
     def _write_csv(self, kind: str, rows: Iterable[tuple[Any, ...]]) -> str:
         """One COPY's rows as a CSV file in this sink's temp folder (None becomes NULL)."""
         if self._tmp is None:
-            self._tmp = Path(tempfile.mkdtemp(prefix="entrez-graph-load-"))
-            if "'" in str(self._tmp) or "\\" in str(self._tmp):
-                raise StoreError(f"temporary folder {self._tmp} has a quote or backslash in it")
+            # Beside the graph, under the writer lock: a killed sink's files are reused, not left.
+            folder = self.path.with_name(self.path.name + ".load")
+            if "'" in str(folder) or "\\" in str(folder):  # it goes into a Cypher string
+                folder = Path(tempfile.mkdtemp(prefix="entrez-graph-load-"))
+            folder.mkdir(exist_ok=True)
+            self._tmp = folder
         path = self._tmp / f"{kind}.csv"
         with open(path, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
