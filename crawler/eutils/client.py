@@ -65,7 +65,21 @@ install_redaction(log)
 T = TypeVar("T")
 
 _warned_no_key = False
+_warned_no_email = False
 _warn_lock = threading.Lock()
+
+
+def _warn_no_email_once() -> None:
+    """NCBI asks every tool to send a contact address; it writes to it before blocking a tool."""
+    global _warned_no_email
+    with _warn_lock:
+        if _warned_no_email:
+            return
+        _warned_no_email = True
+    log.warning(
+        "No NCBI_EMAIL set: NCBI asks for a contact e-mail with every request "
+        "(set NCBI_EMAIL or --email)."
+    )
 
 
 def _warn_no_key_once() -> None:
@@ -141,6 +155,8 @@ class EutilsClient:
         register_secret(self.api_key)
         self.tool = tool
         self.loopback = parsed.hostname in LOOPBACK
+        if self.email is None and not self.loopback:
+            _warn_no_email_once()
         if rps is not None and not rps > 0:
             raise BadInput(f"--rps must be a positive number, got {rps!r}")
         if rps is None:
