@@ -40,6 +40,29 @@ _PARAM = re.compile(r'\s*([a-z][a-z0-9_]*)\s*=\s*("[^"]*"|-?\d+|[^,\s]*)\s*(?:,|
 _TYPED_PARAM = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?::(int|float|bool|str))?=(.*)$", re.S)
 _USED_PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _MISSING_TABLE = re.compile(r"Table (\S+) does not exist")
+# Clauses that change a store, its files or its extensions. A read-only LadybugDB still runs some
+# of them (CHECKPOINT left a store needing recovery; COPY TO / EXPORT DATABASE write files;
+# INSTALL downloads), so they are refused before the query reaches either store.
+_WRITING_WORDS = frozenset({
+    "ALTER", "ATTACH", "BEGIN", "CHECKPOINT", "COMMIT", "COPY", "CREATE", "DELETE", "DETACH",
+    "DROP", "EXPORT", "FOREACH", "IMPORT", "INSTALL", "LOAD", "MERGE", "REMOVE", "ROLLBACK", "SET",
+    "UPDATE", "USE",
+})
+# String literals, quoted names and comments: words inside them are not clauses.
+_NOT_CLAUSES = re.compile(
+    r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|`[^`]*`|//[^\n]*|/\*.*?\*/", re.S
+)
+_BARE_WORD = re.compile(r"(?<![\w.$:])[A-Za-z_]+(?!\w)")
+
+
+def writing_clause(text: str) -> str | None:
+    """The first clause of `text` that could change a store, or None for a read-only query."""
+    previous = ""
+    for word in _BARE_WORD.findall(_NOT_CLAUSES.sub(" ", text)):
+        if word.upper() in _WRITING_WORDS and previous != "AS":  # `AS copy` names a column
+            return word.upper()
+        previous = word.upper()
+    return None
 
 
 # -- graph values ---------------------------------------------------------------------------
@@ -356,6 +379,12 @@ def run_query(
         bundled = get_query(text)
         values = bundled.typed(values)
         text = bundled.text_for("neo4j" if neo4j is not None else "ladybug")
+    clause = None if write else writing_clause(text)
+    if clause:
+        raise BadInput(
+            f"this query can change the store ({clause}); queries are read-only unless "
+            "`entrez-graph query --write`"
+        )
     if neo4j is not None:
         return _run_neo4j(neo4j, text, values, write=write)
     if store is None:

@@ -185,6 +185,29 @@ def test_errors_are_one_line(store: Path, tmp_path: Path) -> None:
     assert "NAME or CYPHER" in one_line_error(cli("--store", str(store)))
 
 
+def test_statements_that_change_a_store_or_its_files_need_write(
+    store: Path, tmp_path: Path
+) -> None:
+    """A read-only LadybugDB still runs some of these: they must never reach it without --write."""
+    before = run_query(store, "records_per_db").rows
+    out = tmp_path / "out"
+    for text in (
+        "CHECKPOINT",
+        f"COPY (MATCH (n:gene) RETURN n.uid) TO '{out}.csv'",
+        f"EXPORT DATABASE '{out}'",
+        "INSTALL httpfs",
+        "LOAD EXTENSION httpfs",
+        "MATCH (g:gene) DETACH DELETE g",
+        "CREATE(g:gene {uid: 'x2'})",
+    ):
+        assert "--write" in one_line_error(cli("--store", str(store), text)), text
+    assert not list(tmp_path.iterdir())
+    assert run_query(store, "records_per_db").rows == before
+    # words inside strings, comments, property names and labels are not clauses
+    text = "MATCH (g:gene) WHERE g.uid <> 'SET' // CREATE\nRETURN g.uid AS copy LIMIT 1"
+    assert cli("--store", str(store), text).exit_code == 0
+
+
 def test_write_needs_the_flag_and_the_lock(tmp_path: Path) -> None:
     root = tmp_path / "store"
     with Journal(StorePaths.of(root).journal) as journal:
