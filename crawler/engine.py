@@ -62,6 +62,8 @@ DEFAULT_BATCH = 200
 DEFAULT_DEPTH = 1
 DEFAULT_WORKERS = 8
 MAX_BATCH = 500
+# Counts and depths are stored in SQLite, whose integers are 64-bit.
+MAX_COUNT = 2**62
 LOCK_FILE = "crawl.lock"
 # Rounds of re-asking the batches of one level that failed transiently (after the client's own
 # retries) before the crawl stops with "run the same command again to resume".
@@ -862,11 +864,11 @@ def build_settings(
 ) -> CrawlSettings:
     """Validated settings (BadInput on anything malformed); sends nothing, touches nothing."""
     specs = parse_seeds(seeds)
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
+    if isinstance(depth, bool) or not isinstance(depth, int) or not 0 <= depth <= MAX_COUNT:
         raise BadInput(f"invalid depth {depth!r}: must be a whole number >= 0")
     for name, value in (("--max-nodes", max_nodes), ("--max-links-per-record",
                                                       max_links_per_record)):
-        if value is not None and (not isinstance(value, int) or value < 1):
+        if value is not None and (not isinstance(value, int) or not 1 <= value <= MAX_COUNT):
             raise BadInput(f"invalid {name} {value!r}: must be a whole number >= 1")
     if query is not None:
         query = query.strip()
@@ -1042,7 +1044,10 @@ def _run(
     embedded: bool, neo4j_sink: Any, summaries: bool, retry_failed: bool, started: float,
     seed_requests: int = 0,
 ) -> CrawlReport:
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInput(f"cannot create store {root}: {exc.strerror or exc}") from None
     lock = StoreLock(root)
     try:
         lock.acquire()

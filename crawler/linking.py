@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .errors import BadInput
 from .eutils.models import ELINK_CMDS, ELinkResult
+from .linknames import check_db
 
 if TYPE_CHECKING:
     from .eutils.client import EutilsClient
@@ -136,6 +137,9 @@ def link(
     All validation happens before anything is sent.
     """
     columns = check_cmd(cmd)
+    dbfrom = check_db(dbfrom, "--dbfrom database")
+    if db is not None and db != "all":
+        db = check_db(db, "--db database")
     id_list = [ids] if isinstance(ids, str) else list(ids)
     if not id_list:
         raise BadInput("give at least one --id")
@@ -185,6 +189,7 @@ def links(
 
     Batched and per record, so one bad ID is reported in `failed` without losing the others.
     """
+    db = check_db(db)
     id_list = [ids] if isinstance(ids, str) else list(ids)
     if not id_list:
         raise BadInput("give at least one ID")

@@ -40,8 +40,8 @@ def check_linkname(name: str) -> str:
 def check_uid(uid: str) -> str:
     """A numeric Entrez UID as a string."""
     uid = str(uid)
-    if not _UID.match(uid):
-        raise BadInput(f"invalid UID {uid!r}: expected digits only")
+    if not _UID.match(uid) or not uid.strip("0"):
+        raise BadInput(f"invalid UID {uid!r}: expected a positive whole number")
     return uid
 
 

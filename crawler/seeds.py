@@ -17,7 +17,7 @@ from typing import Protocol
 from .errors import BadInput, NCBIError
 from .eutils.models import SearchResult
 from .linknames import check_db
-from .names import check_token
+from .names import check_token, check_uid
 
 # ESearch field that names an identifier exactly, per database (NCBI's field tags). Elsewhere
 # the identifier is searched in all fields, which is how NCBI resolves rs numbers (snp), PDB IDs
@@ -65,7 +65,10 @@ def parse_seed(text: str) -> SeedSpec:
             f"invalid seed {text!r}: expected DB:UID or DB:IDENTIFIER (e.g. gene:672, "
             "nuccore:NM_007294)"
         )
-    return SeedSpec(check_db(db, f"database in seed {raw!r}"), check_token(value, f"ID in {raw!r}"))
+    token = check_token(value, f"ID in {raw!r}")
+    if token.isascii() and token.isdigit():
+        check_uid(token)  # "0" is what NCBI echoes for an invalid ID, never a record
+    return SeedSpec(check_db(db, f"database in seed {raw!r}"), token)
 
 
 def parse_seeds(texts: Iterable[str]) -> list[SeedSpec]:

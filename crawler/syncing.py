@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import BadInput, StoreError
 from .journal import Journal
-from .names import normalize_db
+from .linknames import check_db
 from .store import StorePaths
 
 if TYPE_CHECKING:
@@ -195,7 +195,7 @@ def summarize(
     from .summaries import summarize as summarize_journal
 
     paths = existing_store(store)
-    chosen = tuple(normalize_db(d) for d in dbs)
+    chosen = tuple(check_db(d, "--db database") for d in dbs)
     config = neo4j_config(neo4j) if sync else None
     stores: list[dict[str, Any]] = []
     with ExitStack() as stack:

@@ -181,7 +181,8 @@ def test_check_synced_names_the_store_behind() -> None:
     [
         ("records_per_db", {}),
         ("gene_refseq_proteins", {"gene": "672"}),
-        ("MATCH (g:gene)-[r]->(p:protein) RETURN g, r, p.uid AS uid ORDER BY uid LIMIT 5", {}),
+        ("MATCH (g:gene)-[r]->(p:protein) RETURN g, r, p.uid AS uid "
+         "ORDER BY uid, label(r) LIMIT 5", {}),
         ("MATCH (g:gene {uid: $uid}) RETURN g.uid AS uid, g.name AS name", {"uid": "672"}),
     ],
 )

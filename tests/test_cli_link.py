@@ -210,9 +210,10 @@ def test_permanent_ncbi_error_is_one_line_without_key(world: World, env: dict[st
         assert len(emu.log) == 1  # permanent: not retried
         assert code == 1
         assert err.strip().splitlines() == [err.strip()] and "Invalid uid 672" in err
+        # an unknown database is refused before asking NCBI
         code, _, err = run(emu, "link", "--dbfrom", "gene", "--id", "675", "--db", "nosuchdb")
-        assert code == 1 and len(emu.log) == 2
-        assert err.strip() == "Error: Invalid db name specified: nosuchdb"
+        assert code == 2 and len(emu.log) == 1
+        assert err.strip().startswith("Error: unknown --db database 'nosuchdb'")
 
 
 def test_subprocess_key_never_printed_nor_logged(world: World, tmp_path: Path) -> None:

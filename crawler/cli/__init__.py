@@ -52,13 +52,17 @@ def install_logging() -> None:
 
 
 class _Group(click.Group):
-    """Turns our own errors into one line on stderr and their exit code, never a traceback."""
+    """Turns our errors and click's usage errors into one line on stderr and their exit code."""
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
             return super().invoke(ctx)
         except EntrezGraphError as exc:
             click.echo(f"Error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except click.UsageError as exc:  # click would print usage, a hint and the error
+            where = exc.ctx.command_path if exc.ctx else "entrez-graph"
+            click.echo(f"Error: {exc.format_message()} (see `{where} --help`)", err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("Interrupted; run the same command again to resume.", err=True)

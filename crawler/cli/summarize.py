@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from ..names import normalize_db
+from ..linknames import check_db
 from ..output import render
 from ..summaries import DEFAULT_BATCH, MAX_BATCH, SummaryReport, check_complete
 from .options import eutils_options, format_option, store_option
@@ -102,7 +102,7 @@ def command(
     time: running it again asks only about records that have no summary yet.
     """
     for d in dbs:
-        normalize_db(d)
+        check_db(d, "--db database")
     from ..syncing import existing_store, summarize
 
     existing_store(store)  # before anything else: bad input sends nothing

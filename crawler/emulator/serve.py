@@ -88,5 +88,8 @@ def dump_world(
 ) -> DumpReport:
     """Write a world's records and links as JSON lines (`emulate --dump`), for `--graph` later."""
     world = build_world(world_seed=world_seed, size=size, graph=graph)
-    links = world.dump(path)
+    try:
+        links = world.dump(path)
+    except OSError as exc:
+        raise BadInput(f"cannot write {path}: {exc.strerror or exc}") from None
     return DumpReport(Path(path), links, len(world.databases()))

@@ -157,7 +157,7 @@ class EutilsClient:
         self.loopback = parsed.hostname in LOOPBACK
         if self.email is None and not self.loopback:
             _warn_no_email_once()
-        if rps is not None and not rps > 0:
+        if rps is not None and not (rps > 0 and math.isfinite(rps)):
             raise BadInput(f"--rps must be a positive number, got {rps!r}")
         if rps is None:
             rps = default_rps(self.api_key is not None)
