@@ -50,6 +50,12 @@ class StoreError(EntrezGraphError):
     """A graph store cannot be opened or written."""
 
 
+class NotAStore(StoreError):
+    """The path given is not a store this version can read (missing, foreign or incompatible)."""
+
+    exit_code = 2
+
+
 class StoreLocked(StoreError):
     """Another process is writing the same store."""
 

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import BadInput, StoreError
+from .errors import BadInput, NotAStore, StoreError
 
 SCHEMA_VERSION = 1
 # Rows per statement of `bulk` (bounds the JSON text held at once; a crawl batch is far smaller).
@@ -192,7 +192,7 @@ class Journal:
             path = path / self.FILENAME
         self.path = path
         if not path.exists() and not create:
-            raise StoreError(f"no crawl journal at {path}")
+            raise NotAStore(f"no crawl journal at {path}")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(
@@ -216,7 +216,7 @@ class Journal:
             version = self._schema_version()
             if version is None:
                 if not create:
-                    raise StoreError(f"{path} is not an entrez-graph journal")
+                    raise NotAStore(f"{path} is not an entrez-graph journal")
                 with self._lock:
                     self._db.executescript(
                         f"BEGIN IMMEDIATE;{SCHEMA}"
@@ -224,12 +224,12 @@ class Journal:
                         f"VALUES ('schema_version', '{SCHEMA_VERSION}');COMMIT;"
                     )
             elif version != SCHEMA_VERSION:
-                raise StoreError(_incompatible(path, version))
+                raise NotAStore(_incompatible(path, version))
             elif create:
                 with self._lock:  # tables added since the store was made (all IF NOT EXISTS)
                     self._db.executescript(f"BEGIN IMMEDIATE;{SCHEMA}COMMIT;")
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{path} is not an entrez-graph journal: {exc}") from None
+            raise NotAStore(f"{path} is not an entrez-graph journal: {exc}") from None
 
     @classmethod
     def inspect(cls, path: str | Path) -> dict | None:
@@ -274,7 +274,7 @@ class Journal:
         if not has_meta:
             tables = self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
             if tables:
-                raise StoreError(f"{self.path} is not an entrez-graph journal")
+                raise NotAStore(f"{self.path} is not an entrez-graph journal")
             return None
         row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         return int(row[0]) if row else None

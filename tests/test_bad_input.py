@@ -66,3 +66,22 @@ def test_unwritable_paths_are_one_line(args: tuple[str, ...], emulator: Emulator
     assert result.exit_code == 2, result.output
     assert result.output.strip().startswith("Error: ") and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+@pytest.mark.parametrize("command", ["status", "export", "summarize", "sync", "crawl"])
+def test_a_file_that_is_not_a_journal_is_bad_input_and_kept(
+    command: str, emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ENTREZ_GRAPH_EUTILS_URL", emulator.url)
+    monkeypatch.setenv("ENTREZ_GRAPH_RATE_DIR", str(tmp_path / "rate"))
+    store = tmp_path / "store"
+    store.mkdir()
+    garbage = bytes(range(256)) * 20
+    (store / "journal.sqlite").write_bytes(garbage)
+    extra = {"export": [str(tmp_path / "out.json")], "sync": ["--embedded"],
+             "crawl": ["gene:672"]}.get(command, [])
+    result = CliRunner().invoke(main, [command, "--store", str(store), *extra])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().startswith("Error: ") and "Traceback" not in result.output
+    assert (store / "journal.sqlite").read_bytes() == garbage
+    assert emulator.log == []
