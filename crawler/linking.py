@@ -9,11 +9,11 @@ ENTREZ_GRAPH_EUTILS_URL) and closed afterwards.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .errors import BadInput
+from .eutils.client import client_for
 from .eutils.models import ELINK_CMDS, ELinkResult
 from .linknames import check_db
 
@@ -32,20 +32,6 @@ COLUMNS["neighbor_score"] = COLUMNS["neighbor"]
 COLUMNS["llinkslib"] = COLUMNS["prlinks"] = COLUMNS["llinks"]
 
 LINKS_COLUMNS = ("source", "kind", "dbto", "linkname", "menu_tag", "priority")
-
-
-@contextmanager
-def _client_for(
-    client: EutilsClient | None, eutils_url: str | None, email: str | None, rps: float | None
-) -> Iterator[EutilsClient]:
-    """The caller's client as is, or one built from options and environment, closed after."""
-    if client is not None:
-        yield client
-        return
-    from .eutils.client import EutilsClient
-
-    with EutilsClient.from_env(eutils_url=eutils_url, email=email, rps=rps) as own:
-        yield own
 
 
 def rows_of(result: ELinkResult) -> list[dict[str, Any]]:
@@ -143,7 +129,7 @@ def link(
     id_list = [ids] if isinstance(ids, str) else list(ids)
     if not id_list:
         raise BadInput("give at least one --id")
-    with _client_for(client, eutils_url, email, rps) as c:
+    with client_for(client, eutils_url, email, rps) as c:
         result = c.elink(
             dbfrom,
             id_list,
@@ -193,7 +179,7 @@ def links(
     id_list = [ids] if isinstance(ids, str) else list(ids)
     if not id_list:
         raise BadInput("give at least one ID")
-    with _client_for(client, eutils_url, email, rps) as c:
+    with client_for(client, eutils_url, email, rps) as c:
         answered, failed = c.acheck_batch(db, id_list)
     rows: list[dict[str, Any]] = []
     for kind in ("entrez", "linkout"):

@@ -9,13 +9,14 @@ that into `SyncIncomplete` (exit 3 in the CLI) for callers that want an exceptio
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Iterable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import BadInput, StoreError
+from .eutils.client import client_for
 from .journal import Journal
 from .linknames import check_db
 from .store import StorePaths
@@ -157,19 +158,6 @@ class SummarizeResult:
         return {**self.report.as_dict(), "stores": list(self.stores)}
 
 
-@contextmanager
-def _client_for(
-    client: EutilsClient | None, eutils_url: str | None, email: str | None, rps: float | None
-) -> Iterator[EutilsClient]:
-    if client is not None:
-        yield client
-        return
-    from .eutils.client import EutilsClient
-
-    with EutilsClient.from_env(eutils_url=eutils_url, email=email, rps=rps) as own:
-        yield own
-
-
 def summarize(
     store: str | Path,
     *,
@@ -206,7 +194,7 @@ def summarize(
             if sync else []
         )
         journal = stack.enter_context(Journal(paths.journal, create=False))
-        c = stack.enter_context(_client_for(client, eutils_url, email, rps))
+        c = stack.enter_context(client_for(client, eutils_url, email, rps))
         report = summarize_journal(
             journal, c, batch_size=batch_size or DEFAULT_BATCH, dbs=chosen or None,
             progress=progress,

@@ -15,7 +15,8 @@ import re
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TypeVar
 
 import httpx
@@ -678,3 +679,19 @@ def check_identifier_like(value: str, what: str) -> str:
     if not re.match(r"^[a-z][a-z0-9_]*$", str(value)):
         raise BadInput(f"invalid {what} {value!r}")
     return value
+
+
+@contextmanager
+def client_for(
+    client: EutilsClient | None,
+    eutils_url: str | None = None,
+    email: str | None = None,
+    rps: float | None = None,
+) -> Iterator[EutilsClient]:
+    """The caller's client as is (left open), or one built from options and environment, closed
+    after: so API functions take either a shared client or the CLI's options."""
+    if client is not None:
+        yield client
+        return
+    with EutilsClient.from_env(eutils_url=eutils_url, email=email, rps=rps) as own:
+        yield own
