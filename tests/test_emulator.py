@@ -551,6 +551,22 @@ def test_emulate_serves_until_interrupted(tmp_path):
     assert json.loads(log.read_text().splitlines()[0])["path"].endswith("esearch.fcgi")
 
 
+def test_emulate_stops_cleanly_on_sigterm(tmp_path):
+    log = tmp_path / "log.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "crawler", "emulate", "--world", "3", "--size", "300",
+         "--port", "0", "--log", str(log)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = proc.stdout.readline().split("listening on ", 1)[1].split()[0]
+        httpx.get(url + "einfo.fcgi")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+    assert proc.returncode == 0
+    assert json.loads(log.read_text().splitlines()[0])["path"].endswith("einfo.fcgi")
+
+
 @pytest.mark.slow
 def test_large_world_is_lazy_and_consistent():
     w = World.generate(seed=7, size=400_000)

@@ -5,9 +5,14 @@ A thin layer over `crawler.emulator.serve.emulate` (and `dump_world` for `--dump
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import click
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _poison_list(value: str | None) -> tuple[str, ...]:
@@ -56,11 +61,16 @@ def command(world_seed: int | None, size: int, graph: str | None, port: int, rat
                   poison=_poison_list(poison), log=log)
     what = (f"graph {graph}" if graph is not None
             else f"world seed {emu.world.seed}, size {emu.world.size}")
-    click.echo(f"E-utilities emulator listening on {emu.url} ({what}; port {emu.port})")
-    click.echo(f"Use: --eutils-url {emu.url}")
-    click.echo("Press Ctrl-C to stop.")
-    try:
+    # Ctrl-C and SIGTERM stop the server cleanly (log flushed), also when started in the
+    # background, where a shell starts the process with SIGINT ignored.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _interrupt)
+    try:  # Ctrl-C may come as soon as the URL is printed: stop the server whatever it interrupts
+        click.echo(f"E-utilities emulator listening on {emu.url} ({what}; port {emu.port})")
+        click.echo(f"Use: --eutils-url {emu.url}")
+        click.echo("Press Ctrl-C to stop.")
         emu.serve_forever()
     except KeyboardInterrupt:
+        emu.stop()
         click.echo("Stopped.", err=True)
         sys.exit(0)
