@@ -13,7 +13,6 @@ from typing import Any
 
 import click
 
-from ..linknames import check_db
 from ..output import render
 from ..summaries import DEFAULT_BATCH, MAX_BATCH, SummaryReport, check_complete
 from .options import eutils_options, format_option, store_option
@@ -101,11 +100,8 @@ def command(
     Records NCBI reports as missing or replaced get a `status` property. Interrupt it at any
     time: running it again asks only about records that have no summary yet.
     """
-    for d in dbs:
-        check_db(d, "--db database")
-    from ..syncing import existing_store, summarize
+    from ..syncing import summarize  # checks the store and --db before anything is sent
 
-    existing_store(store)  # before anything else: bad input sends nothing
     line = _ProgressLine() if sys.stderr.isatty() else None
     try:
         result = summarize(
