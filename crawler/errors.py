@@ -66,3 +66,12 @@ class SettingsMismatch(EntrezGraphError):
     """Resuming a crawl with settings other than the ones it was started with."""
 
     exit_code = 2
+
+
+class LocalIOError(EntrezGraphError):
+    """The local disk refused us (ENOSPC, EROFS, EIO, EACCES …): exit 4, never 1 (NCBI's code).
+
+    The message names the path and the cause on one line. Nothing committed is lost: the journal
+    only commits whole transactions, and the stores are rebuilt from it where they fell behind."""
+
+    exit_code = 4
