@@ -24,7 +24,7 @@ __version__ = "0.1.0"
 
 # public name -> (module, attribute)
 _API: dict[str, tuple[str, str]] = {
-    "crawl": ("crawler.engine", "crawl"),
+    "crawl": ("crawler.crawling.api", "crawl"),
     "link": ("crawler.linking", "link"),
     "links": ("crawler.linking", "links"),
     "query": ("crawler.querying", "query"),
@@ -60,10 +60,10 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from .crawling.api import crawl
     from .emulator.serve import emulate
     from .emulator.server import Emulator
     from .emulator.world import World
-    from .engine import crawl
     from .eutils.client import EutilsClient
     from .exporting import export, to_networkx
     from .journal import Journal

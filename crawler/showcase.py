@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .engine import CrawlReport, crawl, describe
+from .crawling.api import crawl
+from .crawling.report import CrawlReport, describe
 from .output import render
 from .progress import Progress
 from .querying import QueryResult, get_query, plain, run_query

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from crawler.cli import main
-from crawler.engine import StoreLock
+from crawler.crawling.lock import StoreLock
 from crawler.errors import BadInput
 from crawler.journal import Journal
 
@@ -210,7 +210,7 @@ class _DownNeo4j:
 
 def test_neo4j_outage_is_reported_once_and_exits_3(emulator, tmp_path, monkeypatch):
     sink = _DownNeo4j()
-    monkeypatch.setattr("crawler.engine.connect_neo4j", lambda target: sink)
+    monkeypatch.setattr("crawler.crawling.api.connect_neo4j", lambda target: sink)
     result = invoke("gene:672", "--depth", "2", "--link", "gene_protein_refseq",
                     "--link", "protein_structure", "--store", str(tmp_path / "s"),
                     "--eutils-url", emulator.url, "--neo4j", "bolt://127.0.0.1:7687")
@@ -227,7 +227,7 @@ def test_neo4j_unreachable_at_start_is_bad_input(emulator, tmp_path, monkeypatch
     def refuse(target):
         raise BadInput(f"cannot reach Neo4j at {target.uri}: connection refused")
 
-    monkeypatch.setattr("crawler.engine.connect_neo4j", refuse)
+    monkeypatch.setattr("crawler.crawling.api.connect_neo4j", refuse)
     result = invoke("gene:672", "--store", str(tmp_path / "s"), "--eutils-url", emulator.url,
                     "--neo4j", "bolt://127.0.0.1:1")
     assert result.exit_code == 2 and "cannot reach Neo4j" in result.output
@@ -246,14 +246,14 @@ def test_summaries_name_the_records(emulator, tmp_path):
 
 
 def test_crawl_with_only_the_store_resumes_with_stored_settings(emulator, tmp_path, monkeypatch):
-    from crawler.engine import Crawler
+    from crawler.crawling.committer import Committer
 
     args = ["gene:672", "nuccore:NM_007294", "--depth", "2", "--link", "gene_protein",
             "--link", "protein_pubmed", "--link", "nuccore_gene", "--batch-size", "20",
             "--no-embedded"]
     reference = crawl_ok(emulator.url, tmp_path / "ref", *args)
 
-    original = Crawler._commit_fetch
+    original = Committer.fetch
     calls = {"n": 0}
 
     def interrupt_after_three(self, *a):
@@ -262,10 +262,10 @@ def test_crawl_with_only_the_store_resumes_with_stored_settings(emulator, tmp_pa
             raise KeyboardInterrupt
         return original(self, *a)
 
-    monkeypatch.setattr(Crawler, "_commit_fetch", interrupt_after_three)
+    monkeypatch.setattr(Committer, "fetch", interrupt_after_three)
     result = invoke(*args, "--store", str(tmp_path / "s"), "--eutils-url", emulator.url)
     assert result.exit_code == 130 and "run the same command again" in result.output
-    monkeypatch.setattr(Crawler, "_commit_fetch", original)
+    monkeypatch.setattr(Committer, "fetch", original)
     with Journal(tmp_path / "s", create=False) as j:
         assert j.stats()["pending"] > 0
 
@@ -341,9 +341,9 @@ def test_unreachable_eutils_for_seed_lookups_is_not_bad_input(tmp_path):
 
 
 def test_resumed_crawl_keeps_its_journal_when_eutils_is_gone(emulator, tmp_path, monkeypatch):
-    from crawler.engine import Crawler
+    from crawler.crawling.committer import Committer
 
-    original = Crawler._commit_fetch
+    original = Committer.fetch
     calls = {"n": 0}
 
     def interrupt_after_two(self, *a):
@@ -352,11 +352,11 @@ def test_resumed_crawl_keeps_its_journal_when_eutils_is_gone(emulator, tmp_path,
             raise KeyboardInterrupt
         return original(self, *a)
 
-    monkeypatch.setattr(Crawler, "_commit_fetch", interrupt_after_two)
+    monkeypatch.setattr(Committer, "fetch", interrupt_after_two)
     store = tmp_path / "s"
     args = ("gene:672", "--depth", "2", "--no-embedded", "--store", str(store))
     assert invoke(*args, "--eutils-url", emulator.url).exit_code == 130
-    monkeypatch.setattr(Crawler, "_commit_fetch", original)
+    monkeypatch.setattr(Committer, "fetch", original)
     before = snapshot(store)
     result = invoke(*args, "--eutils-url", closed_port_url())
     assert result.exit_code == 1 and "Error: cannot reach E-utilities" in result.stderr

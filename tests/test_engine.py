@@ -13,7 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from crawler.engine import Crawler, build_settings, crawl, make_plan
+from crawler.crawling.api import crawl
+from crawler.crawling.committer import Committer
+from crawler.crawling.plan import make_plan
+from crawler.crawling.settings import build_settings
 from crawler.errors import BadInput, NCBIError, SettingsMismatch, StoreLocked, TransientError
 from crawler.eutils.models import (
     BatchOutcome,
@@ -276,7 +279,7 @@ def test_resume_from_every_committed_batch(tmp_path, cap):
     while True:
         k += 1
         store = tmp_path / f"k{k}"
-        original = Crawler._commit_fetch
+        original = Committer.fetch
         count = {"n": 0}
 
         def limited(self, *a, _orig=original, _count=count, _k=k):
@@ -285,14 +288,14 @@ def test_resume_from_every_committed_batch(tmp_path, cap):
             _count["n"] += 1
             return _orig(self, *a)
 
-        Crawler._commit_fetch = limited  # type: ignore[method-assign]
+        Committer.fetch = limited  # type: ignore[method-assign]
         try:
             run(store, depth=2, batch_size=1, max_nodes=cap)
             finished = True
         except Stop:
             finished = False
         finally:
-            Crawler._commit_fetch = original  # type: ignore[method-assign]
+            Committer.fetch = original  # type: ignore[method-assign]
         run(store, depth=2, batch_size=1, max_nodes=cap)
         assert graph_of(store) == expected, f"interrupted after {k} batches"
         if finished:
@@ -303,17 +306,17 @@ def test_resume_from_every_committed_batch(tmp_path, cap):
 def test_interrupted_before_admitting_a_capped_level(tmp_path, monkeypatch):
     """Killed after a level's last batch but before its records were admitted: resume admits."""
     run(tmp_path / "ref", depth=2, max_nodes=7)
-    original = Crawler._promote
+    original = Committer.promote
 
     def crash(self, level):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(Crawler, "_promote", crash)
+    monkeypatch.setattr(Committer, "promote", crash)
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path / "s", depth=2, max_nodes=7)
     with Journal(tmp_path / "s" / "journal.sqlite", create=False) as j:
         assert j.execute("SELECT count(*) FROM candidates").fetchone()[0] > 0
-    monkeypatch.setattr(Crawler, "_promote", original)
+    monkeypatch.setattr(Committer, "promote", original)
     client = FakeClient()
     run(tmp_path / "s", depth=2, max_nodes=7, client=client)
     assert graph_of(tmp_path / "s") == graph_of(tmp_path / "ref")
@@ -332,7 +335,7 @@ def test_settings_mismatch_and_resume_of_finished(tmp_path):
 
 
 def test_store_lock(tmp_path):
-    from crawler.engine import StoreLock
+    from crawler.crawling.lock import StoreLock
 
     store = tmp_path / "s"
     store.mkdir()

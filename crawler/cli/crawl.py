@@ -1,4 +1,4 @@
-"""`entrez-graph crawl`: a thin command over `crawler.engine.crawl`.
+"""`entrez-graph crawl`: a thin command over `crawler.crawling.api.crawl`.
 
 Exit codes: 0 done (failed IDs are recorded and reported, not fatal); 1 E-utilities kept failing
 (the journal keeps everything: run the same command again); 2 bad input, store locked, settings
@@ -13,18 +13,10 @@ import sys
 
 import click
 
-from ..engine import (
-    DEFAULT_BATCH,
-    DEFAULT_DEPTH,
-    DEFAULT_WORKERS,
-    CrawlReport,
-    Neo4jTarget,
-    crawl,
-    describe,
-    describe_plan,
-    dumps,
-    stored_settings,
-)
+from ..crawling.api import Neo4jTarget, crawl
+from ..crawling.plan import describe_plan
+from ..crawling.report import CrawlReport, describe, dumps
+from ..crawling.settings import DEFAULT_BATCH, DEFAULT_DEPTH, DEFAULT_WORKERS, stored_settings
 from ..errors import BadInput
 from ..progress import Progress
 from ..seeds import read_seed_lines

@@ -1,0 +1,259 @@
+"""`crawl(...)`: the Python function behind `entrez-graph crawl`.
+
+Everything is validated and the seeds resolved before the store is created or changed; then the
+store is locked, the settings stored (or compared), and the crawler runs into the journal and
+its sinks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import BadInput, NCBIError
+from ..journal import Journal
+from ..linknames import SUBSETS, is_hub
+from ..progress import NullProgress, Progress
+from ..seeds import parse_seeds, resolve_seeds
+from ..store import StorePaths
+from .crawler import Crawler
+from .lock import StoreLock, check_store_path
+from .pipeline import Client
+from .plan import Plan, make_plan
+from .report import CrawlReport, build_report
+from .settings import (
+    DEFAULT_BATCH,
+    DEFAULT_DEPTH,
+    DEFAULT_WORKERS,
+    CrawlSettings,
+    build_settings,
+    check_batch_size,
+    check_settings,
+)
+
+if TYPE_CHECKING:
+    from ..sinks import Sink
+
+
+@dataclass(slots=True)
+class Neo4jTarget:
+    uri: str
+    user: str | None = None
+    password: str | None = None
+    database: str | None = None
+
+
+def open_sinks(store: Path, *, embedded: bool, neo4j: Any = None) -> list[Sink]:
+    """The embedded store (LadybugDB) unless disabled, plus a connected Neo4j sink if any."""
+    sinks: list[Sink] = []
+    if embedded:
+        from ..sinks.ladybug import LadybugSink
+
+        sinks.append(LadybugSink(StorePaths.of(store).graph))
+    if neo4j is not None:
+        sinks.append(neo4j)
+    return sinks
+
+
+def connect_neo4j(target: Neo4jTarget) -> Any:
+    """Connect before anything is written: wrong credentials or no server -> BadInput (exit 2)."""
+    from ..sinks.neo4j import Neo4jSink
+
+    return Neo4jSink.connect(target.uri, target.user, target.password, target.database)
+
+
+def crawl(
+    store: str | Path,
+    seeds: Iterable[str] = (),
+    *,
+    query: str | None = None,
+    query_db: str | None = None,
+    depth: int = DEFAULT_DEPTH,
+    links: Iterable[str] = (),
+    exclude_links: Iterable[str] = (),
+    to_dbs: Iterable[str] = (),
+    max_nodes: int | None = None,
+    max_links_per_record: int | None = None,
+    scores: bool = False,
+    expand_hubs: bool = False,
+    include_subsets: bool = False,
+    batch_size: int = DEFAULT_BATCH,
+    summaries: bool = False,
+    embedded: bool = True,
+    neo4j: Neo4jTarget | None = None,
+    sinks: Sequence[Sink] | None = None,
+    client: Client | None = None,
+    eutils_url: str | None = None,
+    email: str | None = None,
+    rps: float | None = None,
+    dry_run: bool = False,
+    retry_failed: bool = False,
+    workers: int = DEFAULT_WORKERS,
+    progress: Progress | None = None,
+) -> CrawlReport | Plan:
+    """Crawl (or resume crawling) `store` from seeds; returns the report, or the plan if dry_run.
+
+    Everything is validated and the seeds resolved before the store is created or changed.
+    `sinks` overrides the default sinks (embedded store unless `embedded=False`, plus Neo4j when
+    `neo4j` is given). `client` defaults to `EutilsClient.from_env(eutils_url, email, rps)`.
+    """
+    started = time.monotonic()
+    settings = build_settings(
+        seeds, query=query, query_db=query_db, depth=depth, links=links,
+        exclude_links=exclude_links, to_dbs=to_dbs, max_nodes=max_nodes,
+        max_links_per_record=max_links_per_record, scores=scores, expand_hubs=expand_hubs,
+        include_subsets=include_subsets,
+    )
+    check_batch_size(batch_size)
+    root = Path(store)
+    check_store_path(root)
+    stored = Journal.inspect(StorePaths.of(root).journal) or {}
+    previous = stored.get("settings")
+    check_settings(settings, previous, root)
+
+    progress = progress or NullProgress()
+    own_client = client is None
+    if client is None:
+        from ..eutils.client import EutilsClient
+
+        client = EutilsClient.from_env(eutils_url=eutils_url, email=email, rps=rps)
+    neo4j_sink = None
+    try:
+        sent_before = client.requests_sent
+        if previous:  # resuming: the seeds as resolved when the crawl started
+            resolved = [tuple(s) for s in stored["seeds"]]
+        else:
+            try:
+                resolved = resolve_seeds(
+                    parse_seeds(settings.seed_specs), client, query=settings.query,
+                    query_db=settings.query_db,
+                )
+            except BadInput:
+                # No network is not bad input: say so once, exit 1 (seeds report lookups
+                # that failed as bad seeds)
+                unreachable = getattr(client, "unreachable", None)
+                if unreachable is not None:
+                    raise unreachable from None
+                raise
+        _notes(settings, resolved, progress)
+        if dry_run:
+            rate = float(getattr(client, "rps", 0) or rps or 3.0)
+            return make_plan(root, settings, resolved, batch_size, rate, bool(previous))
+        if sinks is None and neo4j is not None:
+            neo4j_sink = connect_neo4j(neo4j)
+        return _run(
+            root, settings, resolved, client, batch_size=batch_size, workers=workers,
+            progress=progress, sinks=sinks, embedded=embedded, neo4j_sink=neo4j_sink,
+            summaries=summaries, retry_failed=retry_failed, started=started,
+            seed_requests=client.requests_sent - sent_before,
+        )
+    finally:
+        if own_client:
+            client.close()  # type: ignore[attr-defined]
+
+
+def _notes(settings: CrawlSettings, seeds: list[tuple[str, str]], progress: Progress) -> None:
+    """Say once what the defaults leave out (subset link names, hub seeds)."""
+    flt = settings.filter
+    skipped = [ln for ln in flt.links if SUBSETS.get(ln) in flt.links]
+    if skipped and not flt.include_subsets:
+        progress.note(
+            f"note: {', '.join(skipped)} skipped beside {SUBSETS[skipped[0]]} (a subset of "
+            "it); add --include-subsets to follow both"
+        )
+    for db, _ in seeds:
+        if is_hub(db) and not settings.expand_hubs and settings.depth > 0:
+            progress.note(
+                f"note: seeds in hub database {db} are recorded, not expanded "
+                "(add --expand-hubs to expand them)"
+            )
+            break
+
+
+def _run(
+    root: Path, settings: CrawlSettings, seeds: list[tuple[str, str]], client: Client, *,
+    batch_size: int, workers: int, progress: Progress, sinks: Sequence[Sink] | None,
+    embedded: bool, neo4j_sink: Any, summaries: bool, retry_failed: bool, started: float,
+    seed_requests: int = 0,
+) -> CrawlReport:
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInput(f"cannot create store {root}: {exc.strerror or exc}") from None
+    lock = StoreLock(root)
+    try:
+        lock.acquire()
+    except BaseException:
+        if neo4j_sink is not None:
+            neo4j_sink.close()
+        raise
+    journal: Journal | None = None
+    opened: list[Sink] = []
+    try:
+        journal = Journal(StorePaths.of(root).journal)
+        with journal.transaction():
+            stored = journal.settings()
+            if stored:  # checked again under the lock
+                check_settings(settings, stored.get("settings"), root)
+            else:
+                journal.set_settings(
+                    {"settings": settings.as_dict(), "seeds": [list(s) for s in seeds]}
+                )
+        if sinks is None:
+            opened = open_sinks(root, embedded=embedded, neo4j=None)
+            if neo4j_sink is not None:
+                opened.append(neo4j_sink)
+            neo4j_sink = None
+            use_sinks: Sequence[Sink] = opened
+        else:
+            use_sinks = sinks
+        crawler = Crawler(
+            journal, client, settings, batch_size=batch_size, workers=workers,
+            progress=progress, sinks=use_sinks,
+        )
+        crawler.add_seeds(seeds)
+        if seed_requests:  # the ESearch lookups that resolved the seeds, sent before the journal
+            journal.count_request("esearch", seed_requests)
+        crawler.requests_before = seed_requests
+        if retry_failed:
+            crawler.retry_failed()
+        try:
+            crawler.run()
+        except NCBIError:
+            crawler.sync_sinks()  # keep the stores as far as the journal got
+            raise
+        summary_info = None
+        if summaries:
+            summary_info = _summaries(journal, client, progress)
+            crawler.sync_sinks()
+        if not crawler.levels_run:
+            crawler.sync_sinks()  # nothing to crawl (finished before): still bring sinks up
+        progress.close()
+        return build_report(
+            root, settings, seeds, journal, crawler.requests, crawler.last_reports, started,
+            summary_info,
+        )
+    finally:
+        for sink in opened:
+            with contextlib.suppress(Exception):  # must not hide the crawl's own outcome
+                sink.close()
+        if neo4j_sink is not None:
+            neo4j_sink.close()
+        if journal is not None:
+            journal.close()
+        lock.release()
+
+
+def _summaries(journal: Journal, client: Client, progress: Progress) -> dict[str, Any]:
+    from ..summaries import summarize
+
+    def show(done: int, total: int) -> None:
+        progress.update(phase=f"summaries {done}/{total}")
+
+    report = summarize(journal, client, progress=show)
+    progress.fields.pop("phase", None)
+    return report.as_dict()
