@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import errno as _errno
+import os as _os
+import re as _re
+import sqlite3 as _sqlite3
+
 
 class EntrezGraphError(Exception):
     """Base of every error this package raises on purpose (the CLI prints it on one line)."""
@@ -75,3 +80,94 @@ class LocalIOError(EntrezGraphError):
     only commits whole transactions, and the stores are rebuilt from it where they fell behind."""
 
     exit_code = 4
+
+    def __init__(self, message: str, *, path: object = None, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.errno = errno
+
+
+# -- recognising a local disk failure ------------------------------------------------------------
+# One place that knows how the disk says no: an OSError's errno, SQLite's result codes (and their
+# texts, for builds without `sqlite_errorcode`) and LadybugDB's RuntimeError texts (its C++ I/O
+# errors end in strerror(errno): "... Error: No space left on device").
+
+_ERRNOS = {  # errno: (cause, what to do)
+    _errno.ENOSPC: ("no space left on device", "free some space"),
+    _errno.EDQUOT: ("disk quota exceeded", "free some space"),
+    _errno.EFBIG: ("file too large for its file system", "free some space or use another disk"),
+    _errno.EROFS: ("read-only file system", "make it writable"),
+    _errno.EACCES: ("permission denied", "make it writable"),
+    _errno.EPERM: ("operation not permitted", "make it writable"),
+    _errno.EIO: ("input/output error", "check the disk"),
+}
+_SQLITE_CODES = {  # primary result code: errno it stands for
+    13: _errno.ENOSPC,  # SQLITE_FULL "database or disk is full"
+    10: _errno.EIO,  # SQLITE_IOERR "disk I/O error" (and its extended codes)
+    8: _errno.EROFS,  # SQLITE_READONLY "attempt to write a readonly database"
+}
+_SQLITE_TEXTS = {
+    "database or disk is full": _errno.ENOSPC,
+    "disk i/o error": _errno.EIO,
+    "attempt to write a readonly database": _errno.EROFS,
+}
+_CHECKPOINT_TEXT = "checkpoint failed"
+_LADYBUG_PATH = _re.compile(r"\bpath: (/\S+)")  # "Cannot write to file. path: /x/graph.lbdb ..."
+
+
+def _errno_in_text(text: str) -> int | None:
+    lowered = text.lower()
+    for code in _ERRNOS:
+        if _os.strerror(code).lower() in lowered:
+            return code
+    return None
+
+
+def local_io_error(
+    path: object, exc: BaseException, *, doing: str = "write", resumes: bool = True
+) -> LocalIOError | None:
+    """`exc` as a LocalIOError naming `path` and the cause on one line, or None if it is not a
+    local disk failure (then the caller handles `exc` as before).
+
+    Recognises OSError errnos (ENOSPC, EDQUOT, EFBIG, EROFS, EACCES, EPERM, EIO), sqlite3
+    errors for a full, failing or read-only disk, and LadybugDB's RuntimeErrors whose text ends
+    in such an errno's message, or says a checkpoint failed. `doing` is the verb of the
+    message ("write", "read", "open"); `resumes` says the same command resumes (a crawl, a
+    sync), not merely that it can be run again (an export)."""
+    if isinstance(exc, LocalIOError):
+        return exc
+    code: int | None = None
+    detail = ""
+    if isinstance(exc, OSError):
+        code = exc.errno if exc.errno in _ERRNOS else None
+        path = exc.filename or path  # the very file (a lock, a temp file) when it is known
+    elif isinstance(exc, _sqlite3.Error):
+        text = str(exc)
+        primary = getattr(exc, "sqlite_errorcode", None)
+        if primary is not None:
+            code = _SQLITE_CODES.get(primary & 0xFF)
+        if code is None:
+            code = _SQLITE_TEXTS.get(text.strip().lower())
+        detail = text
+    elif isinstance(exc, RuntimeError):  # LadybugDB
+        text = " ".join(str(exc).split())
+        code = _errno_in_text(text)
+        named = _LADYBUG_PATH.search(text)
+        path = named.group(1) if named and code is not None else path
+        if _CHECKPOINT_TEXT in text.lower():
+            detail = "its checkpoint failed"
+            code = code or _errno.EIO
+    if code is None:
+        return None
+    cause, advice = _ERRNOS[code]
+    if detail and detail.lower() != cause:
+        cause += f" ({detail})"
+    where = f" {path}" if path is not None else " to the local disk"
+    tail = f"nothing committed is lost: {advice} and run the same command again to resume"
+    if not resumes:
+        tail = f"{advice} and run the same command again"
+    return LocalIOError(
+        f"cannot {doing}{where}: {cause}; {tail}",
+        path=path,
+        errno=code,
+    )

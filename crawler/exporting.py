@@ -15,6 +15,7 @@ end, so an error never leaves a partial file behind.
 from __future__ import annotations
 
 import csv
+import errno
 import itertools
 import json
 import os
@@ -29,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from .errors import BadInput
+from .errors import BadInput, local_io_error
 from .journal import Journal
 from .names import check_identifier, check_linkname, normalize_db
 from .sinks import NODE_PROPERTIES
@@ -699,6 +700,17 @@ def _umask() -> int:
     return mask
 
 
+def _cannot_write(out: Path, exc: OSError) -> Exception:
+    """A full or read-only disk is LocalIOError (exit 4), naming `out`; an output path the user
+    may not write (EACCES, a missing parent) stays bad input (exit 2). No partial file is left."""
+    if exc.errno not in (errno.EACCES, errno.EPERM):
+        # named by `out`, not by the temp file beside it that the OSError names
+        error = local_io_error(out, OSError(exc.errno, exc.strerror), resumes=False)
+        if error is not None:
+            return error
+    return BadInput(f"cannot write {out}: {exc.strerror or exc}")
+
+
 def _check_parent(out: Path) -> None:
     parent = out.parent
     if not parent.is_dir():
@@ -715,15 +727,17 @@ def _atomic_file(out: Path) -> Iterator[IO[str]]:
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
     except OSError as exc:
-        raise BadInput(f"cannot write {out}: {exc.strerror or exc}") from None
+        raise _cannot_write(out, exc) from None
     try:
         os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "w", encoding="utf-8", buffering=BUFFER) as fh:
             yield fh
         os.replace(tmp, out)
-    except BaseException:
+    except BaseException as exc:
         with suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise _cannot_write(out, exc) from None
         raise
 
 
@@ -750,7 +764,7 @@ def _atomic_dir(out: Path) -> Iterator[Path]:
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
     except OSError as exc:
-        raise BadInput(f"cannot write {out}: {exc.strerror or exc}") from None
+        raise _cannot_write(out, exc) from None
     old: Path | None = None
     try:
         tmp.chmod(0o777 & ~_umask())
@@ -759,11 +773,13 @@ def _atomic_dir(out: Path) -> Iterator[Path]:
             old = out.with_name(f".{out.name}.{uuid.uuid4().hex}.old")
             out.rename(old)
         tmp.rename(out)
-    except BaseException:
+    except BaseException as exc:
         if old is not None and not out.exists():
             old.rename(out)
             old = None
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise _cannot_write(out, exc) from None
         raise
     finally:
         if old is not None:

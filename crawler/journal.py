@@ -9,15 +9,18 @@ never committed before the nodes it joins).
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import sqlite3
 import threading
+import urllib.parse
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import BadInput, NotAStore, StoreError
+from .errors import BadInput, LocalIOError, NotAStore, StoreError, local_io_error
 
 SCHEMA_VERSION = 1
 # Rows per statement of `bulk` (bounds the JSON text held at once; a crawl batch is far smaller).
@@ -132,6 +135,19 @@ def bulk(con: sqlite3.Connection, sql: str, rows: Iterable[Sequence[object]]) ->
     return con.total_changes - before
 
 
+def _writable(path: Path) -> bool:
+    """Whether SQLite can write `path` and the `-wal`/`-shm` files beside it."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)
+
+
+def _cannot_open(exc: sqlite3.Error) -> bool:
+    """SQLITE_CANTOPEN: here, a WAL journal whose `-shm` cannot be made on a read-only disk."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF == 14
+    return "unable to open database file" in str(exc)
+
+
 def _incompatible(path: Path, version: int | None) -> str:
     return (
         f"{path} was made by an incompatible entrez-graph (journal schema {version}, this "
@@ -186,22 +202,38 @@ class Journal:
 
     FILENAME = "journal.sqlite"
 
-    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+    def __init__(
+        self, path: str | Path, *, create: bool = True, read_only: bool | None = None
+    ) -> None:
+        """Open (and with `create`, make) the journal.
+
+        `read_only` None (the default for `create=False`, which readers use) opens read-only
+        only where the file or its directory cannot be written (a read-only mount): readers then
+        still work, and a write raises LocalIOError. A disk failure while opening or creating
+        is a LocalIOError naming the file."""
         path = Path(path)
         if path.is_dir() or path.suffix == "":
             path = path / self.FILENAME
         self.path = path
         if not path.exists() and not create:
             raise NotAStore(f"no crawl journal at {path}")
+        if read_only is None:
+            read_only = not create and not _writable(path)
+        self.read_only = read_only
+        self._lock = threading.RLock()
+        self._in_tx = 0
+        if read_only:
+            self._db = self._open_read_only(path)
+            return
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(
                 str(path), isolation_level=None, check_same_thread=False, timeout=60
             )
         except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open journal {path}: {exc}") from None
-        self._lock = threading.RLock()
-        self._in_tx = 0
+            raise local_io_error(path, exc, doing="open") or StoreError(
+                f"cannot open journal {path}: {exc}"
+            ) from None
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
@@ -229,7 +261,66 @@ class Journal:
                 with self._lock:  # tables added since the store was made (all IF NOT EXISTS)
                     self._db.executescript(f"BEGIN IMMEDIATE;{SCHEMA}COMMIT;")
         except sqlite3.DatabaseError as exc:
+            self._db.close()
+            error = local_io_error(path, exc, doing="open")
+            if error is not None:
+                raise error from None
             raise NotAStore(f"{path} is not an entrez-graph journal: {exc}") from None
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _open_read_only(self, path: Path) -> sqlite3.Connection:
+        """A connection that never writes, for a journal on a read-only file system.
+
+        SQLite reads a WAL database read-only (`mode=ro`) only where it can use the `-shm` index
+        beside it; on a read-only directory with no `-shm` left (a writer closed cleanly, so no
+        `-wal` either) it cannot, and `immutable=1` reads the file as it is. With a `-wal` that
+        still holds rows and no way to read it, reading the main file alone would silently miss
+        committed rows: that is refused with the reason instead."""
+        uri = "file:" + urllib.parse.quote(str(path.resolve()))
+        wal = path.with_name(path.name + "-wal")
+        last: sqlite3.Error | None = None
+        for flags in ("mode=ro", "mode=ro&immutable=1"):
+            if "immutable" in flags and wal.exists() and wal.stat().st_size > 0:
+                break
+            try:
+                db = sqlite3.connect(
+                    f"{uri}?{flags}", uri=True, isolation_level=None,
+                    check_same_thread=False, timeout=60,
+                )
+            except sqlite3.Error as exc:
+                last = exc
+                continue
+            try:
+                db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+                version = self._schema_version(db)
+            except sqlite3.DatabaseError as exc:
+                db.close()
+                if _cannot_open(exc):
+                    last = exc
+                    continue
+                error = local_io_error(path, exc, doing="read")
+                if error is not None:
+                    raise error from None
+                raise NotAStore(f"{path} is not an entrez-graph journal: {exc}") from None
+            except BaseException:
+                db.close()
+                raise
+            if version is None:
+                db.close()
+                raise NotAStore(f"{path} is not an entrez-graph journal")
+            if version != SCHEMA_VERSION:
+                db.close()
+                raise NotAStore(_incompatible(path, version))
+            return db
+        reason = f": {last}" if last is not None else ""
+        raise LocalIOError(
+            f"cannot read {path} on this read-only file system{reason}; its write-ahead log "
+            f"{wal.name} holds rows SQLite can only read where it may write beside it: mount it "
+            "read-write (or copy the store elsewhere) and run the same command again",
+            path=path, errno=errno.EROFS,
+        )
 
     @classmethod
     def inspect(cls, path: str | Path) -> dict | None:
@@ -243,11 +334,16 @@ class Journal:
             path = path / cls.FILENAME
         if not path.exists():
             return None
+        if not _writable(path):  # a read-only mount: read it the way readers do
+            with cls(path, create=False, read_only=True) as journal:
+                return journal.settings() or {}
         try:
             # mode=rw never creates the file; nothing is written by these reads.
             db = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=60)
         except sqlite3.Error as exc:
-            raise BadInput(f"cannot open journal {path}: {exc}") from None
+            raise local_io_error(path, exc, doing="open") or BadInput(
+                f"cannot open journal {path}: {exc}"
+            ) from None
         try:
             has_meta = db.execute(
                 "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
@@ -261,23 +357,29 @@ class Journal:
             row = db.execute("SELECT value FROM meta WHERE key='settings'").fetchone()
             return json.loads(row[0]) if row else {}
         except sqlite3.DatabaseError as exc:
-            raise BadInput(f"{path} is not an entrez-graph journal: {exc}") from None
+            raise local_io_error(path, exc, doing="read") or BadInput(
+                f"{path} is not an entrez-graph journal: {exc}"
+            ) from None
         finally:
             db.close()
 
     # -- plumbing --------------------------------------------------------------------------
 
-    def _schema_version(self) -> int | None:
-        has_meta = self._db.execute(
+    def _schema_version(self, db: sqlite3.Connection | None = None) -> int | None:
+        db = db or self._db
+        has_meta = db.execute(
             "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
         ).fetchone()
         if not has_meta:
-            tables = self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
             if tables:
                 raise NotAStore(f"{self.path} is not an entrez-graph journal")
             return None
-        row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         return int(row[0]) if row else None
+
+    def _disk_error(self, exc: sqlite3.Error) -> LocalIOError | None:
+        return local_io_error(self.path, exc)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -290,21 +392,37 @@ class Journal:
                 finally:
                     self._in_tx -= 1
                 return
-            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise self._disk_error(exc) or exc from None
             self._in_tx = 1
             try:
                 yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            else:
                 self._db.execute("COMMIT")
+            except BaseException as exc:
+                # All or nothing: a failed COMMIT (disk full) may leave the transaction open,
+                # and SQLite may already have rolled back after an I/O error.
+                self._rollback()
+                if isinstance(exc, sqlite3.Error):
+                    error = self._disk_error(exc)
+                    if error is not None:
+                        raise error from None
+                raise
             finally:
                 self._in_tx = 0
 
+    def _rollback(self) -> None:
+        if self._db.in_transaction:
+            with suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+
     def execute(self, sql: str, params: Iterable = ()) -> sqlite3.Cursor:
         with self._lock:
-            return self._db.execute(sql, tuple(params))
+            try:
+                return self._db.execute(sql, tuple(params))
+            except sqlite3.Error as exc:
+                raise self._disk_error(exc) or exc from None
 
     def close(self) -> None:
         with self._lock:
@@ -401,9 +519,9 @@ class Journal:
     def max_ids(self) -> MaxIds:
         """Upper bounds for one consistent sync pass (read once, then read rows up to them)."""
         with self._lock:
-            n = self._db.execute("SELECT coalesce(max(id), 0) FROM nodes").fetchone()[0]
-            e = self._db.execute("SELECT coalesce(max(id), 0) FROM edges").fetchone()[0]
-            p = self._db.execute("SELECT coalesce(max(id), 0) FROM props").fetchone()[0]
+            n = self.execute("SELECT coalesce(max(id), 0) FROM nodes").fetchone()[0]
+            e = self.execute("SELECT coalesce(max(id), 0) FROM edges").fetchone()[0]
+            p = self.execute("SELECT coalesce(max(id), 0) FROM props").fetchone()[0]
         return MaxIds(n, e, p)
 
     def nodes_between(self, after: int, upto: int, limit: int = 50_000) -> list[NodeRow]:

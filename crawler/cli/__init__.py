@@ -8,12 +8,13 @@ from __future__ import annotations
 import importlib
 import logging
 import pkgutil
+import sqlite3
 import sys
 from collections.abc import Callable
 
 import click
 
-from ..errors import EntrezGraphError
+from ..errors import EntrezGraphError, local_io_error
 
 _NOT_COMMANDS = {"options"}
 
@@ -52,7 +53,11 @@ def install_logging() -> None:
 
 
 class _Group(click.Group):
-    """Turns our errors and click's usage errors into one line on stderr and their exit code."""
+    """Turns our errors and click's usage errors into one line on stderr and their exit code.
+
+    A local disk failure that reached here unnamed (an OSError, a sqlite3 or LadybugDB error
+    for a full, read-only or failing disk) is one line and exit 4 too; anything else is a bug
+    and keeps its traceback."""
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
@@ -64,6 +69,13 @@ class _Group(click.Group):
             where = exc.ctx.command_path if exc.ctx else "entrez-graph"
             click.echo(f"Error: {exc.format_message()} (see `{where} --help`)", err=True)
             sys.exit(exc.exit_code)
+        except (OSError, sqlite3.Error, RuntimeError) as exc:
+            # The last resort for a disk failure no layer below named (they name the path).
+            error = local_io_error(None, exc)
+            if error is None:
+                raise
+            click.echo(f"Error: {error}", err=True)
+            sys.exit(error.exit_code)
         except KeyboardInterrupt:
             click.echo("Interrupted; run the same command again to resume.", err=True)
             sys.exit(130)

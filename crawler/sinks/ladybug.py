@@ -59,7 +59,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import StoreError, StoreLocked
+from ..errors import StoreError, StoreLocked, local_io_error
 from ..journal import Cursor, MaxIds
 from ..names import check_identifier
 from ..store import GRAPH_FILE
@@ -144,9 +144,13 @@ def open_database(
                 if "PID" in message:
                     holder += " (" + message[message.index("PID") :].split(")")[0] + ")"
                 raise _locked(path, holder) from None
-            raise StoreError(f"cannot open the embedded store {path}: {message}") from None
+            raise local_io_error(path, exc, doing="open") or StoreError(
+                f"cannot open the embedded store {path}: {message}"
+            ) from None
         if isinstance(exc, OSError):
-            raise StoreError(f"cannot open the embedded store {path}: {exc}") from None
+            raise local_io_error(path, exc, doing="open") or StoreError(
+                f"cannot open the embedded store {path}: {exc}"
+            ) from None
         raise
 
 
@@ -174,7 +178,9 @@ class WriterLock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise StoreError(f"cannot open the embedded store {path}: {exc}") from None
+            raise local_io_error(self.path, exc, doing="open") or StoreError(
+                f"cannot open the embedded store {path}: {exc}"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -277,7 +283,9 @@ class LadybugSink:
             self._load_schema()
         except RuntimeError as exc:
             self.close()
-            raise StoreError(f"embedded store {self.path}: {_first_line(exc)}") from None
+            raise local_io_error(self.path, exc) or StoreError(
+                f"embedded store {self.path}: {_first_line(exc)}"
+            ) from None
         except BaseException:
             self.close()
             raise
@@ -430,7 +438,12 @@ class LadybugSink:
                 cursor = Cursor(cursor.node, cursor.edge, rows[-1].id)
                 self._commit_batch(self._apply_props, rows, cursor)
                 report.props += len(rows)
-        except RuntimeError as exc:
+        except (RuntimeError, OSError) as exc:  # OSError: the CSV files of graph.lbdb.load
+            error = local_io_error(self.path, exc)
+            if error is not None:
+                raise error from None
+            if isinstance(exc, OSError):
+                raise
             message = _first_line(exc)
             if "duplicated primary key" in message:
                 message += (
