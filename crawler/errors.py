@@ -112,7 +112,11 @@ _SQLITE_TEXTS = {
     "attempt to write a readonly database": _errno.EROFS,
 }
 _CHECKPOINT_TEXT = "checkpoint failed"
-_LADYBUG_PATH = _re.compile(r"\bpath: (/\S+)")  # "Cannot write to file. path: /x/graph.lbdb ..."
+_LADYBUG_IO_TEXT = "IO exception:"  # LadybugDB's file layer ("IO exception: Cannot read ...")
+_MISSING = _os.strerror(_errno.ENOENT)  # a missing file is not a disk failure
+_NEARLY_FULL = 1 << 20  # bytes free below which an I/O error is taken for a full disk
+# "Cannot write to file. path: /x/graph.lbdb ...", "Cannot read from file: /x/graph.lbdb ..."
+_LADYBUG_PATH = _re.compile(r"\b(?:path|file):? (/\S+)")
 
 
 def _errno_in_text(text: str) -> int | None:
@@ -121,6 +125,21 @@ def _errno_in_text(text: str) -> int | None:
         if _os.strerror(code).lower() in lowered:
             return code
     return None
+
+
+def _nearly_full(path: object) -> bool:
+    """Whether the file system holding `path` (or its nearest existing parent) is full."""
+    probe = _os.path.abspath(_os.fspath(path)) if isinstance(path, (str, _os.PathLike)) else None
+    while probe and not _os.path.exists(probe):
+        parent = _os.path.dirname(probe)
+        probe = parent if parent != probe else None
+    if not probe:
+        return False
+    try:
+        st = _os.statvfs(probe)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < _NEARLY_FULL
 
 
 def local_io_error(
@@ -152,13 +171,24 @@ def local_io_error(
     elif isinstance(exc, RuntimeError):  # LadybugDB
         text = " ".join(str(exc).split())
         code = _errno_in_text(text)
-        named = _LADYBUG_PATH.search(text)
-        path = named.group(1) if named and code is not None else path
         if _CHECKPOINT_TEXT in text.lower():
             detail = "its checkpoint failed"
             code = code or _errno.EIO
+        elif code is None and _LADYBUG_IO_TEXT in text and _MISSING not in text:
+            # "IO exception: Cannot read from file: /x ..." without an errno: a short read or
+            # write of its own file
+            detail = text.split(_LADYBUG_IO_TEXT, 1)[1].split(":")[0].split(".")[0].strip()
+            detail = detail[:1].lower() + detail[1:]
+            code = _errno.EIO
+        named = _LADYBUG_PATH.search(text)
+        if code is not None and named:
+            path = named.group(1).rstrip(".,:;")
     if code is None:
         return None
+    if code == _errno.EIO and path is not None and _nearly_full(path):
+        # LadybugDB may report a full disk as a failed checkpoint or a short read of its own
+        # file (a write before it came up short): name the cause the user can act on.
+        code = _errno.ENOSPC
     cause, advice = _ERRNOS[code]
     if detail and detail.lower() != cause:
         cause += f" ({detail})"

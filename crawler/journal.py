@@ -349,6 +349,8 @@ class Journal:
                 "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
             ).fetchone()
             if not has_meta:
+                if not db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                    return None  # made, but its schema never committed (a full disk): new
                 raise BadInput(f"{path} is not an entrez-graph journal")
             row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             version = int(row[0]) if row else None

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 from pathlib import Path
 
-from ..errors import BadInput, StoreLocked
+from ..errors import BadInput, LocalIOError, StoreLocked, local_io_error
 
 LOCK_FILE = "crawl.lock"
 
@@ -19,7 +20,12 @@ class StoreLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        """Take the lock; StoreLocked while another crawl holds it, LocalIOError if the disk
+        refuses the lock file (full, read-only)."""
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise local_io_error(self.path, exc, doing="open") or exc from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -30,9 +36,13 @@ class StoreLock:
                 f"store {self.path.parent} is being written by another entrez-graph crawl{who}; "
                 "wait for it to finish or use another --store"
             ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
         self._fd = fd
+        try:  # the holder's PID, for the message another crawl gets
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
+        except OSError as exc:
+            self.release()
+            raise local_io_error(self.path, exc) or exc from None
 
     def release(self) -> None:
         if self._fd is not None:
@@ -42,7 +52,8 @@ class StoreLock:
 
 
 def check_store_path(store: Path) -> None:
-    """BadInput unless the store directory exists and is writable, or can be created."""
+    """BadInput unless the store directory exists and is writable, or can be created;
+    LocalIOError (exit 4) where it is on a read-only file system."""
     if store.exists() and not store.is_dir():
         raise BadInput(f"store {store} is not a directory")
     probe = store
@@ -50,5 +61,19 @@ def check_store_path(store: Path) -> None:
         if probe.parent == probe:
             break
         probe = probe.parent
+    if probe.is_dir() and _read_only_fs(probe):
+        raise LocalIOError(
+            f"cannot write store {store}: read-only file system ({probe}); the read commands "
+            "(status, query, export) still work: remount it read-write and run the same "
+            "command again",
+            path=store, errno=errno.EROFS,
+        )
     if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
         raise BadInput(f"cannot write store {store}: {probe} is not a writable directory")
+
+
+def _read_only_fs(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
