@@ -127,19 +127,29 @@ def _errno_in_text(text: str) -> int | None:
     return None
 
 
-def _nearly_full(path: object) -> bool:
-    """Whether the file system holding `path` (or its nearest existing parent) is full."""
+def _statvfs(path: object) -> _os.statvfs_result | None:
+    """The file system holding `path` (or its nearest existing parent), if it can be asked."""
     probe = _os.path.abspath(_os.fspath(path)) if isinstance(path, (str, _os.PathLike)) else None
     while probe and not _os.path.exists(probe):
         parent = _os.path.dirname(probe)
         probe = parent if parent != probe else None
     if not probe:
-        return False
+        return None
     try:
-        st = _os.statvfs(probe)
+        return _os.statvfs(probe)
     except OSError:
-        return False
-    return st.f_bavail * st.f_frsize < _NEARLY_FULL
+        return None
+
+
+def _nearly_full(path: object) -> bool:
+    st = _statvfs(path)
+    return st is not None and st.f_bavail * st.f_frsize < _NEARLY_FULL
+
+
+def read_only_fs(path: object) -> bool:
+    """Whether `path` (or its nearest existing parent) is on a file system mounted read-only."""
+    st = _statvfs(path)
+    return st is not None and bool(st.f_flag & _os.ST_RDONLY)
 
 
 def local_io_error(
@@ -167,6 +177,8 @@ def local_io_error(
             code = _SQLITE_CODES.get(primary & 0xFF)
         if code is None:
             code = _SQLITE_TEXTS.get(text.strip().lower())
+        if code == _errno.EROFS and path is not None and not read_only_fs(path):
+            code = _errno.EACCES  # SQLITE_READONLY on a writable mount: the file's permissions
         detail = text
     elif isinstance(exc, RuntimeError):  # LadybugDB
         text = " ".join(str(exc).split())

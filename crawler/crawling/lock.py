@@ -7,7 +7,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from ..errors import BadInput, LocalIOError, StoreLocked, local_io_error
+from ..errors import BadInput, LocalIOError, StoreLocked, local_io_error, read_only_fs
 
 LOCK_FILE = "crawl.lock"
 
@@ -61,7 +61,7 @@ def check_store_path(store: Path) -> None:
         if probe.parent == probe:
             break
         probe = probe.parent
-    if probe.is_dir() and _read_only_fs(probe):
+    if probe.is_dir() and read_only_fs(probe):
         raise LocalIOError(
             f"cannot write store {store}: read-only file system ({probe}); the read commands "
             "(status, query, export) still work: remount it read-write and run the same "
@@ -70,10 +70,3 @@ def check_store_path(store: Path) -> None:
         )
     if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
         raise BadInput(f"cannot write store {store}: {probe} is not a writable directory")
-
-
-def _read_only_fs(path: Path) -> bool:
-    try:
-        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
-    except OSError:
-        return False
