@@ -8,7 +8,6 @@ missing rows (`entrez-graph sync` later); 130 interrupted.
 
 from __future__ import annotations
 
-import os
 import sys
 
 import click
@@ -21,7 +20,7 @@ from ..errors import BadInput
 from ..progress import Progress
 from ..seeds import read_seed_lines
 from . import LOG_LINES
-from .options import DEFAULT_STORE, eutils_options
+from .options import DEFAULT_STORE, eutils_options, neo4j_config, neo4j_options
 
 EXIT_SINK_BEHIND = 3
 
@@ -80,9 +79,7 @@ class _Whole(click.ParamType):
 @click.option("--store", default=DEFAULT_STORE, show_default=True, envvar="ENTREZ_GRAPH_STORE",
               metavar="PATH",
               help="Store directory (journal and embedded graph).")
-@click.option("--neo4j", "neo4j_uri", envvar="NEO4J_URI", default=None, metavar="URI",
-              help="Also write into Neo4j (NEO4J_URI; NEO4J_USER, NEO4J_PASSWORD, "
-                   "NEO4J_DATABASE).")
+@neo4j_options
 @click.option("--no-embedded", is_flag=True, help="Do not write the embedded store.")
 @eutils_options
 @click.option("--dry-run", is_flag=True, help="Print the plan and an estimate; write nothing.")
@@ -95,7 +92,8 @@ def command(
     depth: int, links: tuple[str, ...], exclude_links: tuple[str, ...], to_dbs: tuple[str, ...],
     max_nodes: int | None, max_links_per_record: int | None, scores: bool, expand_hubs: bool,
     include_subsets: bool, batch_size: int, workers: int, summaries: bool, store: str,
-    neo4j_uri: str | None, no_embedded: bool, eutils_url: str | None, email: str | None,
+    neo4j_uri: str | None, neo4j_user: str | None, neo4j_password: str | None,
+    neo4j_database: str | None, no_embedded: bool, eutils_url: str | None, email: str | None,
     rps: float | None, dry_run: bool, retry_failed: bool, fmt: str,
 ) -> None:
     """Crawl ELink cross-references breadth-first from SEEDS (db:uid or db:accession).
@@ -130,13 +128,8 @@ def command(
             scores = scores or stored.scores
             expand_hubs = expand_hubs or stored.expand_hubs
     neo4j = None
-    if neo4j_uri:
-        neo4j = Neo4jTarget(
-            uri=neo4j_uri,
-            user=os.environ.get("NEO4J_USER") or None,
-            password=os.environ.get("NEO4J_PASSWORD") or None,
-            database=os.environ.get("NEO4J_DATABASE") or None,
-        )
+    if config := neo4j_config(neo4j_uri, neo4j_user, neo4j_password, neo4j_database):
+        neo4j = Neo4jTarget(config.uri, config.user, config.password, config.database)
     progress = Progress(sys.stderr)
     LOG_LINES.note = progress.note  # warnings (retries, …) above the live progress line
     try:

@@ -50,3 +50,64 @@ def eutils_options(func):
     for option in (rps_option, email_option, eutils_url_option):
         func = option(func)
     return func
+
+
+# -- Neo4j: one rule for every command ------------------------------------------------------------
+# Neo4j is used only when --neo4j URI is given on the command line. NEO4J_URI alone never sends a
+# command to Neo4j (Neo4j's own tools read it too, so it is often set for other reasons); user,
+# password and database may come from the environment.
+
+NEO4J_HELP = {
+    "uri": "Use Neo4j at this URI (bolt://host:7687, neo4j://…). Neo4j is used only when given.",
+    "user": "Neo4j user (NEO4J_USER or NEO4J_USERNAME; default neo4j).",
+    "password": "Neo4j password (NEO4J_PASSWORD, preferred: a command line is visible to "
+    "other users; default entrez-graph).",
+    "database": "Neo4j database (NEO4J_DATABASE; default: the server's default database).",
+}
+
+
+def neo4j_options(func):
+    """--neo4j URI, --neo4j-user, --neo4j-password and --neo4j-database, spelled once."""
+    options = (
+        click.option("--neo4j-database", envvar="NEO4J_DATABASE", default=None, metavar="NAME",
+                     help=NEO4J_HELP["database"]),
+        click.option("--neo4j-password", envvar="NEO4J_PASSWORD", default=None,
+                     metavar="PASSWORD", help=NEO4J_HELP["password"]),
+        click.option("--neo4j-user", envvar=["NEO4J_USER", "NEO4J_USERNAME"], default=None,
+                     metavar="USER", help=NEO4J_HELP["user"]),
+        click.option("--neo4j", "neo4j_uri", default=None, metavar="URI",
+                     help=NEO4J_HELP["uri"]),
+    )
+    for option in options:
+        func = option(func)
+    return func
+
+
+def neo4j_config(
+    neo4j_uri: str | None,
+    neo4j_user: str | None = None,
+    neo4j_password: str | None = None,
+    neo4j_database: str | None = None,
+):
+    """The Neo4j configuration the options ask for, or None when --neo4j was not given.
+
+    --neo4j-user / --neo4j-password / --neo4j-database typed on the command line without
+    --neo4j are a mistake (they would be ignored): BadInput, one line, exit 2.
+    """
+    if not neo4j_uri:
+        ctx = click.get_current_context(silent=True)
+        if ctx is not None:
+            typed = [
+                f"--{name.replace('_', '-')}"
+                for name in ("neo4j_user", "neo4j_password", "neo4j_database")
+                if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+            ]
+            if typed:
+                from ..errors import BadInput
+
+                raise BadInput(f"{', '.join(typed)} needs --neo4j URI (Neo4j is used only "
+                               "when --neo4j is given)")
+        return None
+    from ..sinks.neo4j import Neo4jConfig  # lazy: only --neo4j needs the driver
+
+    return Neo4jConfig.from_options(neo4j_uri, neo4j_user, neo4j_password, neo4j_database)

@@ -11,7 +11,7 @@ import click
 
 from ..errors import BadInput
 from ..output import render
-from .options import format_option, store_option
+from .options import format_option, neo4j_config, neo4j_options, store_option
 
 
 def _list(fmt: str) -> str:
@@ -27,19 +27,7 @@ def _list(fmt: str) -> str:
 
 @click.command("query")
 @store_option
-@click.option(
-    "--neo4j",
-    "neo4j_uri",
-    default=None,
-    metavar="URI",
-    help="Query this Neo4j instead of the embedded store (user and password from NEO4J_USER / "
-    "NEO4J_PASSWORD).",
-)
-@click.option("--neo4j-user", envvar="NEO4J_USER", default=None, help="Neo4j user (NEO4J_USER).")
-@click.option(
-    "--neo4j-database", envvar="NEO4J_DATABASE", default=None,
-    help="Neo4j database (NEO4J_DATABASE; default: the server's default).",
-)
+@neo4j_options
 @format_option("table", "json", "csv")
 @click.option(
     "--param", "params", multiple=True, metavar="K=V",
@@ -53,6 +41,7 @@ def command(
     store: str,
     neo4j_uri: str | None,
     neo4j_user: str | None,
+    neo4j_password: str | None,
     neo4j_database: str | None,
     fmt: str,
     params: tuple[str, ...],
@@ -75,11 +64,7 @@ def command(
         raise BadInput("give a bundled query NAME or CYPHER text (see --list)")
     from ..querying import query as run
 
-    neo4j = None
-    if neo4j_uri:
-        from ..sinks.neo4j import Neo4jConfig  # lazy: only --neo4j needs the driver
-
-        neo4j = Neo4jConfig.from_options(neo4j_uri, neo4j_user, None, neo4j_database)
+    neo4j = neo4j_config(neo4j_uri, neo4j_user, neo4j_password, neo4j_database)
     result = run(store, query, list(params), neo4j=neo4j, write=write)
     if fmt == "json":
         click.echo(json.dumps(result.plain_records(), indent=2, default=str))

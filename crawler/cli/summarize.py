@@ -15,7 +15,7 @@ import click
 
 from ..output import render
 from ..summaries import DEFAULT_BATCH, MAX_BATCH, SummaryReport, check_complete
-from .options import eutils_options, format_option, store_option
+from .options import eutils_options, format_option, neo4j_config, neo4j_options, store_option
 
 
 class _ProgressLine:
@@ -76,12 +76,7 @@ def format_report(report: SummaryReport, syncs: list[dict[str, Any]]) -> str:
 @click.option(
     "--db", "dbs", multiple=True, help="Only records of this database (repeatable)."
 )
-@click.option(
-    "--neo4j",
-    envvar="NEO4J_URI",
-    default=None,
-    help="Also bring this Neo4j in step (NEO4J_USER, NEO4J_PASSWORD, NEO4J_DATABASE).",
-)
+@neo4j_options
 @click.option("--no-sync", is_flag=True, help="Only fill the journal; leave the stores alone.")
 @format_option("table", "json")
 def command(
@@ -91,7 +86,10 @@ def command(
     rps: float | None,
     batch_size: int,
     dbs: tuple[str, ...],
-    neo4j: str | None,
+    neo4j_uri: str | None,
+    neo4j_user: str | None,
+    neo4j_password: str | None,
+    neo4j_database: str | None,
     no_sync: bool,
     fmt: str,
 ) -> None:
@@ -111,7 +109,7 @@ def command(
             rps=rps,
             batch_size=batch_size,
             dbs=dbs,
-            neo4j=neo4j,
+            neo4j=neo4j_config(neo4j_uri, neo4j_user, neo4j_password, neo4j_database),
             sync=not no_sync,
             progress=line,
         )

@@ -12,28 +12,12 @@ import json
 import click
 
 from ..output import render
-from .options import format_option, store_option
+from .options import format_option, neo4j_config, neo4j_options, store_option
 
 
 @click.command("sync")
 @store_option
-@click.option(
-    "--neo4j",
-    "neo4j_uri",
-    envvar="NEO4J_URI",
-    default=None,
-    metavar="URI",
-    help="Neo4j to bring level (NEO4J_URI); user and password from NEO4J_USER / NEO4J_PASSWORD.",
-)
-@click.option(
-    "--neo4j-user", envvar="NEO4J_USER", default=None, help="Neo4j user (NEO4J_USER; neo4j)."
-)
-@click.option(
-    "--neo4j-database",
-    envvar="NEO4J_DATABASE",
-    default=None,
-    help="Neo4j database (NEO4J_DATABASE, default: the server's default database).",
-)
+@neo4j_options
 @click.option(
     "--embedded", is_flag=True, help="Bring the embedded store (LadybugDB) level with the journal."
 )
@@ -53,6 +37,7 @@ def command(
     store: str,
     neo4j_uri: str | None,
     neo4j_user: str | None,
+    neo4j_password: str | None,
     neo4j_database: str | None,
     embedded: bool,
     batch_size: int | None,
@@ -62,11 +47,7 @@ def command(
     """Push what the journal holds and a store lacks (after a Neo4j outage, or to a new Neo4j)."""
     from ..syncing import check_synced, report_dict, sync
 
-    config = None
-    if neo4j_uri:
-        from ..sinks.neo4j import Neo4jConfig  # lazy: only --neo4j needs the driver
-
-        config = Neo4jConfig.from_options(neo4j_uri, neo4j_user, None, neo4j_database)
+    config = neo4j_config(neo4j_uri, neo4j_user, neo4j_password, neo4j_database)
     reports = sync(
         store, neo4j=config, embedded=embedded, batch_size=batch_size, fast=not merge_only
     )

@@ -112,7 +112,9 @@ class Neo4jConfig:
         *,
         env: dict[str, str] | None = None,
     ) -> Neo4jConfig:
-        """Options first, then NEO4J_URI / NEO4J_USER / NEO4J_PASSWORD / NEO4J_DATABASE.
+        """Options first, then NEO4J_URI / NEO4J_USER (or NEO4J_USERNAME, cypher-shell's name) /
+        NEO4J_PASSWORD / NEO4J_DATABASE. (The commands pass `uri` only from --neo4j: NEO4J_URI
+        is read here for the Python API's `Neo4jConfig.from_options()`, tests and benchmarks.)
 
         Credentials written into the URI (`bolt://user:pw@host`) are taken out of it, so the
         URI that reaches keys, messages and the driver never holds them.
@@ -141,7 +143,8 @@ class Neo4jConfig:
             raise BadInput(f"invalid Neo4j database name {database!r}")
         return cls(
             uri=clean,
-            user=user or uri_user or env.get("NEO4J_USER") or DEFAULT_USER,
+            user=user or uri_user or env.get("NEO4J_USER") or env.get("NEO4J_USERNAME")
+            or DEFAULT_USER,
             password=password or uri_password or env.get("NEO4J_PASSWORD") or DEFAULT_PASSWORD,
             database=database,
         )
@@ -192,7 +195,8 @@ def open_driver(config: Neo4jConfig, **settings: Any):
         driver.close()
         raise BadInput(
             f"Neo4j at {config.uri} refused the credentials of user {config.user!r} "
-            f"({_first_line(exc)}); set NEO4J_USER / NEO4J_PASSWORD"
+            f"({_first_line(exc)}); set --neo4j-user / --neo4j-password "
+            "(NEO4J_USER, NEO4J_PASSWORD)"
         ) from None
     except (ServiceUnavailable, SessionExpired, DriverError, OSError) as exc:
         driver.close()
