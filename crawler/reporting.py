@@ -57,8 +57,11 @@ def _embedded_sink(journal: Journal, graph: Path) -> dict[str, Any] | None:
     return pending
 
 
-def status(store: str | Path) -> dict[str, Any]:
-    """The journal's figures for `store` (records, edges, pending, failed, requests, sinks)."""
+def status(store: str | Path, *, neo4j: Any = None) -> dict[str, Any]:
+    """The journal's figures for `store` (records, edges, pending, failed, requests, sinks).
+
+    With `neo4j` (a `crawler.sinks.neo4j.Neo4jConfig`) that database's entry holds its real
+    counts against the journal's (`crawler.sinks.neo4j.status_of`), not only its cursor."""
     paths = StorePaths.of(store)
     if not paths.journal.is_file():
         raise BadInput(
@@ -76,6 +79,11 @@ def status(store: str | Path) -> dict[str, Any]:
         embedded = _embedded_sink(journal, paths.graph)
         if embedded is not None:
             sinks = {EMBEDDED: embedded, **sinks}
+        if neo4j is not None:
+            from .sinks.neo4j import status_of
+
+            name, info = status_of(neo4j, journal)
+            sinks[name] = info
     return {
         "store": str(paths.root),
         "nodes": stats["nodes"],

@@ -90,14 +90,17 @@ def sync(
     """Bring each named store level with the journal of `store`; one report per store.
 
     `neo4j` is a URI (credentials from NEO4J_USER / NEO4J_PASSWORD / NEO4J_DATABASE) or a
-    `Neo4jConfig`; `embedded` brings the LadybugDB store in step. `batch_size` is journal rows per
-    Neo4j transaction (None: the sink's default); `fast=False` MERGEs every edge.
+    `Neo4jConfig`; `embedded` brings the LadybugDB store in step. `batch_size` is rows per Neo4j
+    UNWIND statement (None: the sink's default); `fast=False` MERGEs every edge. Neo4j's real
+    counts are then compared with the journal's and missing rows written again.
     """
     paths = existing_store(store)
     config = neo4j_config(neo4j)
     if config is None and not embedded:
-        raise BadInput("nothing to sync: pass --neo4j URI (or set NEO4J_URI) and/or --embedded")
-    options: dict[str, Any] = {"fast": fast}
+        raise BadInput("nothing to sync: pass --neo4j URI and/or --embedded")
+    # verify: Neo4j's real counts are compared with the journal's at the end, and missing
+    # rows written again (crawler.sinks.neo4j.Neo4jSink.verify_and_repair)
+    options: dict[str, Any] = {"fast": fast, "verify": True}
     if batch_size is not None:
         options["batch_size"] = batch_size
     reports: list[SyncReport] = []

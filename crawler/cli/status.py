@@ -11,12 +11,17 @@ from typing import Any
 import click
 
 from ..output import render
-from .options import format_option, store_option
+from .options import format_option, neo4j_config, neo4j_options, store_option
 
 
 def _sink_line(name: str, info: dict[str, Any]) -> dict[str, Any]:
     if "error" in info:
         return {"sink": name, "behind": "?", "note": info["error"]}
+    if info.get("differences"):  # real counts (status --neo4j): not in step whatever the cursor
+        shown, more = info["differences"][:3], len(info["differences"]) - 3
+        return {"sink": name, "behind": info["total"],
+                "note": "differs from the journal: " + "; ".join(shown)
+                + (f"; and {more} more" if more > 0 else "")}
     note = "in step" if info["total"] == 0 else (
         f"{info['nodes']} records, {info['edges']} edges, {info['props']} property rows to load"
     )
@@ -60,12 +65,20 @@ def format_table(report: dict[str, Any]) -> str:
 
 @click.command("status")
 @store_option
+@neo4j_options
 @format_option("table", "json")
-def command(store: str, fmt: str) -> None:
-    """Show what the journal holds: records and edges by database and link name, pending, failed."""
+def command(
+    store: str, neo4j_uri: str | None, neo4j_user: str | None, neo4j_password: str | None,
+    neo4j_database: str | None, fmt: str,
+) -> None:
+    """Show what the journal holds: records and edges by database and link name, pending, failed.
+
+    With --neo4j, that database's real counts are compared with the journal's."""
     from ..reporting import status
 
-    report = status(store)
+    report = status(
+        store, neo4j=neo4j_config(neo4j_uri, neo4j_user, neo4j_password, neo4j_database)
+    )
     if fmt == "json":
         click.echo(json.dumps(report, indent=2, sort_keys=True))
     else:

@@ -25,7 +25,8 @@ from .options import format_option, neo4j_config, neo4j_options, store_option
     "--batch-size",
     type=click.IntRange(min=1, max=100_000),
     default=None,
-    help="Journal rows per Neo4j transaction  [default: 5000, the Neo4j sink's].",
+    help="Rows per Neo4j UNWIND statement; a transaction takes up to 8 statements' worth "
+    "of journal rows  [default: 5000].",
 )
 @click.option(
     "--merge-only",

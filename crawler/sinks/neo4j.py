@@ -35,7 +35,9 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -63,6 +65,7 @@ from ..errors import BadInput, StoreError
 from ..journal import Cursor, NodeRow, PropRow
 from ..names import check_identifier
 from . import NODE_PROPERTIES, SyncReport
+from .verify import Counts, Difference, compare, describe, expected_counts
 
 if TYPE_CHECKING:
     from ..journal import EdgeRow, Journal
@@ -72,7 +75,11 @@ log = logging.getLogger(__name__)
 DEFAULT_USER = "neo4j"
 # The password docker-compose.yml gives the server unless NEO4J_PASSWORD says otherwise.
 DEFAULT_PASSWORD = "entrez-graph"
-DEFAULT_BATCH = 5_000
+DEFAULT_BATCH = 5_000  # rows per UNWIND statement
+# Journal rows per transaction, in statements' worth: a window of 8 x 5,000 rows gives each link
+# name of a crawl's mix statements of thousands of rows instead of hundreds.
+WINDOW_STATEMENTS = 8
+IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
 CURSOR_LABEL = "EntrezGraphCursor"  # capitalised: never the name of an Entrez database
 JOURNAL_ID_KEY = "journal_id"
 SCHEMES = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
@@ -186,8 +193,44 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {_first_line(exc)}"
 
 
+class _DriverLog(logging.Handler):
+    """The driver's own log records, kept off the terminal: relayed at DEBUG to our logger.
+
+    The driver warns on its `neo4j` logger for every retry of a managed transaction
+    ("Transaction failed and will be retried in 1.9s (Couldn't connect …)", two lines each) and
+    for every server notification. With no handler anywhere, Python's last-resort handler prints
+    them on stderr beside our own one-line message. We say once that Neo4j is away and once that
+    it is back; the details stay available to whoever turns our DEBUG logging on. Attached only
+    when nobody configured the `neo4j` logger (`neo4j.debug.watch` adds a handler of its own).
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.retries = 0  # transaction retries the driver logged (the benchmark prints them)
+        self.deadlocks = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if "will be retried" in text:
+            self.retries += 1
+            if "Deadlock" in text:
+                self.deadlocks += 1
+        log.debug("neo4j driver: %s", " ".join(text.split()))
+
+
+DRIVER_LOG = _DriverLog()
+
+
+def quiet_driver_logging() -> None:
+    """Keep the driver's retry warnings and notifications off the terminal (idempotent)."""
+    driver_log = logging.getLogger("neo4j")
+    if DRIVER_LOG not in driver_log.handlers and not driver_log.handlers:
+        driver_log.addHandler(DRIVER_LOG)
+
+
 def open_driver(config: Neo4jConfig, **settings: Any):
     """A connected driver; wrong credentials or an unreachable server are BadInput (exit 2)."""
+    quiet_driver_logging()
     driver = _driver_factory(config, **settings)
     try:
         driver.verify_connectivity()
@@ -261,14 +304,32 @@ def prop_query(label: str) -> str:
     )
 
 
+def count_nodes_query(label: str) -> str:
+    """Records of one label (answered from the count store)."""
+    return f"MATCH (n:{_q(label, 'database name')}) RETURN count(n) AS n"
+
+
+def count_rels_query(linkname: str) -> str:
+    """Links of one type (answered from the count store)."""
+    return f"MATCH ()-[r:{_q(linkname, 'link name')}]->() RETURN count(r) AS n"
+
+
+def count_props_query(label: str) -> str:
+    """Records of one label holding at least one of $keys; `keys(n)`, not `n.name IS NOT NULL`,
+    so a property key no record has yet raises no notification."""
+    return (
+        f"MATCH (n:{_q(label, 'database name')}) "
+        "WHERE any(k IN keys(n) WHERE k IN $keys) RETURN count(n) AS n"
+    )
+
+
 CLAIM_OTHERS = (
     f"MATCH (o:{CURSOR_LABEL}) WHERE o.journal <> $journal "
     "SET o.shared = true RETURN count(o) AS n"
 )
-READ_MINE = (
-    f"MATCH (c:{CURSOR_LABEL} {{journal: $journal}}) "
-    "RETURN c.node AS node, c.edge AS edge, c.prop AS prop, c.shared AS shared"
-)
+# `properties(c)`, not `c.node, …`: on a database that never held our cursor node the property
+# keys do not exist yet, and reading them by name makes the server send 01N52 notifications.
+READ_MINE = f"MATCH (c:{CURSOR_LABEL} {{journal: $journal}}) RETURN properties(c) AS c"
 COUNT_RELS = "MATCH ()-[r]->() RETURN count(r) AS n"
 # MERGE, backed by CURSOR_CONSTRAINT: two processes claiming at once still make one node.
 CREATE_MINE = (
@@ -282,8 +343,12 @@ CURSOR_CONSTRAINT = (
 MARK_MINE_SHARED = f"MATCH (c:{CURSOR_LABEL} {{journal: $journal}}) SET c.shared = true"
 LOCK_MINE = (
     f"MATCH (c:{CURSOR_LABEL} {{journal: $journal}}) SET c.locked = true "
-    "RETURN c.node AS node, c.edge AS edge, c.prop AS prop, c.shared AS shared"
+    "RETURN properties(c) AS c"
 )
+COUNT_OTHERS = f"MATCH (o:{CURSOR_LABEL}) WHERE o.journal <> $journal RETURN count(o) AS n"
+# Real counts (`verify`): labels and types in use first, so no count names a missing token.
+LABELS_IN_USE = "CALL db.labels() YIELD label RETURN label"
+TYPES_IN_USE = "CALL db.relationshipTypes() YIELD relationshipType RETURN relationshipType"
 MOVE_MINE = (
     f"MATCH (c:{CURSOR_LABEL} {{journal: $journal}}) "
     "SET c.node = $node, c.edge = $edge, c.prop = $prop"
@@ -425,7 +490,17 @@ def pending_rows(journal: Journal, cursor: Cursor) -> int:
 
 
 class Neo4jSink:
-    """Pushes journal rows past this journal's cursor into one Neo4j database."""
+    """Pushes journal rows past this journal's cursor into one Neo4j database.
+
+    Writes: records first (every label), then links, then properties, each table in windows of
+    `window` journal rows per transaction (default 8 x `batch_size`), each window's rows
+    grouped by label / link name and sent as UNWIND statements of at most `batch_size` rows.
+    Small groups are what made writes slow (a 5,000-row transaction of 8 link names is 8
+    statements of ~600 rows); a larger window fills each statement. `parallel` > 1 writes the
+    link names of a window in that many sessions at once where MERGE is used (deadlocks are
+    transient errors: retried with backoff), then moves the cursor in a transaction of its own;
+    the CREATE fast path always writes a window in one transaction with its cursor move.
+    """
 
     def __init__(
         self,
@@ -434,7 +509,10 @@ class Neo4jSink:
         database: str,
         *,
         batch_size: int = DEFAULT_BATCH,
+        window: int | None = None,
+        parallel: int = 1,
         fast: bool = True,
+        verify: bool = False,
         attempts: int = 4,
         backoff: tuple[float, float] = (0.5, 8.0),
         sleep: Callable[[float], None] | None = None,
@@ -444,15 +522,21 @@ class Neo4jSink:
         self.database = database
         self.name = cursor_key(config.uri, database)
         self.batch_size = max(1, int(batch_size))
+        self.window = max(1, int(window)) if window else self.batch_size * WINDOW_STATEMENTS
+        self.parallel = max(1, int(parallel))
         self.fast = fast
+        self.verify_after_sync = verify
         self.attempts = max(1, attempts)
         self.backoff = backoff
         self._sleep = sleep if sleep is not None else _sleep
         self._labels: set[str] = set()
         self._cursor_constraint = False
         self._down = False
-        self.fast_batches = 0   # edge batches written with CREATE (for the benchmark)
-        self.merge_batches = 0  # edge batches written with MERGE
+        self._said_back = False
+        self.fast_batches = 0   # edge windows written with CREATE (for the benchmark)
+        self.merge_batches = 0  # edge windows written with MERGE
+        self.repaired: list[Difference] = []  # what the last verify found missing and rewrote
+        self.surplus: list[Difference] = []   # what it found the journal does not hold
 
     # -- construction --------------------------------------------------------------------
 
@@ -500,9 +584,8 @@ class Neo4jSink:
 
     # -- plumbing ------------------------------------------------------------------------
 
-    def _write(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """One managed write transaction, retried with backoff on connection/transient errors."""
-        retrying = Retrying(
+    def _retrying(self) -> Retrying:
+        return Retrying(
             retry=retry_if_exception_type(RETRYABLE),
             stop=stop_after_attempt(self.attempts),
             wait=wait_exponential(multiplier=self.backoff[0], max=self.backoff[1])
@@ -510,12 +593,25 @@ class Neo4jSink:
             sleep=self._sleep,
             reraise=False,
         )
+
+    def _write(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """One managed write transaction, retried with backoff on connection/transient errors."""
+        return self._transaction(WRITE_ACCESS, fn, *args)
+
+    def _read(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """One managed read transaction, retried like writes."""
+        return self._transaction(READ_ACCESS, fn, *args)
+
+    def _transaction(self, mode: str, fn: Callable[..., Any], *args: Any) -> Any:
         try:
-            for attempt in retrying:
+            for attempt in self._retrying():
                 with attempt, self.driver.session(
-                    database=self.database, default_access_mode=WRITE_ACCESS
+                    database=self.database, default_access_mode=mode
                 ) as session:
-                    return session.execute_write(fn, *args)
+                    runner = session.execute_write if mode == WRITE_ACCESS else (
+                        session.execute_read
+                    )
+                    return runner(fn, *args)
         except RetryError as exc:
             last = exc.last_attempt.exception()
             raise Unavailable(
@@ -533,13 +629,26 @@ class Neo4jSink:
     # -- sync ----------------------------------------------------------------------------
 
     def sync(self, journal: Journal) -> SyncReport:
-        """Push every journal row Neo4j lacks. Never raises for an outage: the report says so."""
+        """Push every journal row Neo4j lacks. Never raises for an outage: the report says so.
+
+        With `verify` (what `entrez-graph sync` asks for), the real counts are then compared
+        with the journal's and missing rows are written again (`verify_and_repair`).
+        """
         report = SyncReport(sink=self.name)
         try:
             if self._down:
                 self._probe()
+                if not self._said_back:
+                    self._said_back = True
+                    log.warning("Neo4j at %s is back; writing what the journal kept meanwhile",
+                                self.config.uri)
             self._sync(journal, report)
             self._down = False
+            if self.verify_after_sync:
+                left = self.verify_and_repair(journal)
+                if left:
+                    report.error = (f"Neo4j at {self.config.uri} still differs from the journal "
+                                    f"after rewriting: {describe(left)}")
         except (Unavailable, *RETRYABLE) as exc:
             self._down = True
             report.error = str(exc) if isinstance(exc, Unavailable) else _describe(exc)
@@ -578,6 +687,9 @@ class Neo4jSink:
                 log.info("no cursor of this journal in %s: pushing everything again", self.name)
         cursor = claim.cursor
         journal.set_cursor(self.name, cursor)
+        # constraints of every label the journal holds, so a database loaded by
+        # `neo4j-admin database import` gets them at its first sync even with nothing to push
+        self._ensure_labels(journal_labels(journal))
         cursor = self._push_nodes(journal, jid, cursor, upto.node, report)
         cursor = self._push_edges(journal, jid, cursor, upto.edge, report)
         self._push_props(journal, jid, cursor, upto.prop, report)
@@ -589,18 +701,23 @@ class Neo4jSink:
         cursor: Cursor,
         axis: str,
         last_id: int,
-        write: Callable[[Any, dict[str, Any]], int],
+        batch: _Batch,
     ) -> tuple[Cursor, bool]:
-        """Write one batch and move the cursor node in the same transaction, then the journal's.
+        """Write one window and move the cursor node in the same transaction, then the journal's.
 
-        Returns the cursor now in force and whether the batch was written. If our cursor node
+        Returns the cursor now in force and whether the window was written. If our cursor node
         moved meanwhile (another process syncing this journal, or the node was deleted), the
-        batch is rolled back and the sync continues from wherever the node now stands.
+        window is rolled back and the sync continues from wherever the node now stands. A
+        window of links may instead be written by parallel sessions (`_commit_parallel`).
         """
         after = {"node": cursor.node, "edge": cursor.edge, "prop": cursor.prop}
         new = {**after, axis: last_id}
         try:
-            self._write(_batch_tx, jid, after, new, write)
+            if self.parallel > 1 and len(batch.parts) > 1 and not self._fast_now(jid):
+                self._write_parallel(batch)
+                self._write(_batch_tx, jid, after, new, _nothing)
+            else:
+                self._write(_batch_tx, jid, after, new, batch.write)
         except _CursorMoved as moved:
             if moved.state is None:
                 moved_to = self._write(_claim_tx, jid).cursor
@@ -612,6 +729,24 @@ class Neo4jSink:
         journal.set_cursor(self.name, done)
         return done, True
 
+    def _fast_now(self, jid: str) -> bool:
+        """Whether the CREATE path applies (read outside the window's transaction: `shared`
+        only ever turns true, so reading false here and then taking MERGE is always safe)."""
+        if not self.fast:
+            return False
+        state = self._read(_read_state_tx, jid)
+        return state is not None and state.get("shared") is False
+
+    def _write_parallel(self, batch: _Batch) -> None:
+        """The window's link names in `parallel` sessions, one transaction per link name."""
+        self.merge_batches += 1
+        with ThreadPoolExecutor(max_workers=min(self.parallel, len(batch.parts))) as pool:
+            futures = [pool.submit(self._write, _part_tx, part) for part in batch.parts]
+            errors = [f.exception() for f in futures]
+        for error in errors:
+            if error is not None:
+                raise error
+
     def _loop(
         self,
         journal: Journal,
@@ -622,9 +757,9 @@ class Neo4jSink:
         fetch: Callable[[int, int], list[Any]],
         prepare: Callable[[list[Any]], _Batch],
     ) -> Iterator[tuple[Cursor, int]]:
-        """Batches of one table up to `upto`: yields (cursor in force, rows written).
+        """Windows of one table up to `upto`: yields (cursor in force, rows written).
 
-        Each batch is grouped and validated (`prepare`) before any query is sent, and the
+        Each window is grouped and validated (`prepare`) before any query is sent, and the
         constraints of labels it introduces are created before its data.
         """
         moves = 0
@@ -634,7 +769,7 @@ class Neo4jSink:
                 return
             batch = prepare(rows)
             self._ensure_labels(batch.labels)
-            cursor, written = self._commit(journal, jid, cursor, axis, rows[-1].id, batch.write)
+            cursor, written = self._commit(journal, jid, cursor, axis, rows[-1].id, batch)
             if not written:
                 moves += 1
                 if moves > 100:
@@ -645,9 +780,12 @@ class Neo4jSink:
         self, journal: Journal, jid: str, cursor: Cursor, upto: int, report: SyncReport
     ) -> Cursor:
         def fetch(after: int, upto: int) -> list[NodeRow]:
-            return journal.nodes_between(after, upto, self.batch_size)
+            return journal.nodes_between(after, upto, self.window)
 
-        for now, n in self._loop(journal, jid, cursor, "node", upto, fetch, prepare_nodes):
+        def prepare(rows: list[NodeRow]) -> _Batch:
+            return prepare_nodes(rows, self.batch_size)
+
+        for now, n in self._loop(journal, jid, cursor, "node", upto, fetch, prepare):
             cursor = now
             report.nodes += n
         return cursor
@@ -656,10 +794,12 @@ class Neo4jSink:
         self, journal: Journal, jid: str, cursor: Cursor, upto: int, report: SyncReport
     ) -> Cursor:
         def fetch(after: int, upto: int) -> list[EdgeRow]:
-            return journal.edges_between(after, upto, self.batch_size)
+            return journal.edges_between(after, upto, self.window)
 
         def prepare(rows: list[EdgeRow]) -> _Batch:
-            return prepare_edges(rows, fast=self.fast, on_path=self._count_path)
+            return prepare_edges(
+                rows, fast=self.fast, on_path=self._count_path, statement_rows=self.batch_size
+            )
 
         heals = 0
         while True:
@@ -700,9 +840,10 @@ class Neo4jSink:
         )
         for start in range(0, len(found), self.batch_size):
             chunk = found[start:start + self.batch_size]
-            nodes = prepare_nodes(chunk)
+            nodes = prepare_nodes(chunk, self.batch_size)
             props = prepare_props(
-                [PropRow(0, r.db, r.uid, p) for r in chunk if (p := journal.props_of(r.db, r.uid))]
+                [PropRow(0, r.db, r.uid, p) for r in chunk if (p := journal.props_of(r.db, r.uid))],
+                self.batch_size,
             )
             self._ensure_labels(nodes.labels)
             self._write(_heal_tx, nodes.write, props.write)
@@ -711,12 +852,139 @@ class Neo4jSink:
         self, journal: Journal, jid: str, cursor: Cursor, upto: int, report: SyncReport
     ) -> Cursor:
         def fetch(after: int, upto: int) -> list[PropRow]:
-            return journal.props_between(after, upto, self.batch_size)
+            return journal.props_between(after, upto, self.window)
 
-        for now, n in self._loop(journal, jid, cursor, "prop", upto, fetch, prepare_props):
+        def prepare(rows: list[PropRow]) -> _Batch:
+            return prepare_props(rows, self.batch_size)
+
+        for now, n in self._loop(journal, jid, cursor, "prop", upto, fetch, prepare):
             cursor = now
             report.props += n
         return cursor
+
+    # -- real counts (issue 10: never trust the cursor alone) -----------------------------
+
+    def held_cursor(self, journal: Journal) -> tuple[Cursor | None, bool]:
+        """This journal's cursor as Neo4j holds it (None: no cursor node), and whether other
+        journals write into the same database (their rows are then in the real counts too)."""
+        state, others = self._read(_cursor_and_others_tx, journal_id(journal))
+        if state is None:
+            return None, bool(others)
+        cursor = Cursor(state["node"] or 0, state["edge"] or 0, state["prop"] or 0)
+        return cursor, bool(others) or bool(state["shared"])
+
+    def real_counts(self) -> Counts:
+        """What the database really holds: records per label, links per type, and records
+        carrying at least one NODE_PROPERTIES value per label; one query per label and type."""
+        return self._read(_real_counts_tx)
+
+    def verify(self, journal: Journal) -> list[Difference]:
+        """Real counts against the journal up to the cursor Neo4j holds (empty: exact)."""
+        cursor, _ = self.held_cursor(journal)
+        return compare(expected_counts(journal, cursor or Cursor()), self.real_counts())
+
+    def verify_and_repair(self, journal: Journal) -> list[Difference]:
+        """Compare, rewrite from the journal what is missing, compare again.
+
+        Missing rows (a count below the journal's) are written again with MERGE, label by label
+        and link name by link name, up to the cursor: that repairs exactly what is missing and
+        touches nothing else. Rows the journal does not hold (a surplus) are never removed: they
+        may belong to another journal writing into the same database or to a user's own
+        `query --write`; they are reported once. Returns the deficits still left (normally none).
+        """
+        self.repaired, self.surplus = [], []
+        cursor, shared = self.held_cursor(journal)
+        cursor = cursor or Cursor()
+        differences = compare(expected_counts(journal, cursor), self.real_counts())
+        missing = [d for d in differences if d.actual < d.expected]
+        self.surplus = [d for d in differences if d.actual > d.expected]
+        if self.surplus:
+            why = ("the database is shared with another journal, whose rows count too"
+                   if shared else "not written by this journal, e.g. by `query --write`")
+            log.warning("Neo4j at %s holds rows the journal does not (%s): %s; left alone",
+                        self.config.uri, why, describe(self.surplus))
+        if not missing:
+            return []
+        log.warning("Neo4j at %s lacked rows its cursor covers (%s); writing them again from "
+                    "the journal", self.config.uri, describe(missing))
+        self.repaired = missing
+        self.repair(journal, missing, cursor)
+        after = compare(expected_counts(journal, cursor), self.real_counts())
+        return [d for d in after if d.actual < d.expected]
+
+    def repair(self, journal: Journal, missing: list[Difference], cursor: Cursor) -> None:
+        """MERGE again every journal row (up to `cursor`) of the labels / link names given."""
+        kinds: dict[str, set[str]] = defaultdict(set)
+        for d in missing:
+            kinds[d.kind].add(d.name)
+        for label in sorted(kinds["nodes"]):
+            for rows in _chunks(journal_rows(journal, "nodes", label, cursor), self.window):
+                batch = prepare_nodes(rows, self.batch_size)
+                self._ensure_labels(batch.labels)
+                self._write(_heal_tx, batch.write)
+        for linkname in sorted(kinds["edges"]):
+            for rows in _chunks(journal_rows(journal, "edges", linkname, cursor), self.window):
+                batch = prepare_edges(rows, statement_rows=self.batch_size)
+                self._ensure_labels(batch.labels)
+                for _ in range(4):
+                    try:
+                        self._write(_heal_tx, batch.write)
+                        break
+                    except _MissingEndpoints as gap:
+                        self._heal(journal, gap.rows)
+                else:
+                    raise StoreError(f"{self.name}: {linkname} links still find no endpoints")
+        for label in sorted(kinds["props"]):
+            for rows in _chunks(journal_rows(journal, "props", label, cursor), self.window):
+                batch = prepare_props(rows, self.batch_size)
+                self._write(_heal_tx, batch.write)
+
+
+def _chunks(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def journal_labels(journal: Journal) -> list[str]:
+    """Every database the journal holds records of (each a label with a constraint)."""
+    return [
+        check_identifier(db, "database name")
+        for (db,) in journal.execute("SELECT DISTINCT db FROM nodes ORDER BY db")
+    ]
+
+
+def journal_rows(journal: Journal, table: str, name: str, cursor: Cursor) -> Iterator[Any]:
+    """Journal rows of one label (nodes, props) or link name (edges) up to `cursor`, in id order.
+
+    Props rows only of records within the cursor, as `verify.expected_counts` counts them.
+    """
+    if table == "nodes":
+        for row in journal.execute(
+            "SELECT id, db, uid, depth, state FROM nodes WHERE db = ? AND id <= ? ORDER BY id",
+            (name, cursor.node),
+        ):
+            yield NodeRow(*row)
+    elif table == "edges":
+        for row in journal.execute(
+            "SELECT id, dbfrom, uid_from, linkname, dbto, uid_to, score FROM edges "
+            "WHERE linkname = ? AND id <= ? ORDER BY id",
+            (name, cursor.edge),
+        ):
+            yield EdgeRow(*row)
+    else:
+        for i, db, uid, data in journal.execute(
+            "SELECT p.id, p.db, p.uid, p.data FROM props p JOIN nodes n "
+            "ON n.db = p.db AND n.uid = p.uid WHERE p.db = ? AND p.id <= ? AND n.id <= ? "
+            "ORDER BY p.id",
+            (name, cursor.prop, cursor.node),
+        ):
+            yield PropRow(i, db, uid, json.loads(data))
 
 
 def cursor_key(uri: str, database: str) -> str:
@@ -727,54 +995,104 @@ def cursor_key(uri: str, database: str) -> str:
 # -- batches: grouped, validated and turned into query text before any transaction ----------
 
 
+Statement = tuple[str, list[dict[str, Any]]]
+
+
 @dataclass(slots=True)
 class _Batch:
     labels: set[str]
     write: Callable[[Any, dict[str, Any]], int]  # (tx, cursor-node state) -> rows written
+    # links only: the same rows as independent MERGE writes, one per link name, for parallel
+    # sessions (`Neo4jSink.parallel`); each is (tx) -> rows written
+    parts: list[Callable[[Any], int]] = field(default_factory=list)
 
 
-def prepare_nodes(rows: list[NodeRow]) -> _Batch:
-    statements = [(node_query(label), params) for label, params in group_nodes(rows).items()]
-
-    def write(tx: Any, state: dict[str, Any]) -> int:
-        return sum(tx.run(text, {"rows": p}).single()["n"] for text, p in statements)
-
-    return _Batch({r.db for r in rows}, write)
+def split(rows: list[dict[str, Any]], size: int) -> list[list[dict[str, Any]]]:
+    """UNWIND parameter lists of at most `size` rows."""
+    return [rows[i:i + size] for i in range(0, len(rows), size)] or [[]]
 
 
-def prepare_props(rows: list[PropRow]) -> _Batch:
-    statements = [(prop_query(label), params) for label, params in group_props(rows).items()]
+def node_statements(rows: list[NodeRow], statement_rows: int = DEFAULT_BATCH) -> list[Statement]:
+    """One MERGE statement per label and `statement_rows` rows."""
+    return [
+        (node_query(label), chunk)
+        for label, params in group_nodes(rows).items()
+        for chunk in split(params, statement_rows)
+    ]
 
-    def write(tx: Any, state: dict[str, Any]) -> int:
-        return sum(tx.run(text, {"rows": p}).single()["n"] for text, p in statements)
 
-    return _Batch({r.db for r in rows}, write)
+def prop_statements(rows: list[PropRow], statement_rows: int = DEFAULT_BATCH) -> list[Statement]:
+    return [
+        (prop_query(label), chunk)
+        for label, params in group_props(rows).items()
+        for chunk in split(params, statement_rows)
+    ]
+
+
+def edge_statements(
+    rows: list[EdgeRow], statement_rows: int = DEFAULT_BATCH
+) -> list[tuple[tuple[str, str, str], list[dict[str, Any]]]]:
+    """(dbfrom, link name, dbto) and its UNWIND rows, at most `statement_rows` per statement."""
+    return [
+        (key, chunk)
+        for key, params in group_edges(rows).items()
+        for chunk in split(params, statement_rows)
+    ]
+
+
+def _run_all(tx: Any, statements: list[Statement]) -> int:
+    return sum(tx.run(text, {"rows": rows}).single()["n"] for text, rows in statements)
+
+
+def prepare_nodes(rows: list[NodeRow], statement_rows: int = DEFAULT_BATCH) -> _Batch:
+    statements = node_statements(rows, statement_rows)
+    return _Batch({r.db for r in rows}, lambda tx, state: _run_all(tx, statements))
+
+
+def prepare_props(rows: list[PropRow], statement_rows: int = DEFAULT_BATCH) -> _Batch:
+    statements = prop_statements(rows, statement_rows)
+    return _Batch({r.db for r in rows}, lambda tx, state: _run_all(tx, statements))
+
+
+def _run_edges(
+    tx: Any, statements: list[tuple[tuple[str, str, str], list[dict[str, Any]]]], create: bool
+) -> int:
+    n = 0
+    for (dbfrom, linkname, dbto), params in statements:
+        text = edge_query(dbfrom, linkname, dbto, create=create)
+        found = tx.run(text, {"rows": params}).single()["n"]
+        if found < len(params):
+            raise _MissingEndpoints([{**p, "dbfrom": dbfrom, "dbto": dbto} for p in params])
+        n += found
+    return n
 
 
 def prepare_edges(
-    rows: list[EdgeRow], *, fast: bool = False, on_path: Callable[[bool], None] | None = None
+    rows: list[EdgeRow],
+    *,
+    fast: bool = False,
+    on_path: Callable[[bool], None] | None = None,
+    statement_rows: int = DEFAULT_BATCH,
 ) -> _Batch:
-    """Edge statements in both forms; the transaction picks CREATE only while it owns the db."""
-    groups = group_edges(rows)
-    statements = [
-        (edge_query(*key, create=False), edge_query(*key, create=True), key, params)
-        for key, params in groups.items()
-    ]
+    """Edge statements; the transaction picks CREATE only while this journal owns the db."""
+    statements = edge_statements(rows, statement_rows)
 
     def write(tx: Any, state: dict[str, Any]) -> int:
         create = fast and state.get("shared") is False
         if on_path is not None:
             on_path(create)
-        n = 0
-        for merge_text, create_text, (dbfrom, _, dbto), params in statements:
-            found = tx.run(create_text if create else merge_text, {"rows": params}).single()["n"]
-            if found < len(params):
-                raise _MissingEndpoints([{**p, "dbfrom": dbfrom, "dbto": dbto} for p in params])
-            n += found
-        return n
+        return _run_edges(tx, statements, create)
 
-    labels = {k[0] for k in groups} | {k[2] for k in groups}
-    return _Batch(labels, write)
+    by_type: dict[str, list[Any]] = defaultdict(list)
+    for key, params in statements:
+        by_type[key[1]].append((key, params))
+    parts = [
+        partial(_run_edges, statements=chosen, create=False) for _, chosen in sorted(
+            by_type.items(), key=lambda kv: -sum(len(p) for _, p in kv[1])
+        )
+    ]
+    labels = {k[0] for k, _ in statements} | {k[2] for k, _ in statements}
+    return _Batch(labels, write, parts)
 
 
 # -- transaction functions (may be re-run by the driver: no side effects outside `tx`) -------
@@ -790,9 +1108,11 @@ def _run_only(tx: Any, text: str, params: dict[str, Any]) -> None:
 
 
 def _state(record: Any) -> dict[str, Any] | None:
+    """Our cursor node's properties (READ_MINE / LOCK_MINE), missing ones as None."""
     if record is None:
         return None
-    return {k: record[k] for k in ("node", "edge", "prop", "shared")}
+    props = dict(record["c"] or {})
+    return {k: props.get(k) for k in ("node", "edge", "prop", "shared")}
 
 
 def _claim_tx(tx: Any, jid: str) -> _Claim:
@@ -831,6 +1151,48 @@ def _batch_tx(
 def _heal_tx(tx: Any, *writes: Callable[[Any, dict[str, Any]], int]) -> None:
     for write in writes:
         write(tx, {})
+
+
+def _nothing(tx: Any, state: dict[str, Any]) -> int:
+    """The cursor move after a window that parallel sessions wrote."""
+    return 0
+
+
+def _part_tx(tx: Any, part: Callable[[Any], int]) -> int:
+    return part(tx)
+
+
+def _read_state_tx(tx: Any, jid: str) -> dict[str, Any] | None:
+    return _state(tx.run(READ_MINE, {"journal": jid}).single())
+
+
+def _cursor_and_others_tx(tx: Any, jid: str) -> tuple[dict[str, Any] | None, int]:
+    mine = _state(tx.run(READ_MINE, {"journal": jid}).single())
+    others = tx.run(COUNT_OTHERS, {"journal": jid}).single()["n"]
+    return mine, others
+
+
+def _ours(name: str) -> bool:
+    return bool(IDENTIFIER.match(name))
+
+
+def _real_counts_tx(tx: Any) -> Counts:
+    """One count per label and per relationship type in use, and per label the records holding
+    a NODE_PROPERTIES value. Only labels and types in use are named, so no count raises a
+    notification; labels and types that are not identifiers (not ours) are left out."""
+    labels = sorted(r["label"] for r in tx.run(LABELS_IN_USE, {}) if _ours(r["label"]))
+    types = sorted(
+        r["relationshipType"] for r in tx.run(TYPES_IN_USE, {}) if _ours(r["relationshipType"])
+    )
+    nodes = {lb: tx.run(count_nodes_query(lb), {}).single()["n"] for lb in labels}
+    edges = {t: tx.run(count_rels_query(t), {}).single()["n"] for t in types}
+    keys = sorted(NODE_PROPERTIES)
+    props = {lb: tx.run(count_props_query(lb), {"keys": keys}).single()["n"] for lb in labels}
+    return Counts(
+        {k: int(v) for k, v in nodes.items() if v},
+        {k: int(v) for k, v in edges.items() if v},
+        {k: int(v) for k, v in props.items() if v},
+    )
 
 
 # -- queries for `entrez-graph query --neo4j` ------------------------------------------------
@@ -872,3 +1234,40 @@ def run_cypher(
         raise StoreError(f"Neo4j query failed: {_first_line(exc)}") from None
     finally:
         driver.close()
+
+
+# -- `entrez-graph status --neo4j URI` -------------------------------------------------------
+
+
+def status_of(config: Neo4jConfig, journal: Journal) -> tuple[str, dict[str, Any]]:
+    """(sink name, what `status` shows) for one Neo4j database: its real counts against the
+    journal up to the cursor Neo4j holds, and the journal rows past that cursor.
+
+    "In step" (`in_step`) only when nothing is behind and every count equals the journal's.
+    Connecting is where a wrong URI or credentials are refused (BadInput, exit 2).
+    """
+    with Neo4jSink.from_config(config) as sink:
+        try:
+            held, shared = sink.held_cursor(journal)
+            cursor = held or Cursor()
+            expected = expected_counts(journal, cursor)
+            real = sink.real_counts()
+        except (Unavailable, Neo4jError, DriverError) as exc:
+            return sink.name, {"error": f"Neo4j at {config.uri} not readable now ({exc})"}
+    behind = {
+        table: journal.execute(f"SELECT count(*) FROM {table} WHERE id > ?", (after,)).fetchone()[0]
+        for table, after in (("nodes", cursor.node), ("edges", cursor.edge),
+                             ("props", cursor.prop))
+    }
+    differences = compare(expected, real)
+    return sink.name, {
+        **behind,
+        "total": sum(behind.values()),
+        "cursor": {"node": cursor.node, "edge": cursor.edge, "prop": cursor.prop,
+                   "held": held is not None},
+        "shared": shared,
+        "real": real.as_dict(),
+        "expected": expected.as_dict(),
+        "differences": [str(d) for d in differences],
+        "in_step": not differences and not sum(behind.values()),
+    }
