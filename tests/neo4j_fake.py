@@ -129,16 +129,17 @@ class FakeDriver:
 
     def session(self, database: str | None = None, default_access_mode: str = "WRITE", **kw: Any):
         self.server.sessions.append({"database": database, **kw})
-        return FakeSession(self.server, default_access_mode)
+        return FakeSession(self.server, default_access_mode, database)
 
     def close(self) -> None:
         self.server.closed += 1
 
 
 class FakeSession:
-    def __init__(self, server: FakeNeo4j, mode: str) -> None:
+    def __init__(self, server: FakeNeo4j, mode: str, database: str | None = None) -> None:
         self.server = server
         self.mode = mode
+        self.database = database
 
     def __enter__(self) -> FakeSession:
         return self
@@ -166,7 +167,7 @@ class FakeSession:
         server.transactions += 1
         snap = server.graph.snapshot()
         try:
-            return fn(FakeTx(server, mode), *args)
+            return fn(FakeTx(server, mode, self.database), *args)
         except BaseException:
             server.graph.restore(snap)
             raise
@@ -179,9 +180,10 @@ class FakeSession:
 
 
 class FakeTx:
-    def __init__(self, server: FakeNeo4j, mode: str) -> None:
+    def __init__(self, server: FakeNeo4j, mode: str, database: str | None = None) -> None:
         self.server = server
         self.mode = mode
+        self.database = database
         self.g = server.graph
 
     def _writes(self) -> None:
@@ -194,7 +196,7 @@ class FakeTx:
         g = self.g
         jid = params.get("journal")
         if text == neo.DATABASE_NAME:
-            return Result(["name"], [["neo4j"]])
+            return Result(["name"], [[self.database or "neo4j"]])
         if text in self.server.canned:
             canned = self.server.canned[text]
             if isinstance(canned, Exception):

@@ -62,13 +62,13 @@ from tenacity import (
 )
 
 from ..errors import BadInput, StoreError
-from ..journal import Cursor, NodeRow, PropRow
+from ..journal import Cursor, EdgeRow, NodeRow, PropRow
 from ..names import check_identifier
 from . import NODE_PROPERTIES, SyncReport
 from .verify import Counts, Difference, compare, describe, expected_counts
 
 if TYPE_CHECKING:
-    from ..journal import EdgeRow, Journal
+    from ..journal import Journal
 
 log = logging.getLogger(__name__)
 
