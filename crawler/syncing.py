@@ -86,6 +86,7 @@ def sync(
     embedded: bool = False,
     batch_size: int | None = None,
     fast: bool = True,
+    bulk: bool = False,
 ) -> list[SyncReport]:
     """Bring each named store level with the journal of `store`; one report per store.
 
@@ -93,6 +94,8 @@ def sync(
     `Neo4jConfig`; `embedded` brings the LadybugDB store in step. `batch_size` is rows per Neo4j
     UNWIND statement (None: the sink's default); `fast=False` MERGEs every edge. Neo4j's real
     counts are then compared with the journal's and missing rows written again.
+    `bulk` replaces the Neo4j database through `neo4j-admin database import` instead (a local,
+    stopped server: crawler.sinks.neo4j_bulk); the next plain sync finishes it.
     """
     paths = existing_store(store)
     config = neo4j_config(neo4j)
@@ -100,6 +103,12 @@ def sync(
         raise BadInput("nothing to sync: pass --neo4j URI and/or --embedded")
     # verify: Neo4j's real counts are compared with the journal's at the end, and missing
     # rows written again (crawler.sinks.neo4j.Neo4jSink.verify_and_repair)
+    if bulk:
+        if config is None or embedded:
+            raise BadInput("--bulk loads one Neo4j database: pass --neo4j URI, not --embedded")
+        from .sinks.neo4j_bulk import bulk_load
+
+        return [bulk_load(paths, config)]
     options: dict[str, Any] = {"fast": fast, "verify": True}
     if batch_size is not None:
         options["batch_size"] = batch_size

@@ -33,6 +33,12 @@ from .options import format_option, neo4j_config, neo4j_options, store_option
     is_flag=True,
     help="MERGE every edge, even where this journal provably owns the database.",
 )
+@click.option(
+    "--bulk",
+    is_flag=True,
+    help="Load a new or empty Neo4j database with neo4j-admin database import instead: Neo4j "
+    "on this machine and stopped; REPLACES that database. Then start Neo4j and run sync.",
+)
 @format_option("table", "json")
 def command(
     store: str,
@@ -43,6 +49,7 @@ def command(
     embedded: bool,
     batch_size: int | None,
     merge_only: bool,
+    bulk: bool,
     fmt: str,
 ) -> None:
     """Push what the journal holds and a store lacks (after a Neo4j outage, or to a new Neo4j)."""
@@ -50,7 +57,8 @@ def command(
 
     config = neo4j_config(neo4j_uri, neo4j_user, neo4j_password, neo4j_database)
     reports = sync(
-        store, neo4j=config, embedded=embedded, batch_size=batch_size, fast=not merge_only
+        store, neo4j=config, embedded=embedded, batch_size=batch_size, fast=not merge_only,
+        bulk=bulk,
     )
     rows = [report_dict(r) for r in reports]
     if fmt == "json":
@@ -61,4 +69,10 @@ def command(
             for r in rows
         ]
         click.echo(render(shown, ["sink", "nodes", "edges", "props", "pending", "status"]))
+    if bulk:
+        click.echo(
+            f"Imported with neo4j-admin. Start Neo4j, then run `entrez-graph sync --store {store} "
+            f"--neo4j {config.uri}`: it creates the constraints, writes the records' "
+            "properties and checks the real counts.", err=True,
+        )
     check_synced(reports)
