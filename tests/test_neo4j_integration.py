@@ -1,18 +1,23 @@
-"""Against a real Neo4j (NEO4J_URI, NEO4J_USER, NEO4J_PASSWORD, NEO4J_DATABASE); skipped without.
+"""Against a real Neo4j; run only with an explicit opt-in, since they EMPTY its database.
 
     docker compose up -d --wait
-    NEO4J_URI=bolt://localhost:7687 python -m pytest tests/test_neo4j_integration.py
+    ENTREZ_GRAPH_TEST_NEO4J=1 NEO4J_URI=bolt://localhost:7687 python -m pytest \
+        tests/test_neo4j_integration.py
 
-These tests EMPTY the database they are pointed at (they refuse to when it holds records that
-entrez-graph did not write). Optional: NEO4J_RESTART_CMD (e.g. `docker compose restart neo4j`)
-is run mid-crawl for the outage test; without it the outage is made by a TCP relay in front of
-the server that stops relaying mid-crawl, then starts again.
+NEO4J_URI alone is not enough (it is often set for other tools): ENTREZ_GRAPH_TEST_NEO4J=1
+must be beside it. NEO4J_USER (or NEO4J_USERNAME), NEO4J_PASSWORD and NEO4J_DATABASE are read
+as the commands read them. The tests EMPTY the database they are pointed at, named at the start
+of the run (they refuse to when it holds records that entrez-graph did not write). Optional:
+NEO4J_RESTART_CMD (e.g. `docker compose restart neo4j`) is run mid-crawl for the outage test;
+without it the outage is made by a TCP relay in front of the server that stops relaying
+mid-crawl, then starts again.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import socket
@@ -34,15 +39,39 @@ from crawler.store import StorePaths
 pytestmark = pytest.mark.neo4j
 
 _OURS = re.compile(r"^[a-z][a-z0-9_]*$|^EntrezGraphCursor$")
+OPT_IN = "ENTREZ_GRAPH_TEST_NEO4J"
+
+
+def _skip_reason() -> str | None:
+    if not os.environ.get("NEO4J_URI"):
+        return (f"no Neo4j server to test against: set NEO4J_URI and {OPT_IN}=1 "
+                "(docker compose up -d --wait); these tests EMPTY that database")
+    if os.environ.get(OPT_IN) != "1":
+        return (f"NEO4J_URI is set but {OPT_IN}=1 is not: these tests EMPTY the database at "
+                f"{os.environ['NEO4J_URI']} ({os.environ.get('NEO4J_DATABASE') or 'default'}); "
+                f"set {OPT_IN}=1 to allow it")
+    return None
 
 
 @pytest.fixture(scope="module")
 def config() -> Any:
-    if not os.environ.get("NEO4J_URI"):
-        pytest.skip("NEO4J_URI not set: no Neo4j server to test against (docker compose up -d)")
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(reason)
     from crawler.sinks.neo4j import Neo4jConfig
 
-    return Neo4jConfig.from_options()
+    cfg = Neo4jConfig.from_options()
+    print(f"\nNeo4j integration tests: EMPTYING database {cfg.database or '(default)'} at "
+          f"{cfg.uri}")
+    return cfg
+
+
+def cli_neo4j(config: Any) -> list[str]:
+    """The options that point a command at the test server, as a user would type them."""
+    extra = ["--neo4j", config.uri]
+    if config.database:
+        extra += ["--neo4j-database", config.database]
+    return extra
 
 
 @pytest.fixture(scope="module")
@@ -360,3 +389,69 @@ def _wait_for(driver: Any) -> None:
         except Exception:
             time.sleep(1)
     pytest.fail("Neo4j did not come back after NEO4J_RESTART_CMD")
+
+
+# -- quiet, real counts, repair, parallel sessions (issue 12, issue 10) --------------------------
+
+
+def test_our_queries_raise_no_notifications(
+    empty: None, driver: Any, config: Any, world: World, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A first sync into a database that never held our cursor node used to draw 01N52."""
+    caplog.set_level(logging.DEBUG, logger="neo4j.notifications")
+    store = tmp_path / "store"
+    with Emulator(world) as emu:
+        result = crawl(store, config.uri, emu)
+    assert result.exit_code == 0, result.output
+    runner = CliRunner()
+    for args in (["sync"], ["status"], ["query", "MATCH (g:gene) RETURN count(g) AS n"]):
+        done = runner.invoke(main, [*args, "--store", str(store), *cli_neo4j(config)])
+        assert done.exit_code == 0, done.output
+    noticed = [r.getMessage() for r in caplog.records if r.name == "neo4j.notifications"]
+    assert noticed == []
+    assert "01N5" not in result.output and "will be retried" not in result.output
+
+
+def test_rows_deleted_behind_our_back_show_in_status_and_sync_repairs(
+    empty: None, driver: Any, config: Any, world: World, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    with Emulator(world) as emu:
+        assert crawl(store, config.uri, emu).exit_code == 0
+    runner = CliRunner()
+    status = json.loads(runner.invoke(main, ["status", "--store", str(store), "--format", "json",
+                                             *cli_neo4j(config)]).output)
+    [info] = [v for k, v in status["sinks"].items() if k.startswith("neo4j:") and "real" in v]
+    assert info["in_step"] and info["real"] == info["expected"]
+    gone = runner.invoke(main, ["query", "--store", str(store), *cli_neo4j(config), "--write",
+                                "MATCH (n:protein) DETACH DELETE n"])
+    assert gone.exit_code == 0, gone.output
+    status = json.loads(runner.invoke(main, ["status", "--store", str(store), "--format", "json",
+                                             *cli_neo4j(config)]).output)
+    [info] = [v for k, v in status["sinks"].items() if k.startswith("neo4j:") and "real" in v]
+    assert not info["in_step"] and any("protein records" in d for d in info["differences"])
+    repaired = runner.invoke(main, ["sync", "--store", str(store), *cli_neo4j(config)])
+    assert repaired.exit_code == 0, repaired.output
+    assert "lacked rows" in repaired.stderr
+    assert neo4j_view(driver, config) == journal_view(store)
+
+
+def test_parallel_merge_sessions_write_exactly_the_journal(
+    empty: None, driver: Any, config: Any, world: World, tmp_path: Path
+) -> None:
+    from crawler.sinks.neo4j import Neo4jSink
+
+    store = tmp_path / "store"
+    with Emulator(world) as emu:
+        result = CliRunner().invoke(main, [
+            "crawl", "gene:672", "--depth", "2", "--rps", "1000", "--store", str(store),
+            "--eutils-url", emu.url, "--summaries", "--no-embedded"])
+    assert result.exit_code == 0, result.output
+    with Journal(StorePaths.of(store).journal, create=False) as j, Neo4jSink.from_config(
+        config, parallel=4, fast=False, batch_size=50, verify=True
+    ) as sink:
+        report = sink.sync(j)
+        assert report.ok, report.error
+        assert sink.verify(j) == []
+    assert neo4j_view(driver, config) == journal_view(store)
