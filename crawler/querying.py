@@ -36,7 +36,10 @@ if TYPE_CHECKING:
 STORE_KINDS = ("ladybug", "neo4j")
 _KIND_ALIASES = {"embedded": "ladybug", "ladybug": "ladybug", "neo4j": "neo4j"}
 _HEADER = re.compile(r"^//\s*(name|params|answers)\s*:(.*)$")
-_PARAM = re.compile(r'\s*([a-z][a-z0-9_]*)\s*=\s*("[^"]*"|-?\d+|[^,\s]*)\s*(?:,|$)')
+_PARAM = re.compile(
+    r'\s*([a-z][a-z0-9_]*)\s*=\s*("[^"]*"|-?\d+|[^,\s(]*)\s*(?:\(([^)]*)\))?\s*(?:,|$)'
+)
+_RANGE = re.compile(r"^\s*(-?\d+)?\s*\.\.\s*(-?\d+)?\s*$")
 _TYPED_PARAM = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?::(int|float|bool|str))?=(.*)$", re.S)
 _USED_PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _MISSING_TABLE = re.compile(r"Table (\S+) does not exist")
@@ -63,6 +66,11 @@ def writing_clause(text: str) -> str | None:
             return word.upper()
         previous = word.upper()
     return None
+
+
+def used_params(text: str) -> set[str]:
+    """The `$name` parameters a Cypher text uses (not inside strings, quoted names or comments)."""
+    return set(_USED_PARAM.findall(_NOT_CLAUSES.sub(" ", text)))
 
 
 # -- graph values ---------------------------------------------------------------------------
@@ -157,11 +165,50 @@ def plain(value: Any, *, compact: bool = False) -> Any:
 
 
 @dataclass(frozen=True, slots=True)
+class Allowed:
+    """The values a bundled query answers right for: an integer range, or a set of strings."""
+
+    low: int | None = None
+    high: int | None = None
+    choices: tuple[str, ...] = ()
+
+    def check(self, query: str, key: str, value: Any) -> None:
+        if self.choices:
+            if value not in self.choices:
+                shown = ", ".join(repr(c) for c in self.choices)
+                raise BadInput(
+                    f"parameter {key!r} of {query!r} must be one of {shown}, not {value!r}"
+                )
+            return
+        if (self.low is not None and value < self.low) or (
+            self.high is not None and value > self.high
+        ):
+            raise BadInput(f"parameter {key!r} of {query!r} must be {self}, not {value!r}")
+
+    def values(self, default: int | str, *, upto: int = 1000) -> list[int | str]:
+        """Every value allowed (integers without an upper bound: up to `upto`), for tests."""
+        if self.choices:
+            return list(self.choices)
+        low = self.low if self.low is not None else min(0, int(default))
+        return list(range(low, (self.high if self.high is not None else upto) + 1))
+
+    def __str__(self) -> str:
+        if self.choices:
+            return "|".join(c or '""' for c in self.choices)
+        if self.high is None:
+            return f"at least {self.low}"
+        if self.low is None:
+            return f"at most {self.high}"
+        return f"between {self.low} and {self.high}"
+
+
+@dataclass(frozen=True, slots=True)
 class BundledQuery:
     name: str
     params: dict[str, int | str]
     description: str
     texts: dict[str, str]  # "portable", "ladybug", "neo4j" -> Cypher text (header included)
+    allowed: dict[str, Allowed] = field(default_factory=dict)
 
     def text_for(self, store_kind: str) -> str:
         """The Cypher this query runs on `store_kind` (embedded/ladybug or neo4j)."""
@@ -179,31 +226,81 @@ class BundledQuery:
         return return_columns(self.text_for("ladybug"))
 
     def typed(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        """The header defaults overlaid with `params`, each typed like its default."""
+        """The header defaults overlaid with `params`, each typed like its default and checked
+        against the values the header allows."""
         unknown = sorted(set(params) - set(self.params))
         if unknown:
             known = ", ".join(self.params) or "none"
             raise BadInput(
-                f"query {self.name!r} has no parameter {unknown[0]!r} (parameters: {known})"
+                f"query {self.name!r} has no parameter {shorten(unknown[0])!r} "
+                f"(parameters: {known})"
             )
         out: dict[str, Any] = dict(self.params)
         for key, value in params.items():
             default = self.params[key]
             if isinstance(default, int) and isinstance(value, str):
                 try:
-                    value = int(value)
+                    value = int(value.strip())
                 except ValueError:
                     raise BadInput(
-                        f"parameter {key!r} of {self.name!r} must be an integer, not {value!r}"
+                        f"parameter {key!r} of {self.name!r} must be an integer, "
+                        f"not {shorten(value)!r}"
                     ) from None
+            elif isinstance(default, int) and (
+                isinstance(value, bool) or not isinstance(value, int)
+            ):
+                raise BadInput(
+                    f"parameter {key!r} of {self.name!r} must be an integer, "
+                    f"not {shorten(str(value))!r}"
+                )
             elif isinstance(default, str) and not isinstance(value, str):
                 value = str(value)
+            if key in self.allowed:
+                self.allowed[key].check(self.name, key, value)
             out[key] = value
         return out
 
     @property
     def params_text(self) -> str:
-        return ", ".join(f"{k}={v if v != '' else chr(34) * 2}" for k, v in self.params.items())
+        """The parameters as `query --list` shows them: `hops=3 (1..4)`, `gene="672"`."""
+        parts = []
+        for key, value in self.params.items():
+            text = f'"{value}"' if isinstance(value, str) else str(value)
+            allowed = self.allowed.get(key)
+            if allowed is not None:
+                text += f" ({_allowed_text(allowed)})"
+            parts.append(f"{key}={text}")
+        return ", ".join(parts)
+
+    def params_dict(self) -> dict[str, Any]:
+        """The parameters for `query --list --format json`: default, type and allowed values."""
+        out: dict[str, Any] = {}
+        for key, value in self.params.items():
+            entry: dict[str, Any] = {
+                "default": value, "type": "int" if isinstance(value, int) else "str"}
+            allowed = self.allowed.get(key)
+            if allowed is not None and allowed.choices:
+                entry["choices"] = list(allowed.choices)
+            elif allowed is not None:
+                entry["min"], entry["max"] = allowed.low, allowed.high
+            out[key] = entry
+        return out
+
+
+def _allowed_text(allowed: Allowed) -> str:
+    if allowed.choices:
+        return "|".join(c or '""' for c in allowed.choices)
+    low = "" if allowed.low is None else str(allowed.low)
+    high = "" if allowed.high is None else str(allowed.high)
+    return f"{low}..{high}"
+
+
+def shorten(text: str, limit: int = 60) -> str:
+    """A value as an error message shows it: long ones cut, saying how long they were."""
+    text = str(text)
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 20]}… ({len(text)} characters)"
 
 
 def return_columns(text: str) -> list[str]:
@@ -248,8 +345,27 @@ def _parse_default(raw: str) -> int | str:
     return raw
 
 
+def _parse_allowed(raw: str, default: int | str, source: str) -> Allowed:
+    if isinstance(default, int):
+        match = _RANGE.match(raw)
+        if not match or match.groups() == (None, None):
+            raise StoreError(f"{source}: cannot read the range ({raw}); expected (LOW..HIGH)")
+        low, high = (None if g is None else int(g) for g in match.groups())
+        return Allowed(low=low, high=high)
+    choices = tuple(_parse_default(c) for c in raw.split("|"))
+    return Allowed(choices=tuple(str(c) for c in choices))
+
+
 def parse_header(text: str, source: str = "query") -> tuple[str, dict[str, int | str], str]:
     """(name, params with defaults, description) from a file's leading `//` comments."""
+    name, params, _, description = parse_header_full(text, source)
+    return name, params, description
+
+
+def parse_header_full(
+    text: str, source: str = "query"
+) -> tuple[str, dict[str, int | str], dict[str, Allowed], str]:
+    """(name, params with defaults, allowed values, description) from the header."""
     fields: dict[str, str] = {}
     for line in text.splitlines():
         stripped = line.strip()
@@ -264,15 +380,19 @@ def parse_header(text: str, source: str = "query") -> tuple[str, dict[str, int |
     if not IDENTIFIER.match(name):
         raise StoreError(f"{source}: header lacks a valid `// name:` line")
     params: dict[str, int | str] = {}
+    allowed: dict[str, Allowed] = {}
     rest = fields.get("params", "")
     pos = 0
     while pos < len(rest.rstrip()):
         match = _PARAM.match(rest, pos)
         if not match:
             raise StoreError(f"{source}: cannot read `// params: {rest}`")
-        params[match.group(1)] = _parse_default(match.group(2))
+        key = match.group(1)
+        params[key] = _parse_default(match.group(2))
+        if match.group(3) is not None:
+            allowed[key] = _parse_allowed(match.group(3), params[key], source)
         pos = match.end()
-    return name, params, fields.get("answers", "")
+    return name, params, allowed, fields.get("answers", "")
 
 
 @cache
@@ -284,11 +404,14 @@ def _load(folder: str) -> dict[str, BundledQuery]:
         if len(parts) > 2 or (len(parts) == 2 and parts[1] not in STORE_KINDS):
             raise StoreError(f"{path}: expected <name>.cypher or <name>.<ladybug|neo4j>.cypher")
         text = path.read_text(encoding="utf-8")
-        name, params, description = parse_header(text, str(path))
+        name, params, allowed, description = parse_header_full(text, str(path))
         if name != parts[0]:
             raise StoreError(f"{path}: header names {name!r}, file names {parts[0]!r}")
-        entry = found.setdefault(name, {"texts": {}, "params": params, "description": description})
-        if entry["params"] != params:
+        entry = found.setdefault(
+            name,
+            {"texts": {}, "params": params, "allowed": allowed, "description": description},
+        )
+        if entry["params"] != params or entry["allowed"] != allowed:
             raise StoreError(f"{path}: parameters differ from the other variant of {name!r}")
         entry["texts"][kind] = text
     queries = {}
@@ -296,7 +419,9 @@ def _load(folder: str) -> dict[str, BundledQuery]:
         texts = entry["texts"]
         if "portable" not in texts and not all(k in texts for k in STORE_KINDS):
             raise StoreError(f"bundled query {name!r} needs a portable file or one per store")
-        queries[name] = BundledQuery(name, entry["params"], entry["description"], texts)
+        queries[name] = BundledQuery(
+            name, entry["params"], entry["description"], texts, entry["allowed"]
+        )
     return queries
 
 
@@ -379,6 +504,14 @@ def run_query(
         bundled = get_query(text)
         values = bundled.typed(values)
         text = bundled.text_for("neo4j" if neo4j is not None else "ladybug")
+    missing = sorted(used_params(text) - set(values))
+    if missing:
+        # Neo4j refuses such a query, LadybugDB answered it with no rows: say it before either.
+        plural = "s" if len(missing) > 1 else ""
+        raise BadInput(
+            f"missing parameter{plural} {', '.join(missing)}: give "
+            + " ".join(f"--param {m}=VALUE" for m in missing)
+        )
     clause = None if write else writing_clause(text)
     if clause:
         raise BadInput(

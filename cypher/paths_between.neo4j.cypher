@@ -1,5 +1,5 @@
 // name: paths_between
-// params: from_db="gene", from_uid="672", to_db="structure", to_uid="", hops=3, limit=25
+// params: from_db="gene", from_uid="672", to_db="structure", to_uid="", hops=3 (1..4), limit=25 (1..)
 // answers: paths between two records, up to `hops` links (at most 4), in either direction; any record of to_db when to_uid is empty
 MATCH p = (a)-[*1..4]-(b)
 WHERE $from_db IN labels(a) AND a.uid = $from_uid

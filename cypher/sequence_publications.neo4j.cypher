@@ -1,5 +1,5 @@
 // name: sequence_publications
-// params: db="", uid=""
+// params: db="" (""|nuccore|protein), uid=""
 // answers: the PubMed articles linked with a nucleotide or protein sequence, either way (every sequence when uid is empty)
 MATCH (s)-[r]-(p:pubmed)
 WHERE labels(s)[0] IN ['nuccore', 'protein']

@@ -1,5 +1,5 @@
 // name: top_hubs
-// params: limit=10
+// params: limit=10 (1..)
 // answers: the most linked records (links in either direction)
 MATCH (n)-[r]-()
 WITH n, count(r) AS degree

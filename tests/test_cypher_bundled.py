@@ -338,3 +338,211 @@ def test_packaged_folder_is_preferred_and_headers_checked(
     querying._load.cache_clear()  # the folder is read once per process
     with pytest.raises(StoreError, match="header names 'other'"):
         list_queries()
+
+
+# -- every bundled query at every value it allows ------------------------------------------------
+
+# Integer parameters without an upper bound (limits) are swept over LIMITS; UID parameters over
+# "", one absent UID and the records with the most answers (SAMPLE of them, and the first and last).
+LIMITS = (1, 2, 3, 10, 100_000)
+SAMPLE = 4
+# paths_between from a structure: every trail of up to 4 links is compared (a few thousand); from
+# gene:672 the trails into pubmed number 350,000 at 4 links, so only structures are asked there.
+PATHS_FROM = ("structure", "200001")
+PATH_ROWS = 300  # the first rows of each run are compared (the order is part of the answer)
+
+
+def _edges_of(c: dict) -> set[Edge]:
+    return c["edges"]
+
+
+def _oracle_gene_refseq_proteins(c: dict, p: dict) -> list[dict]:
+    return [
+        {"gene": p["gene"], "gene_name": _name(c, "gene", p["gene"]), "protein": t,
+         "accession": _acc(c, "protein", t), "protein_name": _name(c, "protein", t)}
+        for t in sorted(t for db, uid, link, _, t, _ in _edges_of(c)
+                        if (db, uid, link) == ("gene", p["gene"], "gene_protein_refseq"))
+    ]
+
+
+def _oracle_gene_protein_structures(c: dict, p: dict) -> list[dict]:
+    refseq = {t for db, uid, link, _, t, _ in _edges_of(c)
+              if (db, uid, link) == ("gene", p["gene"], "gene_protein_refseq")}
+    pairs = sorted((uid, t) for db, uid, link, _, t, _ in _edges_of(c)
+                   if db == "protein" and link == "protein_structure" and uid in refseq)
+    return [
+        {"gene": p["gene"], "gene_name": _name(c, "gene", p["gene"]), "protein": pr,
+         "protein_name": _name(c, "protein", pr), "structure": s,
+         "structure_name": _name(c, "structure", s)}
+        for pr, s in pairs
+    ]
+
+
+def _oracle_nucleotide_genes(c: dict, p: dict) -> list[dict]:
+    pairs = set()
+    for db, uid, link, dbto, t, _ in _edges_of(c):
+        if (db, dbto, link) == ("nuccore", "gene", "nuccore_gene"):
+            pairs.add((uid, t))
+        elif db == "gene" and dbto == "nuccore" and link.startswith("gene_nuccore"):
+            pairs.add((t, uid))
+    return [
+        {"nuccore": n, "accession": _acc(c, "nuccore", n), "gene": g,
+         "gene_name": _name(c, "gene", g)}
+        for n, g in sorted(pairs) if p["nuccore"] in ("", n)
+    ]
+
+
+def _oracle_related_articles(c: dict, p: dict) -> list[dict]:
+    links = [(uid, t, s) for db, uid, link, _, t, s in _edges_of(c)
+             if link == "pubmed_pubmed" and p["pmid"] in ("", uid)]
+    ranked = sorted(links, key=lambda x: (-(x[2] if x[2] is not None else -1), x[0], x[1]))
+    return [{"pmid": a, "related": b, "title": _name(c, "pubmed", b), "score": s}
+            for a, b, s in ranked[: p["limit"]]]
+
+
+def _oracle_sequence_publications(c: dict, p: dict) -> list[dict]:
+    pairs = set()
+    for db, uid, _, dbto, t, _ in _edges_of(c):
+        if db in ("nuccore", "protein") and dbto == "pubmed":
+            pairs.add((db, uid, t))
+        elif db == "pubmed" and dbto in ("nuccore", "protein"):
+            pairs.add((dbto, t, uid))
+    return [
+        {"db": db, "uid": uid, "accession": _acc(c, db, uid), "pmid": pm,
+         "title": _name(c, "pubmed", pm)}
+        for db, uid, pm in sorted(pairs) if p["db"] in ("", db) and p["uid"] in ("", uid)
+    ]
+
+
+def _oracle_links_per_linkname(c: dict, p: dict) -> list[dict]:
+    counts = Counter((link, db, dbto) for db, _, link, dbto, _, _ in _edges_of(c))
+    return [{"linkname": link, "dbfrom": db, "dbto": dbto, "links": n}
+            for (link, db, dbto), n in sorted(counts.items())]
+
+
+def _oracle_records_per_db(c: dict, p: dict) -> list[dict]:
+    by_db: dict[str, list[str]] = defaultdict(list)
+    for db, uid in c["depth"]:
+        by_db[db].append(uid)
+    return [{"db": db, "records": len(uids),
+             "named": sum(1 for u in uids if _name(c, db, u) is not None)}
+            for db, uids in sorted(by_db.items())]
+
+
+def _oracle_top_hubs(c: dict, p: dict) -> list[dict]:
+    degree: Counter = Counter()
+    for db, uid, _, dbto, t, _ in _edges_of(c):
+        degree[(db, uid)] += 1
+        degree[(dbto, t)] += 1
+    ranked = sorted(degree.items(), key=lambda kv: (-kv[1], kv[0]))[: p["limit"]]
+    return [{"db": db, "uid": uid, "name": _name(c, db, uid), "links": n}
+            for (db, uid), n in ranked]
+
+
+def _oracle_paths_between(c: dict, p: dict) -> list[dict]:
+    found = [t for t in _trails(_edges_of(c), (p["from_db"], p["from_uid"]), p["to_db"], p["hops"])
+             if p["to_uid"] in ("", t["route"].rsplit(":", 1)[1])]
+    return found[: p["limit"]]
+
+
+ORACLES = {name[len("_oracle_"):]: f for name, f in list(globals().items())
+           if name.startswith("_oracle_")}
+
+
+def _domains(c: dict, q: BundledQuery) -> list[dict]:
+    """The parameter values the sweep runs for `q`: each parameter through all its allowed
+    values (the others at their defaults), and for paths_between every hop count with every
+    target database."""
+    uids: dict[str, list[str]] = defaultdict(list)
+    for db, uid in sorted(c["depth"]):
+        uids[db].append(uid)
+    if q.name == "paths_between":
+        runs: list[dict] = []
+        for hops in q.allowed["hops"].values(q.params["hops"]):
+            runs.append({"hops": hops, "limit": 100_000})
+            runs += [{"hops": hops, "from_db": PATHS_FROM[0], "from_uid": PATHS_FROM[1],
+                      "to_db": db, "limit": PATH_ROWS} for db in sorted(uids)]
+        runs += [{"hops": 4, "to_uid": s} for s in uids["structure"]]
+        runs += [{"hops": 4, "from_db": db, "from_uid": uids[db][-1], "limit": 100_000}
+                 for db in sorted(uids)]
+        return runs + [{"limit": n} for n in LIMITS]
+    by_param = {"gene": "gene", "nuccore": "nuccore", "pmid": "pubmed"}
+    runs = [{}]
+    for key, default in q.params.items():
+        allowed = q.allowed.get(key)
+        if allowed is not None and allowed.high is None and not allowed.choices:
+            values: list = list(LIMITS)
+        elif allowed is not None:
+            values = allowed.values(default)
+        else:
+            candidates = (uids[by_param[key]] if key in by_param
+                          else uids["nuccore"] + uids["protein"] if key == "uid" else None)
+            assert candidates is not None, f"{q.name}: no values to sweep for {key!r}"
+            rows = Counter({u: len(ORACLES[q.name](c, q.typed({key: u}))) for u in candidates})
+            busiest = [u for u, _ in rows.most_common(SAMPLE)]
+            values = ["", "999999999", candidates[0], candidates[-1], *busiest]
+        runs += [{key: v} for v in dict.fromkeys(values)]
+    return runs
+
+
+def _rows(result) -> list[dict]:
+    return result.plain_records()
+
+
+def test_every_bundled_query_at_every_allowed_value(crawled: dict) -> None:
+    """The embedded store answers every bundled query, at every parameter value its header
+    allows, exactly as the crawl's own graph does (paths: the same trails, and each row's route
+    and links agree with its path)."""
+    queries = list_queries()
+    assert {q.name for q in queries} == set(ORACLES), "every bundled query needs an oracle"
+    runs = 0
+    for q in queries:
+        for given in _domains(crawled, q):
+            params = q.typed(given)
+            got = _rows(run_query(crawled["store"], q.name, given))
+            expected = ORACLES[q.name](crawled, params)
+            runs += 1
+            if q.name == "paths_between":
+                for row in got:
+                    path = row.pop("path")
+                    assert [f"{n['db']}:{n['uid']}" for n in path["nodes"]] == row["route"].split()
+                    assert [r["linkname"] for r in path["rels"]] == row["via"].split()
+            assert got == expected, (q.name, given)
+    assert runs > 60
+
+
+def test_values_outside_what_a_query_allows_are_refused(crawled: dict) -> None:
+    for args, message in [
+        (("paths_between", "--param", "hops=5"), "'hops' of 'paths_between' must be between 1"),
+        (("paths_between", "--param", "hops=0"), "must be between 1 and 4, not 0"),
+        (("top_hubs", "--param", "limit=0"), "must be at least 1"),
+        (("top_hubs", "--param", "limit=ten"), "must be an integer"),
+        (("sequence_publications", "--param", "db=gene"), "must be one of"),
+    ]:
+        result = CliRunner().invoke(main, ["query", "--store", str(crawled["store"]), *args])
+        assert result.exit_code == 2, result.output
+        assert result.output.startswith("Error: ") and message in result.output, result.output
+        assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("where", ["store", "neo4j"])
+def test_a_missing_parameter_is_named_on_both_stores(
+    where: str, crawled: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cypher using $g without --param g: LadybugDB answered no rows, Neo4j refuses; both now say
+    which parameter is missing, before the query reaches either store."""
+    from crawler.sinks import neo4j as neo4j_sink
+
+    def never(*args, **kwargs):
+        raise AssertionError("the query reached Neo4j")
+
+    monkeypatch.setattr(neo4j_sink, "run_cypher", never)
+    target = (["--store", str(crawled["store"])] if where == "store"
+              else ["--neo4j", "bolt://127.0.0.1:1"])
+    text = "MATCH (g:gene {uid: $g}) RETURN g.uid AS uid // not $h"
+    result = CliRunner().invoke(main, ["query", *target, text])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == "Error: missing parameter g: give --param g=VALUE"
+    ok = CliRunner().invoke(main, ["query", "--store", str(crawled["store"]), text,
+                                   "--param", "g=672", "--format", "json"])
+    assert json.loads(ok.output) == [{"uid": "672"}]

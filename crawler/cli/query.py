@@ -19,7 +19,11 @@ def _list(fmt: str) -> str:
 
     queries = list_queries()
     if fmt == "json":
-        listed = [{"name": q.name, "params": q.params, "answers": q.description} for q in queries]
+        listed = [
+            {"name": q.name, "params": q.params, "parameters": q.params_dict(),
+             "answers": q.description}
+            for q in queries
+        ]
         return json.dumps(listed, indent=2)
     rows = [{"name": q.name, "params": q.params_text, "answers": q.description} for q in queries]
     return render(rows, ["name", "params", "answers"], fmt)
