@@ -248,6 +248,17 @@ def _year(text: str | None) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def _whole_text(value: Any) -> str | None:
+    """A field's text uncut (an escaped XML fragment must be parsed whole: SRA's ExpXml runs to
+    about 3,000 characters, BioSample's SampleData to 1,300; only stored values are cut)."""
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        value = "".join(str(v) for v in value if v is not None)
+    text = str(value).strip()
+    return text or None
+
+
 def _embedded_xml(text: str | None) -> ET.Element | None:
     """SRA's ExpXml and BioSample's SampleData are XML fragments escaped inside a text field."""
     if not text:
@@ -268,7 +279,7 @@ def _special(db: str, uid: str, f: _Fields, props: dict[str, Any]) -> None:
         if genes and "description" not in props:
             props["description"] = genes
     elif db == "sra":
-        root = _embedded_xml(f.first(("ExpXml",)))
+        root = _embedded_xml(_whole_text(f.raw("ExpXml")))
         if root is not None:
             title = root.findtext(".//Title")
             if title and title.strip():
@@ -278,10 +289,10 @@ def _special(db: str, uid: str, f: _Fields, props: dict[str, Any]) -> None:
                 props["organism"] = _clean(org.get("ScientificName"))
             exp = root.find(".//Experiment")
             if exp is not None and exp.get("acc"):
-                props["accession"] = exp.get("acc")
-                props.setdefault("name", exp.get("name") or exp.get("acc"))
+                props["accession"] = _clean(exp.get("acc"))
+                props.setdefault("name", _clean(exp.get("name") or exp.get("acc")))
     elif db == "biosample" and "organism" not in props:
-        root = _embedded_xml(f.first(("SampleData",)))
+        root = _embedded_xml(_whole_text(f.raw("SampleData")))
         org = root.find(".//Organism") if root is not None else None
         if org is not None and org.get("taxonomy_name"):
             props["organism"] = _clean(org.get("taxonomy_name"))
@@ -495,7 +506,7 @@ class DbCounts:
     records: int = 0        # nodes of this database in the journal
     summarized: int = 0     # of them, summarized (before or during this run)
     fetched: int = 0        # summaries written by this run
-    named: int = 0          # of those, with a name
+    named: int = 0          # records of this database with a name (from any run)
     status: int = 0         # of those, missing / replaced / withdrawn (a `status` property)
     failed: int = 0         # refused by NCBI (recorded in `failed`, step "summary")
     deferred: int = 0       # no answer this run; a later run asks again
@@ -576,7 +587,6 @@ def _write(journal: Journal, batch: _Batch, counts: DbCounts) -> int:
             props = properties(batch.db, summary)
             if props:
                 journal.set_props(batch.db, uid, props)
-            counts.named += "name" in props
             counts.status += "status" in props
             done.append(uid)
         for uid, error in batch.failed.items():
@@ -629,6 +639,7 @@ def summarize(
             report.by_db[db] = DbCounts(records=n, summarized=done_by_db.get(db, 0))
     total = sum(c.records - c.summarized for c in report.by_db.values())
     if total == 0:
+        _count_named(journal, report)
         return report
 
     sent_before = getattr(client, "requests_sent", 0)
@@ -662,6 +673,13 @@ def summarize(
                 batch = fut.result()
                 counts = report.by_db[batch.db]
                 if batch.unsupported is not None:
+                    if batch.db not in report.unsupported:
+                        # said once per database, with how many records go without a summary
+                        log.warning(
+                            "No summaries for %d %s records: NCBI refused ESummary "
+                            "for %s (%s)", counts.records - counts.summarized, batch.db,
+                            batch.db, batch.unsupported,
+                        )
                     report.unsupported.setdefault(batch.db, batch.unsupported)
                     if batch.requests:
                         journal.count_request("esummary", batch.requests)
@@ -675,7 +693,20 @@ def summarize(
         # on Ctrl-C or an error, do not wait for answers that would not be written anyway
         pool.shutdown(wait=not interrupted, cancel_futures=True)
     report.requests = getattr(client, "requests_sent", 0) - sent_before
+    _count_named(journal, report)
     return report
+
+
+def _count_named(journal: Journal, report: SummaryReport) -> None:
+    """`named` counts every record with a name, summarized by this run or an earlier one (a
+    second run that fetches nothing still reports the names the journal holds)."""
+    rows = journal.execute(
+        "SELECT n.db, count(*) FROM nodes n JOIN props p ON p.db = n.db AND p.uid = n.uid "
+        "WHERE json_extract(p.data, '$.name') IS NOT NULL GROUP BY n.db"
+    ).fetchall()
+    named = dict(rows)
+    for db, counts in report.by_db.items():
+        counts.named = named.get(db, 0)
 
 
 def check_complete(report: SummaryReport) -> None:

@@ -707,3 +707,66 @@ def test_summarize_after_a_crawl_reaches_the_embedded_store(tmp_path, e2e_world,
     for db, n in by_db.items():
         in_store = _store_names(store, db)
         assert len(in_store) == n and all(r["name"] for r in in_store.values()), db
+
+
+def test_long_escaped_fragments_are_parsed_whole_and_only_values_cut() -> None:
+    """NCBI's ExpXml runs to ~3,000 characters and SampleData to ~1,300, the organism near the
+    end: cutting the fragment before parsing it lost every SRA name and BioSample organism."""
+    protocol = "Total RNA was extracted and reverse transcribed; " * 60
+    exp = ('<Summary><Title>' + "long title " * 120 + '</Title></Summary>'
+           '<Experiment acc="SRX026226" ver="5" status="public" name="UC1 v3v5"/>'
+           f'<Library_descriptor><LIBRARY_CONSTRUCTION_PROTOCOL>{protocol}'
+           '</LIBRARY_CONSTRUCTION_PROTOCOL></Library_descriptor>'
+           '<Organism taxid="646099" ScientificName="human metagenome"/>')
+    assert len(exp) > 3000 and exp.index("<Organism") > 2000
+    for given in (exp, exp.replace("<", "&lt;").replace(">", "&gt;")):  # raw or escaped
+        props = properties("sra", _doc("30750", ExpXml=given))
+        assert props["organism"] == "human metagenome" and props["accession"] == "SRX026226"
+        assert props["name"].startswith("long title") and len(props["name"]) == 1000
+    attributes = "".join(f'&lt;Attribute attribute_name="a{i}"&gt;{"v" * 40}&lt;/Attribute&gt;'
+                         for i in range(20))
+    sample = (f'&lt;BioSample&gt;&lt;Attributes&gt;{attributes}&lt;/Attributes&gt;'
+              '&lt;Organism taxonomy_id="9685" taxonomy_name="Felis catus"/&gt;&lt;/BioSample&gt;')
+    assert len(sample) > 1300
+    bs = properties("biosample", _doc("182293", Title="cat", SampleData=sample))
+    assert bs["organism"] == "Felis catus"
+
+
+def test_a_database_refused_as_a_whole_is_said_once_with_its_count(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    sizes = {"gene": 5, "oddb": 40}
+    j = _journal(tmp_path, sizes)
+    with caplog.at_level("WARNING", logger="crawler"):
+        summarize(j, ScriptedClient(_names(sizes), refuse_db="oddb"), batch_size=10, workers=1)
+    said = [r.getMessage() for r in caplog.records if "oddb" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("No summaries for 40 oddb records"), said
+
+
+def test_second_summarize_still_counts_the_names_and_a_refused_db_is_on_stderr(
+    tmp_path, e2e_world, monkeypatch
+):
+    from crawler.emulator import Emulator
+
+    monkeypatch.setenv("ENTREZ_GRAPH_RATE_DIR", str(tmp_path / "rate"))
+    store, chosen = _filled_store(tmp_path, e2e_world, per_db=10)
+    with Journal(StorePaths.of(store).journal, create=False) as j:
+        j.add_nodes((("dbvar", str(u), 1) for u in range(1, 8)), state="done")
+    args = ["summarize", "--store", str(store), "--rps", "1000"]
+    with Emulator(e2e_world) as emu:
+        first = CliRunner().invoke(main, [*args, "--eutils-url", emu.url])
+        again = CliRunner().invoke(
+            main, [*args, "--eutils-url", emu.url, "--format", "json"])
+    assert first.exit_code == 0, first.output
+    refused = [ln for ln in first.stderr.splitlines() if "dbvar" in ln]
+    assert refused == ["No summaries for 7 dbvar records: NCBI refused ESummary for dbvar "
+                       "(Invalid db name specified: dbvar)"], first.stderr
+    assert "dbvar" not in first.stdout.split("\n\n")[0]
+    report = json.loads(again.stdout)
+    assert report["fetched"] == 0
+    for db in ("sra", "biosample", "gene"):
+        assert report["by_db"][db]["named"] == len(chosen[db]) > 0, db
+    with Journal(StorePaths.of(store).journal, create=False) as j:
+        for db in ("sra", "biosample"):
+            for uid in chosen[db]:
+                assert j.props_of(db, uid).get("organism"), (db, uid)

@@ -55,8 +55,6 @@ def format_report(report: SummaryReport, syncs: list[dict[str, Any]]) -> str:
         "",
         render(rows, list(rows[0]) if rows else ["database", "records"]),
     ]
-    for db, why in sorted(report.unsupported.items()):
-        lines.append(f"No summaries for {db}: {why}")
     for s in syncs:
         state = "in step" if s["ok"] else (s["error"] or f"{s['pending']} rows behind")
         lines.append(f"Store {s['sink']}: {s['props']} property rows loaded, {state}")

@@ -401,18 +401,48 @@ def _docsum_fields(db: str, rec: dict[str, Any]) -> list[str]:
                 f"\t\t\t<Value>{_t(rec.get('accession', ''))}</Value>\n"
                 "\t\t</ArticleId>\n\t</ArticleIds>\n"]
     if db == "sra":
-        exp = (f'<Summary><Title>{_t(rec.get("title", ""))}</Title></Summary>'
+        # As long as NCBI's (about 3,000 characters): the organism comes after the first 1,000.
+        exp = (f'<Summary><Title>{_t(rec.get("title", ""))}</Title>'
+               '<Platform instrument_model="Illumina HiSeq 2500">ILLUMINA</Platform>'
+               '<Statistics total_runs="1" total_spots="24127658" total_bases="4825531600" '
+               'total_size="2960138361" load_done="true" cluster_name="public"/></Summary>'
+               '<Submitter acc="SRA000001" center_name="GEO" contact_name="NCBI" lab_name=""/>'
                f'<Experiment acc="{_t(rec.get("accession", ""))}" ver="1" status="public" '
                f'name="{_t(rec.get("title", ""))}"/>'
-               f'<Organism taxid="{_t(taxid)}" ScientificName="{_t(org)}"/>')
+               '<Study acc="SRP000001" name="Transcriptome profiling of the emulated world"/>'
+               f'<Library_descriptor><LIBRARY_NAME>{_t(rec.get("accession", ""))}</LIBRARY_NAME>'
+               '<LIBRARY_STRATEGY>RNA-Seq</LIBRARY_STRATEGY><LIBRARY_SOURCE>TRANSCRIPTOMIC'
+               '</LIBRARY_SOURCE><LIBRARY_SELECTION>cDNA</LIBRARY_SELECTION><LIBRARY_LAYOUT>'
+               '<PAIRED/></LIBRARY_LAYOUT><LIBRARY_CONSTRUCTION_PROTOCOL>'
+               + "Total RNA was extracted, poly(A) selected, fragmented and reverse transcribed; "
+               * 25 + '</LIBRARY_CONSTRUCTION_PROTOCOL></Library_descriptor>'
+               f'<Organism taxid="{_t(taxid)}" ScientificName="{_t(org)}"/>'
+               '<Sample acc="SRS000001" name=""/><Instrument ILLUMINA="Illumina HiSeq 2500"/>'
+               '<Bioproject>PRJNA000001</Bioproject><Biosample>SAMN00000001</Biosample>')
         return [_el("ExpXml", exp), _el("Runs", ""), _el("CreateDate", "2019/06/01"),
                 _el("UpdateDate", "2019/06/01")]
     if db == "biosample":
-        sample = (f'<BioSample accession="{_t(rec.get("accession", ""))}"><Description>'
+        # As NCBI's: about 1,300 characters, the organism only inside it, after 1,000.
+        attributes = "".join(
+            f'<Attribute attribute_name="{k}" harmonized_name="{k}" display_name="{k}">{v}'
+            "</Attribute>"
+            for k, v in (("isolate", "emulated"), ("age", "not collected"),
+                         ("sex", "not collected"), ("tissue", "whole organism"),
+                         ("collection_date", "2019-06-01"), ("geo_loc_name", "not collected"),
+                         ("biomaterial_provider", "entrez-graph emulator"))
+        )
+        sample = (f'<BioSample access="public" id="{_t(uid)}" '
+                  f'accession="{_t(rec.get("accession", ""))}"><Ids><Id db="BioSample" '
+                  f'is_primary="1">{_t(rec.get("accession", ""))}</Id></Ids><Description>'
+                  f"<Title>{_t(rec.get('title', ''))}</Title></Description>"
+                  f"<Attributes>{attributes}</Attributes>"
+                  '<Owner><Name>entrez-graph emulator</Name></Owner>'
+                  '<Models><Model>Generic</Model></Models><Package display_name="Generic">'
+                  "Generic.1.0</Package>"
                   f'<Organism taxonomy_id="{_t(taxid)}" taxonomy_name="{_t(org)}"/>'
-                  f"</Description></BioSample>")
+                  "</BioSample>")
         return [_el("Title", rec.get("title", "")), _el("Accession", rec.get("accession", "")),
-                _el("Organism", org), _el("Taxonomy", taxid), _el("SampleData", sample)]
+                _el("Taxonomy", taxid), _el("SampleData", sample)]
     if db in ("cdd", "homologene"):
         return [_el("Accession", rec.get("accession", "")), _el("Title", rec.get("title", "")),
                 _el("Subtitle", rec.get("description", "")),
@@ -471,7 +501,7 @@ _DTD_MODELS["snp"] = {
 }
 _DTD_MODELS["sra"] = {"DocumentSummary": ("seq", ("ExpXml", "Runs", "CreateDate", "UpdateDate"))}
 _DTD_MODELS["biosample"] = {"DocumentSummary": ("seq", (
-    "Title", "Accession", "Organism", "Taxonomy", "SampleData"))}
+    "Title", "Accession", "Taxonomy", "SampleData"))}
 _DTD_MODELS["cdd"] = _DTD_MODELS["homologene"] = {"DocumentSummary": ("seq", (
     "Accession", "Title", "Subtitle", "Description", "Organism"))}
 _GENERIC_MODEL = {"DocumentSummary": ("seq", ("Accession", "Title", "Organism"))}
