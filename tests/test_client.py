@@ -575,3 +575,221 @@ def test_two_processes_32_callers_never_exceed_10_per_second(
     assert sent == len(times) == 96
     worst = max(bisect_right(times, t + 1.0) - i for i, t in enumerate(times))
     assert worst <= 10
+
+
+# ------------------------------------------------------------------ hardening: deadline, size cap,
+# answers that can never succeed
+
+import socket  # noqa: E402
+import time  # noqa: E402
+import tracemalloc  # noqa: E402
+
+from click.testing import CliRunner  # noqa: E402
+
+from crawler.cli import main as cli_main  # noqa: E402
+from crawler.eutils.client import ResponseTooLarge, UnusableResponse  # noqa: E402
+
+
+class RawServer:
+    """A one-connection-at-a-time HTTP server on 127.0.0.1 that answers with `serve(conn)`."""
+
+    def __init__(self, serve: Callable[[socket.socket], None]) -> None:
+        self.serve = serve
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/entrez/eutils/"
+        self.requests = 0
+        self.sent = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(5)
+                try:
+                    request = conn.recv(65536)
+                    if not request:
+                        continue
+                    self.requests += 1
+                    self.serve(conn)
+                except OSError:
+                    pass  # the client gave up: what these tests want
+
+    def send(self, conn: socket.socket, data: bytes) -> None:
+        conn.sendall(data)
+        self.sent += len(data)
+
+    def __enter__(self) -> RawServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=10)
+        self.sock.close()
+
+
+def raw_client(url: str, tmp_path: Path, **kw: object) -> EutilsClient:
+    kw.setdefault("max_attempts", 1)
+    return EutilsClient(base_url=url, api_key=FAKE_KEY, rps=1000, rate_dir=tmp_path,
+                        backoff=0.001, **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("phase", ["headers", "body"])
+def test_a_server_trickling_a_byte_at_a_time_ends_within_the_timeout(
+    tmp_path: Path, phase: str
+) -> None:
+    """Every read gets a byte well within the socket timeout; the overall deadline ends it."""
+    answer = (HEAD + "<eLinkResult>" + linkset("1", ["2"]) * 200 + "</eLinkResult>").encode()
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: %d\r\n\r\n" % len(answer)
+
+    def trickle(conn: socket.socket) -> None:
+        data = head + answer
+        if phase == "body":
+            server.send(conn, head)
+            data = answer
+        for i in range(len(data)):
+            if server.stop.is_set():
+                return
+            server.send(conn, data[i : i + 1])
+            time.sleep(0.1)
+
+    with RawServer(trickle) as server, raw_client(server.url, tmp_path, timeout=1.0) as client:
+        started = time.monotonic()
+        with pytest.raises(TransientError) as info:
+            client.elink("gene", ["1"], db="protein")
+        took = time.monotonic() - started
+    assert info.value.kind == "timeout" and FAKE_KEY not in str(info.value)
+    assert "no complete answer within 1 s" in str(info.value)
+    print(f"ended after {took:.2f} s")
+    assert took < 20  # it ended (at about 1 s); the trickle alone would take minutes
+    assert server.sent < len(head) + len(answer)
+
+
+def endless_body(server: RawServer, declare: bool) -> Callable[[socket.socket], None]:
+    def serve(conn: socket.socket) -> None:
+        length = b"Content-Length: 10000000000\r\n" if declare else b"Connection: close\r\n"
+        server.send(conn, b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\n" + length + b"\r\n")
+        server.send(conn, HEAD.encode() + b"<eLinkResult>")
+        chunk = linkset("1", ["2"] * 500).encode()
+        while not server.stop.is_set() and server.sent < 10**10:
+            server.send(conn, chunk)
+
+    return serve
+
+
+@pytest.mark.parametrize("declare", [True, False], ids=["content-length", "no-length"])
+def test_an_oversized_answer_is_a_clear_error_with_memory_bounded(
+    tmp_path: Path, declare: bool
+) -> None:
+    holder: list[RawServer] = []
+    server = RawServer(lambda conn: endless_body(holder[0], declare)(conn))
+    holder.append(server)
+    cap = 2 * 1024 * 1024
+    with server, raw_client(server.url, tmp_path, max_response_bytes=cap) as client:
+        tracemalloc.start()
+        try:
+            with pytest.raises(ResponseTooLarge) as info:
+                client.elink("gene", ["1"], db="protein")
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        requests = server.requests
+    text = str(info.value)
+    assert "larger than the 2 MB cap" in text and "ENTREZ_GRAPH_MAX_RESPONSE_MB" in text
+    assert isinstance(info.value, PermanentError) and FAKE_KEY not in text
+    assert peak < 4 * cap  # the body was abandoned at the cap, not read whole
+    assert requests == 1  # too large is not retried as such
+    if declare:
+        assert "Content-Length" in text
+
+
+def test_size_cap_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("ENTREZ_GRAPH_MAX_RESPONSE_MB", "0.5")
+    assert raw_client(URL, tmp_path).max_response_bytes == 512 * 1024
+    monkeypatch.setenv("ENTREZ_GRAPH_MAX_RESPONSE_MB", "lots")
+    with pytest.raises(BadInput, match="ENTREZ_GRAPH_MAX_RESPONSE_MB"):
+        raw_client(URL, tmp_path)
+    monkeypatch.delenv("ENTREZ_GRAPH_MAX_RESPONSE_MB")
+    assert raw_client(URL, tmp_path).max_response_bytes == 64 * 1024 * 1024
+
+
+def test_oversized_answers_split_the_batch_down_to_the_record(tmp_path: Path) -> None:
+    """A batch answer past the cap is split; only the record whose own answer is too big fails."""
+    def respond(r: httpx.Request, p: list[tuple[str, str]], n: int) -> httpx.Response:
+        ids = ids_in(p)
+        body = HEAD + "<eLinkResult>" + "".join(
+            linkset(i, targets_of(i) if i != "7" else ["1"] * 3000) for i in ids
+        ) + "</eLinkResult>"
+        return httpx.Response(200, content=body.encode())
+
+    rec = Recorder(respond)
+    with make(tmp_path, rec, max_response_bytes=64 * 1024) as client:
+        out = client.elink_batch("gene", [str(i) for i in range(1, 17)], db="protein")
+    assert set(out.failed) == {"7"} and "cap" in out.failed["7"]
+    assert set(out.answered) == {str(i) for i in range(1, 17)} - {"7"}
+
+
+BOMB = (
+    b'<?xml version="1.0"?>\n<!DOCTYPE eLinkResult [\n<!ENTITY a "aaaaaaaaaa">\n'
+    b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">\n<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">\n'
+    b'<!ENTITY d "&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;">\n<!ENTITY e "&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;">\n'
+    b']>\n<eLinkResult><LinkSet><DbFrom>&e;&e;&e;&e;</DbFrom></LinkSet></eLinkResult>\n'
+)
+
+
+@pytest.mark.parametrize(
+    "answer, words",
+    [
+        (httpx.Response(200, content=b"<!DOCTYPE html>\n<html><body>Please log in</body></html>",
+                        headers={"Content-Type": "text/html"}), "HTML page"),
+        (httpx.Response(200, content=b"<html><body>Bad Gateway"), "HTML page"),
+        (httpx.Response(200, content=BOMB), "declares its own entities"),
+        (httpx.Response(301, headers={"Location": "https://eutils.example.org/eutils/elink.fcgi"
+                                                  f"?api_key={FAKE_KEY}&id=1"}),
+         "redirect to https://eutils.example.org/eutils/elink.fcgi"),
+    ],
+    ids=["html", "html-cut", "entity-bomb", "redirect"],
+)
+def test_answers_that_can_never_succeed_stop_after_two_tries(
+    tmp_path: Path, answer: httpx.Response, words: str
+) -> None:
+    rec = Recorder(lambda r, p, n: answer)
+    with make(tmp_path, rec, max_attempts=10) as client, pytest.raises(UnusableResponse) as info:
+        client.elink_batch("gene", [str(i) for i in range(1, 11)], db="protein")
+    assert len(rec.requests) == 2  # not 10, and the batch is not split: no ID is to blame
+    text = str(info.value)
+    assert words in text and FAKE_KEY not in text and "\n" not in text
+    assert not isinstance(info.value, (TransientError, PermanentError))
+    assert info.value.__context__ is None or FAKE_KEY not in str(info.value.__context__)
+
+
+def test_cli_link_against_an_html_page_is_one_error_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    page = b"<!DOCTYPE html><html><body>Sign in to continue</body></html>"
+
+    def serve(conn: socket.socket) -> None:
+        server.send(conn, b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n"
+                    b"Connection: close\r\n\r\n%s" % (len(page), page))
+
+    monkeypatch.setenv("ENTREZ_GRAPH_RATE_DIR", str(tmp_path / "rates"))
+    monkeypatch.setenv("NCBI_API_KEY", FAKE_KEY)
+    with RawServer(serve) as server:
+        result = CliRunner().invoke(cli_main, [
+            "link", "--dbfrom", "gene", "--db", "protein", "--id", "672",
+            "--eutils-url", server.url, "--rps", "1000",
+        ])
+        requests = server.requests
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(lines) == 1 and "HTML page" in lines[0]
+    assert "Traceback" not in result.output and FAKE_KEY not in result.output
+    assert requests == 2

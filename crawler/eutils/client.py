@@ -4,6 +4,11 @@ Thread-safe: callers (the engine, benchmarks) keep several requests in flight fr
 shared limiter (ratelimit.py) keeps the machine under NCBI's rate whoever sends. Each attempt —
 retries included — takes a slot and counts in `requests_sent`. The API key travels in every request
 and nowhere else: every text we raise or log passes `redact`.
+
+Every request has an overall deadline (`timeout`, headers and body together: transport.py) and a
+cap on the body (`max_response_bytes`, read as a stream and abandoned past the cap). Answers that
+can never succeed — an HTML page instead of XML, a DOCTYPE declaring entities, a redirect — are
+tried twice at most, then `UnusableResponse` stops the caller (like `Unreachable`).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import re
 import threading
 import time
 import urllib.parse
+import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TypeVar
@@ -45,6 +51,7 @@ from .models import (
 from .ratelimit import RateLimiter, default_rps
 from .redact import install as install_redaction
 from .redact import redact, register_secret
+from .transport import deadline, make_transport
 
 NCBI_EUTILS = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils/"
 POST_ABOVE_IDS = 200
@@ -57,6 +64,11 @@ FIRST_CONTACT_ATTEMPTS = 3
 # Retries are logged at WARNING from this attempt on, at most one line per RETRY_LOG_INTERVAL s.
 WARN_FROM_ATTEMPT = 2
 RETRY_LOG_INTERVAL = 5.0
+# The largest answer read: NCBI's biggest ELink answers (500 IDs x thousands of pubmed links)
+# stay well under it; past it the body is abandoned unread (ENTREZ_GRAPH_MAX_RESPONSE_MB).
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+# Answers that can never succeed get this many attempts in all.
+UNUSABLE_ATTEMPTS = 2
 _DATE = re.compile(r"^\d{4}(/\d{1,2}(/\d{1,2})?)?$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _QUERY = re.compile(r"(https?://[^\s?]+)\?\S*")
@@ -103,10 +115,46 @@ class _ConnectFailed(TransientError):
     """No connection was made (DNS, refused, connect timeout): nothing reached the server."""
 
 
+class UnusableResponse(NCBIError):
+    """E-utilities answered twice with something no retry can fix (HTML, entities, a redirect):
+    most likely a proxy, a login page or a wrong --eutils-url. The caller stops; nothing is
+    recorded as failed, so a later run asks again."""
+
+
+class ResponseTooLarge(PermanentError):
+    """The answer is larger than the client's cap. Batches are split (fewer IDs, smaller
+    answers); a single record's answer past the cap is recorded as failed with this text."""
+
+
+class _Unusable(TransientError):
+    """One unusable answer (retried once, in case a proxy hiccuped)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, kind="unusable")
+
+
+def _max_response_bytes(value: int | None) -> int:
+    if value is not None:
+        if value < 1:
+            raise BadInput("max_response_bytes must be at least 1")
+        return int(value)
+    env = os.environ.get("ENTREZ_GRAPH_MAX_RESPONSE_MB")
+    if not env:
+        return DEFAULT_MAX_RESPONSE_BYTES
+    try:
+        mb = float(env)
+    except ValueError:
+        mb = -1.0
+    if not (mb > 0 and math.isfinite(mb)):
+        raise BadInput(f"ENTREZ_GRAPH_MAX_RESPONSE_MB must be a positive number, got {env!r}")
+    return max(1, int(mb * 1024 * 1024))
+
+
 _RETRY_WHAT = {
     "connection": "connection failed",
     "timeout": "timed out",
     "rate": "rate limited",
+    "unusable": "unusable answer",
 }
 
 
@@ -141,6 +189,7 @@ class EutilsClient:
         rate_dir: str | os.PathLike[str] | None = None,
         transport: httpx.BaseTransport | None = None,
         backoff: float | None = None,
+        max_response_bytes: int | None = None,
     ) -> None:
         base_url = base_url or os.environ.get("ENTREZ_GRAPH_EUTILS_URL") or NCBI_EUTILS
         if not base_url.endswith("/"):
@@ -150,6 +199,10 @@ class EutilsClient:
             raise BadInput(f"invalid E-utilities URL {redact(base_url)!r}")
         if max_attempts < 1:
             raise BadInput("max_attempts must be at least 1")
+        if not (timeout > 0 and math.isfinite(timeout)):
+            raise BadInput(f"timeout must be a positive number of seconds, got {timeout!r}")
+        self.timeout = float(timeout)
+        self.max_response_bytes = _max_response_bytes(max_response_bytes)
         self.base_url = base_url
         self.email = email or None
         self.api_key = api_key or None
@@ -180,11 +233,16 @@ class EutilsClient:
         # rate slot wait for a connection and then send late, crowding a later one-second
         # window (measured: 19 in one second with 40 threads, 3 s answers and a pool of 24).
         # `concurrency` is how many idle keep-alive connections are kept.
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=max(64, concurrency))
+        # Our transport bounds each request by one deadline and records the send at the socket;
+        # with proxies from the environment (which a given transport would disable) or a
+        # caller's transport, sends are recorded just before the request instead.
+        self._at_wire = False
+        if transport is None and not urllib.request.getproxies():
+            transport, self._at_wire = make_transport(limits)
         self._http = httpx.Client(
             timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
-            limits=httpx.Limits(
-                max_connections=None, max_keepalive_connections=max(64, concurrency)
-            ),
+            limits=limits,
             headers={"User-Agent": f"{tool} (httpx)"},
             transport=transport,
         )
@@ -255,29 +313,31 @@ class EutilsClient:
         url = self.base_url + endpoint
         body = urllib.parse.urlencode(params)
         post = post or n_ids > POST_ABOVE_IDS or len(body) > POST_ABOVE_CHARS
-        self.limiter.acquire()
+        self.limiter.wait_turn()
         with self._count_lock:
             self._sent += 1
         self._local.sent = self._thread_count() + 1
         log.debug("%s %s (%d ids)", "POST" if post else "GET", endpoint, n_ids)
-        failure: TransientError | None = None
+        if not self._at_wire:
+            self.limiter.record_send()
+        failure: NCBIError | None = None
+        status, data, location = 0, b"", ""
         try:
-            if post:
-                response = self._http.post(
-                    url,
-                    content=body.encode(),
-                    headers={"Content-Type": "application/x-www-form-urlencoded"},
-                )
-            else:
-                response = self._http.get(url, params=params)
-            data = response.content
+            with deadline(self.timeout, self.limiter.record_send if self._at_wire else None):
+                status, data, location = self._exchange(url, params, body, post)
+        except _TooLarge as exc:
+            failure = ResponseTooLarge(
+                f"the answer of {endpoint} is larger than the {_mb(self.max_response_bytes)} cap "
+                f"({exc.args[0]}): ask for fewer IDs, or raise ENTREZ_GRAPH_MAX_RESPONSE_MB"
+            )
         except httpx.ConnectTimeout as exc:
             failure = _ConnectFailed(
                 redact(f"timeout connecting for {endpoint}: {exc}"), kind="timeout"
             )
         except httpx.TimeoutException as exc:
             failure = TransientError(
-                redact(f"timeout talking to {endpoint}: {exc}"), kind="timeout"
+                redact(f"timeout talking to {endpoint}: no complete answer within "
+                       f"{self.timeout:g} s ({exc})"), kind="timeout"
             )
         except httpx.ConnectError as exc:  # DNS failure, connection refused, no route
             failure = _ConnectFailed(
@@ -293,7 +353,6 @@ class EutilsClient:
             # key) must not survive as __context__ either
             raise failure
         self._reached = True
-        status = response.status_code
         if status == 429:
             self.limiter.penalize()
             raise RateLimited(redact(parse.error_text(data) or "API rate limit exceeded"))
@@ -304,9 +363,48 @@ class EutilsClient:
         if status >= 400:
             exc = parse.classify_error(redact(f"HTTP {status}: {parse.error_text(data)}"), status)
             raise exc
+        if 300 <= status < 400:
+            target = _QUERY.sub(r"\1", redact(location)) or "nowhere"
+            raise _Unusable(
+                f"HTTP {status} from {endpoint}: E-utilities redirect to {target}; "
+                "give the final address as --eutils-url (ENTREZ_GRAPH_EUTILS_URL)"
+            )
         if status != 200:
             raise TransientError(redact(f"unexpected HTTP {status} from {endpoint}"), status=status)
+        problem = parse.unusable_body(data)
+        if problem:
+            raise _Unusable(f"{endpoint} answered {problem}")
         return data
+
+    def _exchange(
+        self, url: str, params: list[tuple[str, str]], body: str, post: bool
+    ) -> tuple[int, bytes, str]:
+        """The HTTP exchange, its body read as a stream and abandoned past the size cap."""
+        if post:
+            request = self._http.build_request(
+                "POST", url, content=body.encode(),
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            )
+        else:
+            request = self._http.build_request("GET", url, params=params)
+        cap = self.max_response_bytes
+        started = time.monotonic()
+        response = self._http.send(request, stream=True)
+        try:
+            length = response.headers.get("Content-Length", "")
+            if length.isdigit() and int(length) > cap:
+                raise _TooLarge(f"Content-Length {int(length):,} bytes")
+            data = bytearray()
+            for chunk in response.iter_bytes():
+                data += chunk
+                if len(data) > cap:
+                    raise _TooLarge(f"more than {len(data):,} bytes")
+                if not self._at_wire and time.monotonic() - started > self.timeout:
+                    raise httpx.ReadTimeout("the request's overall deadline passed",
+                                            request=request)
+            return response.status_code, bytes(data), response.headers.get("Location", "")
+        finally:
+            response.close()  # a body left unread closes its connection instead of reusing it
 
     def _call(
         self,
@@ -334,19 +432,25 @@ class EutilsClient:
             return result
 
         retrying = Retrying(
-            stop=stop_after_attempt(self.max_attempts) | self._first_contact_failed,
+            stop=stop_after_attempt(self.max_attempts) | self._first_contact_failed
+            | _unusable_twice,
             wait=wait_exponential(multiplier=self.backoff, max=self.backoff * 30)
             + wait_random(0, self.backoff),
             retry=retry_if_exception_type(TransientError),
             reraise=True,
             before_sleep=lambda rs: self._log_retry(endpoint, rs),
         )
+        unusable = ""
         try:
             return retrying(attempt)
+        except _Unusable as exc:
+            unusable = str(exc)
         except _ConnectFailed as exc:
             if self._reached:
                 raise
             cause = _short(_cause(exc))
+        if unusable:
+            raise UnusableResponse(redact(unusable))
         # raised outside the handler, so no exception chain holds the request's URL
         self.unreachable = Unreachable(
             redact(
@@ -655,6 +759,20 @@ class EutilsClient:
         for uid in missing:
             answered[uid] = DocSummary(uid=uid, error="no summary returned")
         return answered, failed
+
+
+class _TooLarge(Exception):
+    """The body passed the size cap (internal; becomes ResponseTooLarge)."""
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1024 / 1024:g} MB"
+
+
+def _unusable_twice(state: RetryCallState) -> bool:
+    """Stop once an answer no retry can fix came UNUSABLE_ATTEMPTS times."""
+    exc = state.outcome.exception() if state.outcome else None
+    return isinstance(exc, _Unusable) and state.attempt_number >= UNUSABLE_ATTEMPTS
 
 
 def _cause(exc: BaseException) -> str:

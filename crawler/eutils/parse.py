@@ -136,6 +136,26 @@ def error_text(data: bytes, limit: int = 300) -> str:
     return " ".join(text.split())[:limit] or "(empty body)"
 
 
+_HTML = re.compile(rb"(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html[\s>])", re.I | re.S)
+_INTERNAL_SUBSET = re.compile(rb"<!DOCTYPE[^>\[]*\[", re.I)
+_PROLOG_LIMIT = 65536
+
+
+def unusable_body(data: bytes) -> str | None:
+    """Why a 200 body can never be read, however often it is asked for; None when it may be.
+
+    An HTML page (a proxy's, a login or error page) is not an E-utilities answer; a DOCTYPE
+    with an internal subset declares entities, which NCBI never does (an entity bomb). A
+    truncated or garbled XML body is not unusable: asking again may well bring it whole.
+    """
+    head = data[:4096].lstrip(b"\xef\xbb\xbf \t\r\n")
+    if _HTML.match(head):
+        return "an HTML page instead of XML (a proxy, login or error page?)"
+    if _INTERNAL_SUBSET.search(data, 0, _PROLOG_LIMIT) or b"<!ENTITY" in data[:_PROLOG_LIMIT]:
+        return "XML that declares its own entities (NCBI never does: an entity bomb?)"
+    return None
+
+
 def check_json(data: bytes) -> None:
     """NCBI answers JSON on XML endpoints only with errors; 429's body means "rate limited"."""
     stripped = data.lstrip()

@@ -1,14 +1,24 @@
 """The machine-wide E-utilities rate limiter, shared by every thread and process per key and host.
 
 NCBI counts requests per API key (or per IP without one) in any one-second window. Every caller
-using the same key and host reserves its send time in one small JSON file locked with
-`fcntl.flock` (the file name is a sha256 of host and key — never the key itself). A reservation
-t satisfies t >= last + spacing and t >= (the n-th most recent reservation) + 1 s + a window
-margin, where n = floor(rps): then no one-second window ever holds more than n sends, whoever
-sends them, even when they reach the server with some jitter. The
-caller sleeps until t outside the lock, so many requests can be in flight (latency does not lower
-the rate). A 429 stores a penalty in the same file (a short pause and a slow-down factor) that
-every caller honours; it decays with each success.
+using the same key and host reserves its send time in one small fixed-size file, mapped into
+memory and locked with `fcntl.flock` (the file name is a sha256 of host and key — never the key
+itself). Sending takes two steps:
+
+- reserve: a slot at least `(1 + margin) / n` after the previous one, n = floor(rps); the
+  caller sleeps until it outside the lock, so many requests are in flight at once (latency does
+  not lower the rate) and they arrive in an orderly queue;
+- commit, on waking: the send is recorded at the time it really happens, and only if it is at
+  least 1 s + margin after the n-th previous recorded send (else the caller waits the rest).
+
+So any n + 1 consecutive real sends span at least 1 s + margin, whoever sent them: no one-second
+window at the server holds more than n as long as the jitter between sending and arriving stays
+under the margin. A thread that wakes late (a busy machine, the GIL) loses nothing: it sends at
+once if the window allows it, and the others keep their slots.
+
+Each step costs two `flock` calls and a few loads and stores in the shared page: no read, parse
+or rewrite of the file. A 429 stores a penalty in the same page (a short pause and a slow-down
+factor) that every caller honours; it decays with each success.
 """
 
 from __future__ import annotations
@@ -16,25 +26,38 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import json
 import math
+import mmap
 import os
+import struct
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ..errors import BadInput
 
 DEFAULT_RPS_NO_KEY = 3.0
 DEFAULT_RPS_KEY = 10.0
-DEFAULT_MARGIN = 0.05  # 5 % wider spacing: NCBI sometimes answers 429 at exactly the limit
-# The n-th previous send must be at least 1 s + this long ago. Requests reach the server with
-# jitter (scheduling, network); 0.1 s absorbs it at the cost of at most ~9 % of the rate
-# (10 per 1.1 s = 9.1/s at rps 10), measured: 40 threads with 3 s answers never above 10.
-DEFAULT_WINDOW_MARGIN = 0.1
+# Sends are spaced (1 + margin) / n apart: n + 1 of them span 1 s + margin, so a send may reach
+# the server up to `margin` later than its neighbours (scheduling, GIL, network) without an
+# 11th request in any one-second window. 0.05 keeps 95 % of the limit (9.52/s at rps 10);
+# measured by benchmarks/limiter.py under CPU load (see benchmarks/README.md).
+DEFAULT_MARGIN = 0.05
 MAX_SLOWDOWN = 4.0
+
+# The shared page: magic, last reserved slot, slow-down factor, pause-until (epoch seconds), the
+# number of sends recorded, then a ring of the last _RING send times.
+_MAGIC = b"EGRATE03"
+_HEAD = struct.Struct("<8sdddq")
+_RING = 64
+_SEND = struct.Struct("<d")
+_FILE_SIZE = 1024
+assert _HEAD.size + _RING * _SEND.size <= _FILE_SIZE
+# A stored time this far ahead of now is garbage (a torn file, a clock set back), not a queue.
+_SANE_AHEAD = 3600.0
 
 
 def default_rate_dir() -> Path:
@@ -48,8 +71,37 @@ def default_rps(has_key: bool) -> float:
     return DEFAULT_RPS_KEY if has_key else DEFAULT_RPS_NO_KEY
 
 
+def spacing_for(rps: float, margin: float = DEFAULT_MARGIN) -> float:
+    """Seconds between two sends: floor(rps) per 1 s + margin (below 1/s: (1 + margin) / rps)."""
+    per_window = math.floor(rps) if rps >= 1 else rps
+    return (1.0 + margin) / per_window
+
+
+class _State:
+    """The shared values, read from and written back to the mapped page under the lock."""
+
+    __slots__ = ("factor", "last", "page", "pause_until", "sends")
+
+    def __init__(self, page: mmap.mmap | None, last: float = 0.0, factor: float = 1.0,
+                 pause_until: float = 0.0, sends: int = 0) -> None:
+        self.page = page
+        self.last, self.factor, self.pause_until, self.sends = last, factor, pause_until, sends
+
+    def sent(self, back: int) -> float:
+        """The time of the `back`-th most recent send (1 = the last); 0.0 when there is none."""
+        if back > self.sends or back > _RING or self.page is None:
+            return 0.0
+        (t,) = _SEND.unpack_from(self.page, _HEAD.size + ((self.sends - back) % _RING) * 8)
+        return float(t) if math.isfinite(t) else 0.0
+
+    def record(self, t: float) -> None:
+        assert self.page is not None
+        _SEND.pack_into(self.page, _HEAD.size + (self.sends % _RING) * 8, t)
+        self.sends += 1
+
+
 class RateLimiter:
-    """Reserve send slots in a file shared by all callers of one (host, key)."""
+    """Reserve send slots in a page shared by all callers of one (host, key)."""
 
     def __init__(
         self,
@@ -59,16 +111,16 @@ class RateLimiter:
         key: str | None = None,
         rate_dir: str | os.PathLike[str] | None = None,
         margin: float = DEFAULT_MARGIN,
-        window_margin: float = DEFAULT_WINDOW_MARGIN,
         penalty_pause: float = 1.0,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if not rps or rps <= 0:
+        if not rps or rps <= 0 or not math.isfinite(rps):
             raise ValueError("rps must be positive")
+        if not 0 <= margin < 1:
+            raise ValueError("margin must be within [0, 1)")
         self.rps = float(rps)
         self.margin = margin
-        self.window_margin = window_margin
         self.penalty_pause = penalty_pause
         self._clock = clock
         self._sleep = sleep
@@ -82,98 +134,161 @@ class RateLimiter:
             directory = Path(tempfile.gettempdir()) / f"entrez-graph-{os.getuid()}"
             directory.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256(f"{host}\0{key or ''}".encode()).hexdigest()[:32]
-        self.path = directory / f"rate-{digest}.json"
+        self.path = directory / f"rate-{digest}.page"
         self._thread_lock = threading.Lock()  # flock is per open file; keep threads orderly too
+        self._fd: int | None = None
+        self._map: mmap.mmap | None = None
+        self._pid = 0
         self._last_factor = 1.0
-        self.late_tolerance = margin / 2
 
     # -- the shared state --------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def _locked(self):
-        """The shared state under an exclusive flock; written back when the block ends."""
-        with self._thread_lock:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+    def _open(self) -> None:
+        """Open and map the shared page (again after a fork: flock is per open file)."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                raw = b""
-                while chunk := os.read(fd, 65536):
-                    raw += chunk
-                try:
-                    state = json.loads(raw) if raw.strip() else {}
-                except ValueError:
-                    state = {}  # a torn file from a killed writer: start afresh, safely
-                if not isinstance(state, dict):
-                    state = {}
-                yield state
-                data = json.dumps(state, separators=(",", ":")).encode()
-                os.lseek(fd, 0, os.SEEK_SET)
-                os.ftruncate(fd, 0)
-                os.write(fd, data)
+                if os.fstat(fd).st_size < _FILE_SIZE:
+                    os.ftruncate(fd, _FILE_SIZE)  # zeros: read as a fresh state
+                page = mmap.mmap(fd, _FILE_SIZE)
             finally:
-                os.close(fd)  # also releases the flock
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd, self._map, self._pid = fd, page, os.getpid()
+        weakref.finalize(self, _close, fd, page)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[_State]:
+        """The shared state under an exclusive flock; written back when the block ends."""
+        if self._pid != os.getpid():
+            self._thread_lock = threading.Lock()  # a fork may have copied a held lock
+            self._fd = self._map = None
+        with self._thread_lock:
+            if self._fd is None:
+                self._open()
+            fd, page = self._fd, self._map
+            assert fd is not None and page is not None
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                state = self._read(page)
+                yield state
+                _HEAD.pack_into(page, 0, _MAGIC, state.last, state.factor, state.pause_until,
+                                state.sends)
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _read(self, page: mmap.mmap) -> _State:
+        magic, last, factor, pause_until, sends = _HEAD.unpack_from(page, 0)
+        horizon = self._clock() + _SANE_AHEAD
+        values = (last, factor, pause_until)
+        if (
+            magic != _MAGIC
+            or not all(math.isfinite(v) for v in values)
+            or not 1.0 <= factor <= MAX_SLOWDOWN
+            or last > horizon
+            or pause_until > horizon
+            or sends < 0
+        ):
+            page[:] = bytes(_FILE_SIZE)  # new, torn or foreign: start afresh, safely
+            return _State(page)
+        return _State(page, last, factor, pause_until, sends)
+
+    def state(self) -> dict[str, float]:
+        """The shared values (for tests and diagnostics)."""
+        with self._locked() as s:
+            sent = [s.sent(k) for k in range(min(s.sends, _RING), 0, -1)]
+            return {"last": s.last, "factor": s.factor, "pause_until": s.pause_until,
+                    "sends": s.sends, "sent": sent}
+
+    # -- reserving -----------------------------------------------------------------------------
 
     def reserve(self) -> float:
         """Reserve the next send time (epoch seconds) without sleeping."""
         with self._locked() as state:
             now = self._clock()
-            factor = max(1.0, float(state.get("factor", 1.0)))
-            self._last_factor = factor
-            rps = self.rps / factor
-            n = max(1, math.floor(rps))
-            spacing = (1.0 / rps) * (1.0 + self.margin)
-            window = 1.0 + self.window_margin
-            slots = [float(s) for s in state.get("slots", []) if float(s) > now - window - 0.5]
-            t = max(now, float(state.get("pause_until", 0.0)))
-            if slots:
-                t = max(t, slots[-1] + spacing)
-            if len(slots) >= n:
-                t = max(t, slots[-n] + window)
-            slots.append(t)
-            state["slots"] = slots[-max(n, 1) :]
+            self._last_factor = state.factor
+            t = max(now, state.pause_until, state.last + self.spacing(state.factor))
+            state.last = t
             return t
 
-    def acquire(self) -> float:
-        """Wait for this caller's slot; return how long it waited.
+    def spacing(self, factor: float = 1.0) -> float:
+        """Seconds between two reserved sends under a slow-down factor."""
+        return spacing_for(self.rps / factor, self.margin)
 
-        A thread that oversleeps its slot (a busy machine) by more than half the margin takes a
-        fresh one instead of sending late: a late send could crowd the next window. The missed
-        slot stays recorded, which only makes the others more careful.
+    def commit(self, send: Callable[[], object] | None = None) -> tuple[bool, float]:
+        """Record a send now if the window allows it: (True, its time) or (False, when it will).
+
+        Allowed: at least 1 s + margin after the n-th previous recorded send (n = floor of the
+        rate, slowed down by a 429 penalty), and not inside a penalty pause. `send`, if given,
+        runs while the lock is still held, right after the time is taken: the bytes leave with
+        no GIL hand-over in between (releasing the lock would give the GIL away, and taking it
+        back can take long in a process where another thread computes).
         """
-        waited = 0.0
-        for _ in range(8):
-            t = self.reserve()
-            delay = t - self._clock()
-            if delay <= 0:
-                return waited
+        with self._locked() as state:
+            now = self._clock()
+            rps = self.rps / state.factor
+            n = min(_RING, max(1, math.floor(rps)))
+            earliest = max(state.pause_until, state.sent(n) + n * self.spacing(state.factor))
+            if now < earliest:
+                return False, earliest
+            state.record(now)
+            if send is not None:
+                send()
+            return True, now
+
+    def wait_turn(self) -> None:
+        """Sleep until this caller's reserved slot (the first step of a send)."""
+        t = self.reserve()
+        delay = t - self._clock()
+        if delay > 0:
             self._sleep(delay)
-            waited += delay
-            if self._clock() - t <= self.late_tolerance:
-                return waited
-        return waited
+
+    def record_send(self, send: Callable[[], object] | None = None) -> float:
+        """Record the send now, waiting first if the window is full; return its time.
+
+        The client calls it at the socket with `send` writing the request's first bytes, so
+        the recorded time is the real one: a late waker never crowds a window, nor loses its
+        turn to the back of the queue.
+        """
+        while True:
+            sent, t = self.commit(send)
+            if sent:
+                return t
+            self._sleep(max(0.0, t - self._clock()))
+
+    def acquire(self) -> float:
+        """Wait for a slot and record the send at once; return the time it was recorded."""
+        self.wait_turn()
+        return self.record_send()
 
     def penalize(self) -> None:
         """A 429: pause every caller briefly and slow all of them down (up to MAX_SLOWDOWN)."""
         with self._locked() as state:
             now = self._clock()
-            factor = min(MAX_SLOWDOWN, max(1.0, float(state.get("factor", 1.0))) * 1.5)
-            state["factor"] = factor
-            self._last_factor = factor
-            state["pause_until"] = max(float(state.get("pause_until", 0.0)),
-                                       now + self.penalty_pause)
+            state.factor = min(MAX_SLOWDOWN, state.factor * 1.5)
+            self._last_factor = state.factor
+            state.pause_until = max(state.pause_until, now + self.penalty_pause)
 
     def success(self) -> None:
-        """A success: let a slow-down decay (only touches the file while one is in force)."""
+        """A success: let a slow-down decay (only touches the page while one is in force)."""
         if self._last_factor <= 1.0:
             return
         with self._locked() as state:
-            factor = max(1.0, float(state.get("factor", 1.0)) * 0.8)
-            if factor < 1.05:
-                factor = 1.0
-            state["factor"] = factor
-            self._last_factor = factor
+            factor = state.factor * 0.8
+            state.factor = 1.0 if factor < 1.05 else factor
+            self._last_factor = state.factor
 
     @property
     def slowdown(self) -> float:
         """The slow-down factor seen last (1.0 = none)."""
         return self._last_factor
+
+
+def _close(fd: int, page: mmap.mmap) -> None:
+    with contextlib.suppress(OSError, ValueError, BufferError):
+        page.close()
+    with contextlib.suppress(OSError):
+        os.close(fd)
