@@ -237,7 +237,7 @@ def test_subprocess_key_never_printed_nor_logged(world: World, tmp_path: Path) -
     for text in (proc.stdout, proc.stderr, log_path.read_text()):
         assert FAKE_KEY not in text
     for path in (tmp_path / "rates").iterdir():
-        assert FAKE_KEY not in path.name and FAKE_KEY not in path.read_text()
+        assert FAKE_KEY not in path.name and FAKE_KEY.encode() not in path.read_bytes()
     logged = [json.loads(line) for line in log_path.read_text().splitlines()]
     assert logged[-1]["params"]["email"] == "me@example.org"
     assert logged[-1]["params"]["tool"] == "entrez-graph"

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from crawler.errors import PermanentError, RateLimited, TransientError
 from crawler.eutils import parse
+from crawler.eutils.fastlink import FAST_CMDS, read_elink
 from crawler.eutils.parse import _elink_from_tree, _entrez, _tree
 
 DATA = Path(__file__).parent / "data"
@@ -312,3 +314,112 @@ def test_esummary_v2_fields_and_errors() -> None:
     assert out["672"].error is None
     assert out["999999999"].error == "cannot get document summary"
     assert out["5"].error == "no summary returned"
+
+
+# ------------------------------------------------- the fast reader equals the Bio.Entrez path
+
+NATURAL_CMD = {"biopython__elink5.xml": "prlinks", "biopython__elink6.xml": "llinks",
+               "biopython__elink7.xml": "acheck", "biopython__elink8.xml": "ncheck"}
+
+
+def outcome(parser: object, data: bytes, cmd: str) -> object:
+    """The typed result, or the exception's type and text (both paths must raise alike)."""
+    try:
+        return parser(data, cmd)  # type: ignore[operator]
+    except Exception as exc:
+        return (type(exc), str(exc))
+
+
+@pytest.mark.parametrize("name", ELINK_FILES)
+def test_fast_reader_equals_bio_entrez_on_every_real_sample(name: str) -> None:
+    data = read(name)
+    cmds = {NATURAL_CMD.get(name, "neighbor"), "neighbor", "neighbor_score", "acheck"}
+    for cmd in sorted(cmds):
+        fast = parse.parse_elink(data, cmd)
+        slow = parse.parse_elink_entrez(data, cmd)
+        assert fast == slow, (name, cmd)
+    if NATURAL_CMD.get(name, "neighbor") in FAST_CMDS:
+        _, root, top, nested = read_elink(data, "neighbor")  # really read by the fast path
+        assert root == "eLinkResult" and not top and not nested
+
+
+def _variants(data: bytes) -> list[bytes]:
+    """The same answer with the DOCTYPE and declaration shapes NCBI has sent."""
+    body = re.sub(rb"^\s*<\?xml[^>]*\?>\s*", b"", data)
+    body = re.sub(rb"<!DOCTYPE[^>]*>\s*", b"", body, count=1)
+    return [
+        data,
+        body,  # no declaration, no DOCTYPE (metapub's sample)
+        b'<?xml version="1.0"?>\n' + body,  # declaration only
+        ELINK_HEAD.replace(b"https://", b"http://") + body,  # an http:// DOCTYPE
+        b"\xef\xbb\xbf" + ELINK_HEAD + body,  # a byte-order mark
+    ]
+
+
+SYNTHETIC = [
+    b"<eLinkResult><LinkSet><DbFrom>gene</DbFrom><IdList><Id>7</Id></IdList>"
+    b"<Info>Empty result</Info></LinkSet></eLinkResult>",
+    b"<eLinkResult><LinkSet><DbFrom>gene</DbFrom><IdList><Id>5</Id></IdList>"
+    b"<ERROR>Invalid uid 5</ERROR></LinkSet><LinkSet><DbFrom>gene</DbFrom><IdList><Id>6</Id>"
+    b"</IdList><LinkSetDb><DbTo>protein</DbTo><LinkName>gene_protein</LinkName><Link><Id> 9 "
+    b"</Id></Link></LinkSetDb></LinkSet></eLinkResult>",
+    b"<eLinkResult><ERROR>Invalid db name specified: nothing</ERROR></eLinkResult>",
+    b"<eLinkResult><ERROR>Search Backend failed: read error</ERROR></eLinkResult>",
+    b"<eLinkResult><LinkSet><DbFrom>gene</DbFrom><IdList><Id>1</Id></IdList>"
+    b"<ERROR>Couldn't resolve #exLinkSrv2, the address table is empty.</ERROR></LinkSet>"
+    b"</eLinkResult>",
+    b"<eLinkResult><LinkSet><DbFrom>gene</DbFrom><IdList><Id>672</Id></IdList>"
+    b"<LinkSetDbHistory><DbTo>protein</DbTo><LinkName>gene_protein</LinkName>"
+    b"<QueryKey>1</QueryKey></LinkSetDbHistory><LinkSetDbHistory><DbTo>x</DbTo>"
+    b"<LinkName>gene_x</LinkName><QueryKey> </QueryKey></LinkSetDbHistory>"
+    b"<WebEnv>MCID_abc</WebEnv></LinkSet></eLinkResult>",
+    b"<eLinkResult><LinkSet><DbFrom>pubmed</DbFrom><IdList><Id>1</Id></IdList><LinkSetDb>"
+    b"<DbTo>pubmed</DbTo><LinkName>pubmed_pubmed</LinkName><Link><Id>2</Id><Score>x</Score>"
+    b"</Link><Link><Id>3</Id><Score> 12 </Score></Link></LinkSetDb></LinkSet></eLinkResult>",
+    b"<eLinkResult><LinkSet><DbFrom>gene</DbFrom><IdCheckList><IdLinkSet><Id>1</Id><LinkInfo>"
+    b"<DbTo>protein</DbTo><LinkName>gene_protein</LinkName><MenuTag>Protein &amp; more"
+    b"</MenuTag><HtmlTag/><Priority>128</Priority></LinkInfo></IdLinkSet><Id HasLinkOut=\"N\">"
+    b"2</Id></IdCheckList></LinkSet></eLinkResult>",
+    b"<eSearchResult><Count>0</Count></eSearchResult>",
+]
+
+
+@pytest.mark.parametrize("index", range(len(SYNTHETIC)))
+def test_fast_reader_equals_bio_entrez_on_errors_and_doctype_variants(index: int) -> None:
+    for data in _variants(ELINK_HEAD + SYNTHETIC[index]):
+        for cmd in ("neighbor", "neighbor_history", "acheck", "lcheck"):
+            fast = outcome(parse.parse_elink, data, cmd)
+            assert fast == outcome(parse.parse_elink_entrez, data, cmd), (data[:80], cmd)
+
+
+@pytest.mark.parametrize("name", [n for n in ELINK_FILES if n not in NATURAL_CMD])
+def test_fast_reader_equals_bio_entrez_without_declaration_or_with_http_doctype(name: str) -> None:
+    for data in _variants(read(name)):
+        assert outcome(parse.parse_elink, data, "neighbor") == outcome(
+            parse.parse_elink_entrez, data, "neighbor")
+
+
+def test_fast_reader_classifies_broken_bodies_like_bio_entrez() -> None:
+    full = read("biopython__elink3.xml")
+    for body in (full[: len(full) // 2], full[:-20], b"", b"   ", b"<html><body>Bad Gateway",
+                 b'{"error": "x', read("issue-rentrez-132__http429_rate_limit.json")):
+        fast = outcome(parse.parse_elink, body, "neighbor")
+        assert isinstance(fast, tuple) and issubclass(fast[0], TransientError), body[:40]
+        assert fast[0] is outcome(parse.parse_elink_entrez, body, "neighbor")[0]  # type: ignore[index]
+
+
+def test_emulator_answers_read_alike_by_both_paths() -> None:
+    """Big rendered answers (every shape the emulator sends in a crawl) agree link for link."""
+    from crawler.emulator import render
+
+    body = render.elink_neighbor("pubmed", [
+        ([str(100 + i)], [("pubmed", "pubmed_pubmed",
+                           [(str(10_000 + i * 7 + k), 1000 - k) for k in range(40)]),
+                          ("pubmed", "pubmed_pubmed_citedin", [])])
+        for i in range(60)
+    ], scores=True)
+    assert parse.parse_elink(body, "neighbor_score") == parse.parse_elink_entrez(
+        body, "neighbor_score")
+    checks = render.elink_acheck("gene", [[(str(i), [("protein", "gene_protein", "Protein",
+                                                      "Protein", 128)]) for i in range(50)]])
+    assert parse.parse_elink(checks, "acheck") == parse.parse_elink_entrez(checks, "acheck")

@@ -1,6 +1,8 @@
 """E-utilities response bytes -> typed results (models.py), and the classification of failures.
 
-`Bio.Entrez` reads ELink, ESearch and EInfo. It refuses some real shapes (an `http://` DOCTYPE,
+ELink answers of neighbor, neighbor_score, neighbor_history, acheck, ncheck and lcheck are read by a
+fast C-backed reader (fastlink.py) into the same typed results. `Bio.Entrez` reads the other ELink
+commands (LinkOut URL lists), ESearch and EInfo. It refuses some real shapes (an `http://` DOCTYPE,
 a body with no XML declaration or DOCTYPE, an older DTD it does not ship — it would download
 that one, and no test may reach the internet), so every body is normalised first: https DOCTYPE,
 today's DTD for the root element when the named one is not shipped, an XML declaration. Where
@@ -26,6 +28,7 @@ from Bio import Entrez
 from Bio.Entrez.Parser import DataHandler
 
 from ..errors import NCBIError, PermanentError, RateLimited, TransientError
+from .fastlink import FAST_CMDS, NotFast, read_elink
 from .models import (
     DbInfo,
     DbLink,
@@ -224,6 +227,11 @@ def _raise_for_errors(root: ET.Element) -> list[str]:
         for e in root.iter("ERROR")
         if e.text and e.text.strip() and e.text.strip() not in top
     ]
+    return _raise_for_texts(top, nested)
+
+
+def _raise_for_texts(top: list[str], nested: list[str]) -> list[str]:
+    """Raise for a transient text anywhere or for permanent top-level ones; return nested."""
     for text in top + nested:
         exc = classify_error(text)
         if isinstance(exc, TransientError):
@@ -277,6 +285,28 @@ def _text(elem: ET.Element | None, tag: str) -> str | None:
 
 def parse_elink(data: bytes, cmd: str = "neighbor") -> ELinkResult:
     """An eLinkResult of any cmd; raises RateLimited / TransientError / PermanentError.
+
+    neighbor, neighbor_score, neighbor_history and the check commands are read by the fast C
+    reader (fastlink.py); LinkOut URL lists (llinks, llinkslib, prlinks) by Bio.Entrez
+    (`parse_elink_entrez`). Both give the same typed results and classify errors alike.
+    """
+    if cmd not in FAST_CMDS:
+        return parse_elink_entrez(data, cmd)
+    check_json(data)
+    if not data.strip():
+        raise TransientError("empty response body", kind="parse")
+    try:
+        result, root, top, nested = read_elink(data, cmd)
+    except NotFast:
+        return parse_elink_entrez(data, cmd)
+    _raise_for_texts(top, nested)
+    if root != "eLinkResult":
+        raise TransientError(f"unexpected response root <{root}>", kind="parse")
+    return result
+
+
+def parse_elink_entrez(data: bytes, cmd: str = "neighbor") -> ELinkResult:
+    """An eLinkResult read by Bio.Entrez (ElementTree where Bio.Entrez cannot read it).
 
     A body without `<ERROR>` is read once, by Bio.Entrez (reading it twice made parsing the
     crawl's main CPU cost, measured 1.75x slower end to end); anything Bio.Entrez refuses, and
