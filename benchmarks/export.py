@@ -5,9 +5,9 @@ link names including parallel gene_protein / gene_protein_refseq pairs, scores o
 links, ESummary-like properties on a tenth of the records). Each export then runs in a fresh
 process (`entrez-graph`'s own `export()`), so every figure is that format's alone: wall time and
 the process's peak resident memory (VmHWM), next to its resident memory before exporting
-(Python + imports). For comparison, `to_networkx` (the in-memory API) is measured the same
-way, and so is a JSON export of two link names' subgraph (`--link`, which selects records
-through a SQLite temp table).
+(Python + imports). For comparison, `to_networkx` and `to_pandas` (the in-memory APIs) are
+measured the same way, and so is a JSON export of two link names' subgraph (`--link`, which
+selects records through a SQLite temp table). tsv, csv and parquet count both of their files.
 
     python benchmarks/export.py                      # 1,000,000 edges in a temp directory
     python benchmarks/export.py --edges 100000 --keep /tmp/exbench --no-networkx
@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-FORMATS = ("graphml", "gexf", "json", "neo4j-csv")
+FORMATS = ("graphml", "gexf", "json", "neo4j-csv", "tsv", "csv", "parquet")
 
 # (dbfrom, linkname, dbto, scored)
 LINKS = [
@@ -99,13 +99,16 @@ def peak_rss_mb() -> float:
 
 def run_one(kind: str, store: str, out: str) -> None:
     """Child process: export (or build the networkx graph) and print figures as JSON."""
-    from crawler.exporting import export, to_networkx
+    from crawler.exporting import export, to_networkx, to_pandas
 
     base = peak_rss_mb()
     start = time.perf_counter()
     if kind == "networkx":
         graph = to_networkx(store)
         nodes, edges, size = graph.number_of_nodes(), graph.number_of_edges(), 0
+    elif kind == "pandas":
+        nodes_df, edges_df = to_pandas(store)
+        nodes, edges, size = len(nodes_df), len(edges_df), 0
     else:
         fmt, _, filtered = kind.partition("+")
         links = ["gene_protein", "protein_structure"] if filtered == "links" else None
@@ -113,7 +116,7 @@ def run_one(kind: str, store: str, out: str) -> None:
         nodes, edges = report.nodes, report.edges
         target = Path(out)
         size = (sum(p.stat().st_size for p in target.rglob("*") if p.is_file())
-                if target.is_dir() else target.stat().st_size)
+                if target.is_dir() else sum(p.stat().st_size for p in report.files))
     seconds = time.perf_counter() - start
     peak = peak_rss_mb()
     print(json.dumps({"kind": kind, "seconds": seconds, "base_mb": base,
@@ -127,7 +130,7 @@ def main() -> None:
                         help="work directory to keep (reused if it already holds the journal)")
     parser.add_argument("--formats", nargs="+", default=list(FORMATS), choices=FORMATS)
     parser.add_argument("--no-networkx", action="store_true",
-                        help="skip the in-memory to_networkx comparison")
+                        help="skip the in-memory to_networkx and to_pandas comparisons")
     parser.add_argument("--run", nargs=3, metavar=("KIND", "STORE", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run:
@@ -144,7 +147,8 @@ def main() -> None:
             print(f"built journal: {nodes:,} records, {edges:,} edges "
                   f"in {time.perf_counter() - start:.1f} s")
         # json+links: the edge-induced subgraph of two link names (temp-table path).
-        kinds = [*args.formats, "json+links"] + ([] if args.no_networkx else ["networkx"])
+        kinds = [*args.formats, "json+links"] + (
+            [] if args.no_networkx else ["networkx", "pandas"])
         print(f"{'format':<10} {'records':>9} {'edges':>10} {'seconds':>8} {'base MB':>8} "
               f"{'peak MB':>8} {'size MB':>8}")
         for kind in kinds:
@@ -161,8 +165,9 @@ def main() -> None:
                   f"{r['base_mb']:>8.0f} {r['peak_mb']:>8.0f} {r['bytes'] / 1e6:>8.0f}")
             if out.is_dir():
                 shutil.rmtree(out)
-            elif out.exists():
-                out.unlink()
+            for leftover in work.glob("out.*"):  # tables: also the node file beside OUT
+                if leftover.is_file():
+                    leftover.unlink()
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)

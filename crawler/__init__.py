@@ -32,6 +32,7 @@ _API: dict[str, tuple[str, str]] = {
     "sync": ("crawler.syncing", "sync"),
     "export": ("crawler.exporting", "export"),
     "to_networkx": ("crawler.exporting", "to_networkx"),
+    "to_pandas": ("crawler.exporting", "to_pandas"),
     "summarize": ("crawler.syncing", "summarize"),
     "emulate": ("crawler.emulator.serve", "emulate"),
     "demo": ("crawler.showcase", "demo"),
@@ -57,6 +58,7 @@ __all__ = [
     "summarize",
     "sync",
     "to_networkx",
+    "to_pandas",
 ]
 
 if TYPE_CHECKING:
@@ -65,7 +67,7 @@ if TYPE_CHECKING:
     from .emulator.server import Emulator
     from .emulator.world import World
     from .eutils.client import EutilsClient
-    from .exporting import export, to_networkx
+    from .exporting import export, to_networkx, to_pandas
     from .journal import Journal
     from .linking import link, links
     from .querying import query

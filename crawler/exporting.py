@@ -39,10 +39,11 @@ from .store import StorePaths
 if TYPE_CHECKING:
     import networkx as nx
 
-FORMATS = ("graphml", "gexf", "json", "neo4j-csv")
+FORMATS = ("graphml", "gexf", "json", "neo4j-csv", "tsv", "csv", "parquet")
 # Query parameters as `querying.run_query` takes them: a mapping, or `k=v` / `k:int=v` strings.
 Params = Mapping[str, Any] | Iterable[str] | None
-SUFFIXES = {".graphml": "graphml", ".gexf": "gexf", ".json": "json"}
+SUFFIXES = {".graphml": "graphml", ".gexf": "gexf", ".json": "json", ".tsv": "tsv",
+            ".csv": "csv", ".parquet": "parquet"}
 CHUNK = 20_000
 BUFFER = 1 << 20
 CSV_BUFFER = 1 << 16  # one file per label and per link name may be open at once
@@ -790,7 +791,7 @@ def _atomic_dir(out: Path) -> Iterator[Path]:
 
 
 def resolve_format(fmt: str | None, out: str | Path) -> str:
-    """The export format, given or guessed from OUT's suffix (.graphml, .gexf, .json)."""
+    """The export format, given or guessed from OUT's suffix (.graphml, .gexf, .json, .tsv, …)."""
     if fmt is None:
         guessed = SUFFIXES.get(Path(out).suffix.lower())
         if guessed is None:
@@ -813,7 +814,8 @@ def export(
     dbs: Iterable[str] | None = None, links: Iterable[str] | None = None,
     query: str | None = None, params: Params = None,
 ) -> ExportReport:
-    """Write the crawl (or the chosen part) to OUT as GraphML, GEXF, node-link JSON or neo4j-csv.
+    """Write the crawl (or the chosen part) to OUT as GraphML, GEXF, node-link JSON, neo4j-csv,
+    or tables (tsv, csv, parquet: the edge list at OUT, the node table beside it).
 
     Streams from the journal; nothing is left at OUT unless the whole export succeeded.
     """
@@ -821,6 +823,11 @@ def export(
     out = Path(out)
     report = ExportReport(name, out)
     with _source(store, dbs, links, query, params) as source:
+        if name in TABLE_FORMATS:
+            report.nodes, report.edges, report.files = write_tables(
+                out, name, source.nodes(), source.edges, empty=lambda: _nothing(source)
+            )
+            return report
         if name in _WRITERS:
             with _atomic_file(out) as fh:
                 report.nodes, report.edges = _WRITERS[name](fh, source.nodes(), source.edges)
@@ -860,3 +867,176 @@ def export(
         report.files = [*final_nodes.values(), *final_rels.values(),
                         out / IMPORT_SCRIPT, out / CONSTRAINTS_FILE]
         return report
+
+
+# -- tables: edge list and node table (tsv, csv, parquet) and pandas --------------------------
+
+TABLE_FORMATS = ("tsv", "csv", "parquet")
+EDGE_COLUMNS = ("source_db", "source_uid", "linkname", "target_db", "target_uid", "score",
+                "fetched")
+NODE_COLUMNS = ("db", "uid", "depth", *NODE_PROPERTIES)
+_INT_COLUMNS = {"depth", "score", *(n for n, kind in NODE_PROPERTIES.items() if kind == "INT64")}
+
+
+def node_table_path(out: str | Path) -> Path:
+    """Where the node table goes beside the edge list OUT: `g.tsv` → `g.nodes.tsv`.
+
+    A name ending in `.edges`/`_edges`/`-edges` swaps that word (`g.edges.tsv` → `g.nodes.tsv`).
+    """
+    out = Path(out)
+    stem, suffix = out.stem, out.suffix
+    for sep in (".", "_", "-"):
+        if stem.lower().endswith(f"{sep}edges"):
+            return out.with_name(f"{stem[:-5]}nodes{suffix}")
+    return out.with_name(f"{stem}.nodes{suffix}")
+
+
+def edge_row(edge: Edge) -> tuple[str, str, str, str, str, int | None, str | None]:
+    """One edge-list row in EDGE_COLUMNS order. `fetched` is None: the journal does not record
+    yet when a link was fetched (design.md asks for it; the column is there for when it does)."""
+    return (edge.dbfrom, edge.uid_from, edge.linkname, edge.dbto, edge.uid_to, edge.score, None)
+
+
+def node_row(node: Node) -> tuple[Any, ...]:
+    """One node-table row in NODE_COLUMNS order (None where unknown)."""
+    return (node.db, node.uid, node.depth, *(node.props.get(n) for n in NODE_PROPERTIES))
+
+
+@contextmanager
+def _atomic_paths(*outs: Path) -> Iterator[list[Path]]:
+    """Temp files beside each of `outs`, all renamed into place only when the body succeeded."""
+    for out in outs:
+        if out.is_dir():
+            raise BadInput(f"cannot write {out}: it is a directory (give a file name)")
+        _check_parent(out)
+    tmps: list[Path] = []
+    try:
+        for out in outs:
+            try:
+                fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
+            except OSError as exc:
+                raise BadInput(f"cannot write {out}: {exc.strerror or exc}") from None
+            os.fchmod(fd, 0o666 & ~_umask())
+            os.close(fd)
+            tmps.append(Path(tmp))
+        yield tmps
+        for tmp, out in zip(tmps, outs, strict=True):
+            os.replace(tmp, out)
+    except BaseException:
+        for tmp in tmps:
+            with suppress(FileNotFoundError):
+                tmp.unlink()
+        raise
+
+
+def _write_delimited(
+    path: Path, delimiter: str, columns: tuple[str, ...], rows: Iterable[tuple[Any, ...]]
+) -> int:
+    """A header and rows; None is an empty field, text needing it is quoted (RFC 4180 style,
+    which pandas, R's read.delim and csv readers all take back, tabs and newlines included)."""
+    n = 0
+    with path.open("w", encoding="utf-8", newline="", buffering=BUFFER) as fh:
+        writer = csv.writer(fh, delimiter=delimiter, lineterminator="\n")
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow(["" if v is None else v for v in row])
+            n += 1
+    return n
+
+
+def _arrow_schema(columns: tuple[str, ...]):
+    import pyarrow as pa
+
+    return pa.schema([(c, pa.int64() if c in _INT_COLUMNS else pa.string()) for c in columns])
+
+
+def _write_parquet(path: Path, columns: tuple[str, ...], rows: Iterable[tuple[Any, ...]]) -> int:
+    """Parquet in row groups of CHUNK rows, so memory stays bounded however long the table."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = _arrow_schema(columns)
+    n = 0
+    with pq.ParquetWriter(str(path), schema) as writer:
+        rows = iter(rows)
+        while batch := list(itertools.islice(rows, CHUNK)):
+            arrays = [pa.array(col, type=f.type)
+                      for col, f in zip(_transpose(batch, len(columns)), schema, strict=True)]
+            writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
+            n += len(batch)
+        if n == 0:
+            writer.write_table(schema.empty_table())
+    return n
+
+
+def _transpose(rows: Iterable[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows to columns (one list each), also for no rows at all."""
+    columns: list[list[Any]] = [[] for _ in range(width)]
+    appends = [c.append for c in columns]
+    for row in rows:
+        for append, value in zip(appends, row, strict=True):
+            append(value)
+    return columns
+
+
+def _needs_pyarrow() -> None:
+    try:
+        import pyarrow.parquet  # noqa: F401
+    except ImportError:
+        raise BadInput(
+            "parquet needs pyarrow: pip install 'entrez-graph[pandas]' (or use --format tsv)"
+        ) from None
+
+
+def write_tables(
+    out: Path, fmt: str, nodes: Iterable[Node], edges: Callable[[], Iterable[Edge]], *,
+    empty: Callable[[], Exception] | None = None,
+) -> tuple[int, int, list[Path]]:
+    """The edge list at OUT and the node table beside it (`node_table_path`), streamed.
+
+    Both files appear together only when both are complete; `empty()` is raised (nothing
+    written) when there are no nodes. Returns (nodes, edges, [edge file, node file]).
+    """
+    node_out = node_table_path(out)
+    if fmt == "parquet":
+        _needs_pyarrow()
+    with _atomic_paths(out, node_out) as (edge_tmp, node_tmp):
+        if fmt == "parquet":
+            n_nodes = _write_parquet(node_tmp, NODE_COLUMNS, map(node_row, nodes))
+        else:
+            delimiter = "\t" if fmt == "tsv" else ","
+            n_nodes = _write_delimited(node_tmp, delimiter, NODE_COLUMNS, map(node_row, nodes))
+        if n_nodes == 0 and empty is not None:
+            raise empty()
+        if fmt == "parquet":
+            n_edges = _write_parquet(edge_tmp, EDGE_COLUMNS, map(edge_row, edges()))
+        else:
+            n_edges = _write_delimited(edge_tmp, delimiter, EDGE_COLUMNS, map(edge_row, edges()))
+    return n_nodes, n_edges, [out, node_out]
+
+
+def to_pandas(
+    store: str | Path, *, dbs: Iterable[str] | None = None, links: Iterable[str] | None = None,
+    query: str | None = None, params: Params = None,
+):
+    """`(nodes_df, edges_df)`: the crawl, or the part chosen as for `export`, as data frames.
+
+    Columns are NODE_COLUMNS and EDGE_COLUMNS (the table export's), with text as pandas'
+    string dtype (a UID stays text: `"0012"` is not 12) and integers as nullable `Int64`.
+    Needs pandas (`pip install 'entrez-graph[pandas]'`).
+    """
+    try:
+        import pandas as pd
+    except ImportError:
+        raise BadInput("to_pandas needs pandas: pip install 'entrez-graph[pandas]'") from None
+
+    def frame(columns: tuple[str, ...], rows: Iterable[tuple[Any, ...]]):
+        return pd.DataFrame({
+            c: pd.array(v, dtype="Int64" if c in _INT_COLUMNS else "string")
+            for c, v in zip(columns, _transpose(rows, len(columns)), strict=True)
+        })
+
+    with _source(store, dbs, links, query, params) as source:
+        nodes = frame(NODE_COLUMNS, map(node_row, source.nodes()))
+        edges = frame(EDGE_COLUMNS, map(edge_row, source.edges()))
+    return nodes, edges

@@ -1,4 +1,5 @@
-"""`entrez-graph export`: the crawl as GraphML, GEXF, node-link JSON or CSV for neo4j-admin.
+"""`entrez-graph export`: the crawl as GraphML, GEXF, node-link JSON, CSV for neo4j-admin, or
+tables (an edge list and a node table as TSV, CSV or Parquet).
 
 A thin layer over `crawler.exporting.export`; the format is checked there (not by click) so that a
 wrong one is a one-line error like every other bad input.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from ..exporting import FORMATS, export
+from ..exporting import FORMATS, TABLE_FORMATS, export
 from .options import store_option
 
 
@@ -33,12 +34,16 @@ def command(
 ) -> None:
     """Write the crawled graph to OUT (a file; a directory for neo4j-csv).
 
-    Streams from the journal, so any crawl size fits in memory; OUT appears only when complete.
+    tsv, csv and parquet write the edge list to OUT and the node table beside it
+    (graph.tsv -> graph.nodes.tsv). Streams from the journal, so any crawl size fits in memory;
+    OUT appears only when complete.
     """
     report = export(store, out, fmt, dbs=dbs or None, links=links or None, query=query,
                     params=list(params))
     click.echo(f"Wrote {report.nodes} records and {report.edges} links to {report.out} "
                f"({report.format}).")
+    if len(report.files) == 2 and report.format in TABLE_FORMATS:
+        click.echo(f"Node table: {report.files[1]}")
     if report.format == "neo4j-csv":
         click.echo(
             "\nLoad it into a STOPPED Neo4j 5 (the import replaces the database; it must be "
