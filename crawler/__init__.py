@@ -33,6 +33,7 @@ _API: dict[str, tuple[str, str]] = {
     "export": ("crawler.exporting", "export"),
     "to_networkx": ("crawler.exporting", "to_networkx"),
     "to_pandas": ("crawler.exporting", "to_pandas"),
+    "view": ("crawler.viewing", "view"),
     "summarize": ("crawler.syncing", "summarize"),
     "emulate": ("crawler.emulator.serve", "emulate"),
     "demo": ("crawler.showcase", "demo"),
@@ -59,6 +60,7 @@ __all__ = [
     "sync",
     "to_networkx",
     "to_pandas",
+    "view",
 ]
 
 if TYPE_CHECKING:
@@ -73,6 +75,7 @@ if TYPE_CHECKING:
     from .querying import query
     from .reporting import status
     from .syncing import summarize, sync
+    from .viewing import view
 
 
 def _load(name: str) -> Any:

@@ -915,17 +915,20 @@ def _atomic_paths(*outs: Path) -> Iterator[list[Path]]:
             try:
                 fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
             except OSError as exc:
-                raise BadInput(f"cannot write {out}: {exc.strerror or exc}") from None
+                raise _cannot_write(out, exc) from None
             os.fchmod(fd, 0o666 & ~_umask())
             os.close(fd)
             tmps.append(Path(tmp))
         yield tmps
         for tmp, out in zip(tmps, outs, strict=True):
             os.replace(tmp, out)
-    except BaseException:
+    except BaseException as exc:
         for tmp in tmps:
             with suppress(FileNotFoundError):
                 tmp.unlink()
+        if isinstance(exc, OSError):  # a full or read-only disk: exit 4, naming the file
+            named = {str(t): o for t, o in zip(tmps, outs, strict=False)}
+            raise _cannot_write(named.get(str(exc.filename), outs[0]), exc) from None
         raise
 
 

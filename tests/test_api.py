@@ -95,7 +95,7 @@ def test_public_names_are_the_library_objects() -> None:
         "crawl": "crawler.engine", "link": "crawler.linking", "links": "crawler.linking",
         "query": "crawler.querying", "status": "crawler.reporting", "sync": "crawler.syncing",
         "export": "crawler.exporting", "to_networkx": "crawler.exporting",
-        "to_pandas": "crawler.exporting",
+        "to_pandas": "crawler.exporting", "view": "crawler.viewing",
         "summarize": "crawler.syncing", "emulate": "crawler.emulator.serve",
         "demo": "crawler.showcase", "EutilsClient": "crawler.eutils.client",
         "Journal": "crawler.journal", "World": "crawler.emulator", "Emulator": "crawler.emulator",

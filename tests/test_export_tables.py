@@ -264,3 +264,28 @@ def test_crawl_then_tables_equal_the_journal(tmp_path: Path, emulator) -> None:
         == edges
     nodes_df, edges_df = to_pandas(store)
     assert set(frame_rows(nodes_df)) == nodes and sorted(frame_rows(edges_df)) == edges
+
+
+def test_a_full_disk_is_exit_4_and_leaves_neither_file(
+    store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ENOSPC while writing the second table: one line naming the file, exit 4, nothing left."""
+    import errno
+
+    import crawler.exporting as exporting
+
+    real = exporting._write_delimited
+    calls: list[Path] = []
+
+    def full(path: Path, *args: Any) -> int:
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, *args)
+
+    monkeypatch.setattr(exporting, "_write_delimited", full)
+    out = tmp_path / "g.tsv"
+    result = CliRunner().invoke(main, ["export", "--store", str(store), str(out)])
+    assert result.exit_code == 4, result.output
+    assert len(result.output.strip().splitlines()) == 1 and str(out) in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]
