@@ -40,6 +40,14 @@ _CONSTRAINT = re.compile(
 )
 
 
+WIPE = "MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS"
+
+
+class _EagerResult:
+    def __init__(self, records: list[Any]) -> None:
+        self.records = records
+
+
 class Record(dict):
     """Enough of neo4j.Record: access by key or position, values()."""
 
@@ -134,6 +142,13 @@ class FakeDriver:
     def close(self) -> None:
         self.server.closed += 1
 
+    def execute_query(self, text: str, parameters: dict | None = None, *, database_=None,
+                      **kw: Any) -> Any:
+        """Enough of the driver's execute_query for benchmarks/neo4j_write.py."""
+        result = FakeSession(self.server, "WRITE", database_)._run(
+            "WRITE", lambda tx: tx.run(text, parameters, **kw))
+        return _EagerResult(list(result))
+
 
 class FakeSession:
     def __init__(self, server: FakeNeo4j, mode: str, database: str | None = None) -> None:
@@ -174,6 +189,10 @@ class FakeSession:
 
     def execute_write(self, fn: Callable[..., Any], *args: Any) -> Any:
         return self._run("WRITE", fn, *args)
+
+    def run(self, text: str, parameters: dict | None = None, **kw: Any) -> Result:
+        """An auto-commit transaction (the benchmark's wipe)."""
+        return self._run("WRITE", lambda tx: tx.run(text, parameters, **kw))
 
     def execute_read(self, fn: Callable[..., Any], *args: Any) -> Any:
         return self._run("READ", fn, *args)
@@ -264,6 +283,16 @@ class FakeTx:
                 self._writes()
                 c["locked"] = True
             return Result(["c"], [[{"journal": jid, **c}]])
+        if text == "CALL db.labels() YIELD label":  # the benchmark's
+            return Result(["label"], [[lb] for lb in sorted({lb for lb, _ in g.nodes})])
+        if text == WIPE:
+            self._writes()
+            g.nodes.clear()
+            g.rels.clear()
+            g.cursors.clear()
+            return Result([], [])
+        if text == "MATCH (n) WHERE NOT n:EntrezGraphCursor RETURN count(n) AS n":
+            return Result(["n"], [[len(g.nodes)]])
         if text == neo.COUNT_OTHERS:
             return Result(["n"], [[len([j for j in g.cursors if j != jid])]])
         if text == neo.LABELS_IN_USE:

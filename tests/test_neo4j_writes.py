@@ -259,3 +259,36 @@ def test_sync_json_report_after_repair_still_parses(fake: FakeNeo4j, tmp_path: P
     assert again.exit_code == 0, again.output
     assert json.loads(again.stdout)[0]["pending"] == 0
     assert "lacked rows" in again.stderr
+
+
+# -- the benchmark's server path, against the stand-in -------------------------------------------
+
+
+def test_the_benchmark_runs_every_path_and_checks_exactness(
+    fake: FakeNeo4j, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """Not a measurement (the stand-in is no server): the script's server path runs end to end,
+    empties only with the opt-in, and its own exactness checks pass."""
+    import importlib.util
+    import sys
+
+    import neo4j
+
+    spec = importlib.util.spec_from_file_location(
+        "neo4j_write", Path(__file__).parent.parent / "benchmarks" / "neo4j_write.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setattr(neo4j.GraphDatabase, "driver",
+                        lambda uri, auth=None, **kw: fake.driver(None))
+    monkeypatch.setattr(sys, "argv", ["neo4j_write.py", "--edges", "600", "--outage-edges",
+                                      "900", "--batch-size", "100", "--parallel", "1,3"])
+    monkeypatch.setenv("NEO4J_URI", "bolt://localhost:7687")
+    assert bench.main() == 0  # without the opt-in: nothing emptied, nothing measured
+    assert "Nothing measured" in capsys.readouterr().out and fake.transactions == 0
+    monkeypatch.setenv("ENTREZ_GRAPH_TEST_NEO4J", "1")
+    assert bench.main() == 0  # every path exact and idempotent
+    out = capsys.readouterr().out
+    assert "(EMPTIED)" in out and "yardstick" in out
+    for path in ("merge ", "merge x3", "fast ", "outage "):
+        assert f"\n{path}" in out, out
+    assert "goal: the MERGE path" in out and "goal: sync after an outage" in out
