@@ -203,3 +203,15 @@ def test_status_with_an_unreachable_neo4j_is_one_line_exit_2(
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: cannot reach Neo4j")
+
+
+def test_status_table_without_neo4j_says_the_cursor_is_all_it_knows(
+    fake: FakeNeo4j, tmp_path: Path
+) -> None:
+    store = synced_store(tmp_path)
+    table = CliRunner().invoke(main, ["status", "--store", str(store)])
+    assert table.exit_code == 0, table.output
+    assert "in step by its cursor (with --neo4j URI, status counts what it holds)" in table.output
+    table = CliRunner().invoke(main, ["status", "--store", str(store), "--neo4j", URI])
+    line = next(ln for ln in table.output.splitlines() if SINK in ln)
+    assert line.rstrip().endswith("in step")
