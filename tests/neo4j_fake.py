@@ -296,7 +296,8 @@ class FakeTx:
         if text == neo.COUNT_OTHERS:
             return Result(["n"], [[len([j for j in g.cursors if j != jid])]])
         if text == neo.LABELS_IN_USE:
-            return Result(["label"], [[lb] for lb in sorted({lb for lb, _ in g.nodes})])
+            labels = {lb for lb, _ in g.nodes} | ({neo.CURSOR_LABEL} if g.cursors else set())
+            return Result(["label"], [[lb] for lb in sorted(labels)])
         if text == neo.TYPES_IN_USE:
             return Result(["relationshipType"], [[t] for t in sorted({r["type"] for r in g.rels})])
         if m := _COUNT_NODES.match(text):

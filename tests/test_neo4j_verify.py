@@ -215,3 +215,25 @@ def test_status_table_without_neo4j_says_the_cursor_is_all_it_knows(
     table = CliRunner().invoke(main, ["status", "--store", str(store), "--neo4j", URI])
     line = next(ln for ln in table.output.splitlines() if SINK in ln)
     assert line.rstrip().endswith("in step")
+
+
+def test_status_of_a_database_no_sync_wrote_names_no_missing_label(
+    fake: FakeNeo4j, tmp_path: Path
+) -> None:
+    """No cursor label yet: asking for it would draw a 01N50 notification."""
+    store = tmp_path / "store"
+    with Journal(StorePaths.of(store).journal) as j:
+        fill(j, 1)
+    info = status(store, "--neo4j", URI)["sinks"][SINK]
+    assert not info["cursor"]["held"] and info["total"] == 5 + 5 + 1
+    assert not [t for t, _ in fake.log if neo.CURSOR_LABEL in t]
+
+
+def test_every_session_of_a_sink_shares_one_bookmark_manager(
+    fake: FakeNeo4j, journal: Journal
+) -> None:
+    fill(journal, 2)
+    sink = make_sink(verify=True)
+    sink.sync(journal)
+    managers = {id(s["bookmark_manager"]) for s in fake.sessions if "bookmark_manager" in s}
+    assert len(managers) == 1 and len(fake.sessions) > 3

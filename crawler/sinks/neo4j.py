@@ -533,6 +533,9 @@ class Neo4jSink:
         self._cursor_constraint = False
         self._down = False
         self._said_back = False
+        # every session of this sink reads what its earlier ones wrote (causal consistency:
+        # on a cluster, a count right after a write may otherwise go to a lagging follower)
+        self._bookmarks = GraphDatabase.bookmark_manager()
         self.fast_batches = 0   # edge windows written with CREATE (for the benchmark)
         self.merge_batches = 0  # edge windows written with MERGE
         self.repaired: list[Difference] = []  # what the last verify found missing and rewrote
@@ -606,7 +609,8 @@ class Neo4jSink:
         try:
             for attempt in self._retrying():
                 with attempt, self.driver.session(
-                    database=self.database, default_access_mode=mode
+                    database=self.database, default_access_mode=mode,
+                    bookmark_manager=self._bookmarks,
                 ) as session:
                     runner = session.execute_write if mode == WRITE_ACCESS else (
                         session.execute_read
@@ -1167,6 +1171,9 @@ def _read_state_tx(tx: Any, jid: str) -> dict[str, Any] | None:
 
 
 def _cursor_and_others_tx(tx: Any, jid: str) -> tuple[dict[str, Any] | None, int]:
+    # a database no sync ever wrote to has no cursor label: asking for it would draw 01N50
+    if not any(r["label"] == CURSOR_LABEL for r in tx.run(LABELS_IN_USE, {})):
+        return None, 0
     mine = _state(tx.run(READ_MINE, {"journal": jid}).single())
     others = tx.run(COUNT_OTHERS, {"journal": jid}).single()["n"]
     return mine, others
