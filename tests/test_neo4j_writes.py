@@ -292,3 +292,11 @@ def test_the_benchmark_runs_every_path_and_checks_exactness(
     for path in ("merge ", "merge x3", "fast ", "outage "):
         assert f"\n{path}" in out, out
     assert "goal: the MERGE path" in out and "goal: sync after an outage" in out
+
+
+@pytest.mark.parametrize(("batch", "window"), [(5_000, 40_000), (1_000, 8_000),
+                                                (20_000, 40_000), (100_000, 100_000)])
+def test_window_is_eight_statements_but_bounded(
+    fake: FakeNeo4j, batch: int, window: int
+) -> None:
+    assert make_sink(batch_size=batch).window == window

@@ -79,6 +79,7 @@ DEFAULT_BATCH = 5_000  # rows per UNWIND statement
 # Journal rows per transaction, in statements' worth: a window of 8 x 5,000 rows gives each link
 # name of a crawl's mix statements of thousands of rows instead of hundreds.
 WINDOW_STATEMENTS = 8
+MAX_WINDOW = 40_000
 IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
 CURSOR_LABEL = "EntrezGraphCursor"  # capitalised: never the name of an Entrez database
 JOURNAL_ID_KEY = "journal_id"
@@ -522,7 +523,11 @@ class Neo4jSink:
         self.database = database
         self.name = cursor_key(config.uri, database)
         self.batch_size = max(1, int(batch_size))
-        self.window = max(1, int(window)) if window else self.batch_size * WINDOW_STATEMENTS
+        # 8 statements' worth of rows, but no transaction above 40,000 rows unless one
+        # statement alone is bigger (`--batch-size` up to 100,000)
+        self.window = max(1, int(window)) if window else max(
+            self.batch_size, min(self.batch_size * WINDOW_STATEMENTS, MAX_WINDOW)
+        )
         self.parallel = max(1, int(parallel))
         self.fast = fast
         self.verify_after_sync = verify
