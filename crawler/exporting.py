@@ -32,6 +32,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from .errors import BadInput, local_io_error
 from .journal import Journal
+from .linknames import check_db
 from .names import check_identifier, check_linkname, normalize_db
 from .sinks import NODE_PROPERTIES
 from .store import StorePaths
@@ -157,7 +158,7 @@ class JournalSource:
         links: Iterable[str] | None = None, chunk: int | None = None,
     ) -> None:
         self.journal = journal
-        self.dbs = sorted({normalize_db(d) for d in dbs}) if dbs else None
+        self.dbs = sorted({check_db(d, "database in --db") for d in dbs}) if dbs else None
         self.links = sorted({check_linkname(x) for x in links}) if links else None
         self.chunk = chunk or CHUNK
         bounds = journal.max_ids()
@@ -268,7 +269,7 @@ class QuerySource:
         self, journal: Journal, rows: Iterable[Any], dbs: Iterable[str] | None = None,
         links: Iterable[str] | None = None,
     ) -> None:
-        wanted_db = {normalize_db(d) for d in dbs} if dbs else None
+        wanted_db = {check_db(d, "database in --db") for d in dbs} if dbs else None
         wanted_link = {check_linkname(x) for x in links} if links else None
         found_nodes: dict[tuple[str, str], dict[str, Any]] = {}
         found_rels: dict[tuple[str, str, str, str, str], int | None] = {}

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .errors import BadInput, StoreError
-from .names import IDENTIFIER
+from .names import IDENTIFIER, shorten
 from .store import StorePaths
 
 if TYPE_CHECKING:
@@ -293,14 +293,6 @@ def _allowed_text(allowed: Allowed) -> str:
     low = "" if allowed.low is None else str(allowed.low)
     high = "" if allowed.high is None else str(allowed.high)
     return f"{low}..{high}"
-
-
-def shorten(text: str, limit: int = 60) -> str:
-    """A value as an error message shows it: long ones cut, saying how long they were."""
-    text = str(text)
-    if len(text) <= limit:
-        return text
-    return f"{text[: limit - 20]}… ({len(text)} characters)"
 
 
 def return_columns(text: str) -> list[str]:

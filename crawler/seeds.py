@@ -8,6 +8,7 @@ link request is sent and before the store is touched.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import Protocol
 from .errors import BadInput, NCBIError
 from .eutils.models import SearchResult
 from .linknames import check_db
-from .names import check_token, check_uid
+from .names import check_token, check_uid, shorten
 
 # ESearch field that names an identifier exactly, per database (NCBI's field tags). Elsewhere
 # the identifier is searched in all fields, which is how NCBI resolves rs numbers (snp), PDB IDs
@@ -33,6 +34,7 @@ _FIELDS: dict[str, str] = {
     "pmc": "pmcid",
     "gene": "sym",
 }
+_SIGNED = re.compile(r"^[-+]\d*(\.\d*)?$|^\d*\.\d+$")  # -1, +5, 1.5: numbers, not UIDs
 # How many UIDs a --query may bring in; beyond that the user should narrow the query.
 QUERY_LIMIT = 100_000
 
@@ -62,13 +64,21 @@ def parse_seed(text: str) -> SeedSpec:
     db, sep, value = raw.partition(":")
     if not sep or not db or not value:
         raise BadInput(
-            f"invalid seed {text!r}: expected DB:UID or DB:IDENTIFIER (e.g. gene:672, "
+            f"invalid seed {shorten(text)!r}: expected DB:UID or DB:IDENTIFIER (e.g. gene:672, "
             "nuccore:NM_007294)"
         )
-    token = check_token(value, f"ID in {raw!r}")
+    shown = shorten(raw)
+    if _SIGNED.match(value.strip()):
+        raise BadInput(f"invalid UID {shorten(value.strip())!r} in seed {shown!r}: expected a "
+                       "positive whole number")
+    try:
+        token = check_token(value)
+    except BadInput:
+        raise BadInput(f"invalid ID in seed {shown!r}: empty, or contains whitespace, "
+                       "separators or control characters") from None
     if token.isascii() and token.isdigit():
         check_uid(token)  # "0" is what NCBI echoes for an invalid ID, never a record
-    return SeedSpec(check_db(db, f"database in seed {raw!r}"), token)
+    return SeedSpec(check_db(db, f"database in seed {shown!r}"), token)
 
 
 def parse_seeds(texts: Iterable[str]) -> list[SeedSpec]:
@@ -82,11 +92,19 @@ def parse_seeds(texts: Iterable[str]) -> list[SeedSpec]:
 
 
 def read_seed_lines(source: str) -> list[str]:
-    """Seeds from a file (or `-` for stdin): whitespace/comma separated, `#` starts a comment."""
+    """Seeds from a file (or `-` for stdin): whitespace/comma separated, `#` starts a comment.
+
+    A UTF-8 byte order mark (Windows editors write one) is not part of the first seed."""
     try:
-        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(f"cannot read seeds file {source!r}: {exc}") from None
+        text = (sys.stdin.read() if source == "-"
+                else Path(source).read_text(encoding="utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"cannot read seeds file {shorten(source)!r}: not UTF-8 text "
+                       f"(byte {exc.start})") from None
+    except OSError as exc:
+        raise BadInput(f"cannot read seeds file {shorten(source)!r}: "
+                       f"{exc.strerror or exc}") from None
+    text = text.removeprefix("\ufeff")
     seeds: list[str] = []
     for line in text.splitlines():
         line = line.split("#", 1)[0]
@@ -117,7 +135,7 @@ def resolve_seeds(
 
     for spec in specs:
         if spec.is_uid:
-            add(spec.db, str(int(spec.value)))
+            add(spec.db, spec.value.lstrip("0"))  # parse_seed checked it is a positive UID
             continue
         if client is None:
             raise BadInput(f"seed {spec} needs an ESearch lookup, but no client was given")

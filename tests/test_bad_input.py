@@ -6,6 +6,9 @@ or printed click's three-line usage block.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -85,3 +88,165 @@ def test_a_file_that_is_not_a_journal_is_bad_input_and_kept(
     assert result.output.strip().startswith("Error: ") and "Traceback" not in result.output
     assert (store / "journal.sqlite").read_bytes() == garbage
     assert emulator.log == []
+
+
+# -- issue 15: the rest of the audit ---------------------------------------------------------------
+
+LONG = "gene:" + "9" * 5000
+
+
+def _one_line(result, code: int = 2) -> str:
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("seed", "says"),
+    [
+        (LONG, "more than 18 digits"),
+        ("gene:-1", "expected a positive whole number"),
+        ("gene:+7", "expected a positive whole number"),
+        ("gene:" + "x" * 3000 + " y", "contains whitespace"),
+        ("gene:2.5", "expected a positive whole number"),
+    ],
+    ids=["5000 nines", "minus one", "plus", "long token", "decimal"],
+)
+def test_seeds_are_one_short_line(seed: str, says: str, emulator: Emulator, tmp_path: Path,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENTREZ_GRAPH_RATE_DIR", str(tmp_path / "rate"))
+    store = tmp_path / "store"
+    line = _one_line(CliRunner().invoke(main, ["crawl", seed, "--store", str(store),
+                                               "--eutils-url", emulator.url]))
+    assert says in line and len(line) < 200, line  # long values are cut short in messages
+    assert emulator.log == [] and not store.exists()
+
+
+def test_a_seeds_file_with_a_utf8_bom_is_read(emulator: Emulator, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENTREZ_GRAPH_RATE_DIR", str(tmp_path / "rate"))
+    seeds = tmp_path / "seeds.txt"
+    seeds.write_bytes("\ufeffgene:672 # BRCA1\r\n".encode())
+    store = tmp_path / "store"
+    result = CliRunner().invoke(main, ["crawl", "--seeds-file", str(seeds), "--depth", "0",
+                                       "--store", str(store), "--eutils-url", emulator.url,
+                                       "--rps", "1000"])
+    assert result.exit_code == 0, result.output
+    from crawler.journal import Journal
+    from crawler.store import StorePaths
+
+    with Journal(StorePaths.of(store).journal, create=False) as journal:
+        assert [(n.db, n.uid) for n in journal.iter_nodes()] == [("gene", "672")]
+    not_text = tmp_path / "seeds.bin"
+    not_text.write_bytes(b"gene:672\n\xff\xfe\x00")
+    line = _one_line(CliRunner().invoke(main, ["crawl", "--seeds-file", str(not_text),
+                                               "--store", str(tmp_path / "other")]))
+    assert "not UTF-8 text" in line
+
+
+def test_export_names_an_unknown_database(emulator: Emulator, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENTREZ_GRAPH_RATE_DIR", str(tmp_path / "rate"))
+    store = tmp_path / "store"
+    crawled = CliRunner().invoke(main, ["crawl", "gene:672", "--depth", "0", "--store",
+                                        str(store), "--eutils-url", emulator.url])
+    assert crawled.exit_code == 0, crawled.output
+    before = sorted((p.name, p.stat().st_size) for p in store.iterdir())
+    line = _one_line(CliRunner().invoke(main, ["export", "--store", str(store), "--db",
+                                               "notadb", str(tmp_path / "out.graphml")]))
+    assert "unknown database in --db 'notadb'" in line
+    assert not (tmp_path / "out.graphml").exists()
+    assert sorted((p.name, p.stat().st_size) for p in store.iterdir()) == before
+
+
+def _emulate(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    """`emulate` in a subprocess: one that wrongly started serving is stopped by the timeout."""
+    return subprocess.run([sys.executable, "-m", "crawler", "emulate", *args], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("--poison", "abc"), "invalid --poison ID 'abc': expected a positive whole number"),
+        (("--poison", "672,x y"), "invalid --poison ID 'x y'"),
+        (("--size", str(10**15)), "needs about 64,000 TB of memory"),
+        (("--graph", "random.bin"), "random.bin:1: not"),
+        (("--graph", "latin1.jsonl"), "latin1.jsonl:2: not UTF-8 text"),
+        (("--graph", "empty.jsonl"), "holds no links or records"),
+        (("--log", "/proc/entrez-graph-test/log.jsonl"), "cannot write the request log"),
+    ],
+    ids=["poison abc", "poison space", "size", "random graph", "latin1 graph", "empty graph",
+         "unwritable log"],
+)
+def test_emulator_inputs_are_one_line(args: tuple[str, ...], says: str, tmp_path: Path) -> None:
+    (tmp_path / "random.bin").write_bytes(bytes(range(256)) * 20)
+    (tmp_path / "latin1.jsonl").write_bytes(
+        b'{"db": "gene", "uid": "1"}\n{"db": "gene", "uid": "2", "name": "caf\xe9"}\n')
+    (tmp_path / "empty.jsonl").write_text("\n\n")
+    done = _emulate(tmp_path, *args)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr and done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and says in lines[0], done.stderr
+
+
+def test_graph_lines_with_bad_link_names_are_warned_with_a_count(tmp_path: Path) -> None:
+    graph = tmp_path / "graph.jsonl"
+    rows = [
+        {"dbfrom": "gene", "uid": "1", "linkname": "gene_protein", "dbto": "protein",
+         "target": "2"},
+        {"dbfrom": "gene", "uid": "1", "linkname": "protein_gene", "dbto": "protein",
+         "target": "3"},
+        {"dbfrom": "gene", "uid": "1", "linkname": "Gene Protein", "dbto": "protein",
+         "target": "4"},
+        {"dbfrom": "gene", "uid": "1", "linkname": "x]->() DELETE n", "dbto": "protein",
+         "target": "5"},
+        {"dbfrom": "gene", "uid": "5", "linkname": "gene_pubmed", "dbto": "pubmed",
+         "target": "6"},
+    ]
+    graph.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    done = _emulate(tmp_path, "--graph", str(graph), "--dump", str(tmp_path / "out.jsonl"))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [
+        f"Warning: {graph}: 1 link line served, but the link name does not name its databases "
+        "(as gene_protein_…) (line 2)",
+        f"Warning: {graph}: 2 link lines skipped: a link name or database that is not an "
+        "identifier (lines 3, 4)",
+    ]
+    assert "Wrote 3 links" in done.stdout
+
+
+def test_the_emulator_escapes_every_character(tmp_path: Path) -> None:
+    """Names holding NUL, other control characters, markup and quotes: every answer stays
+    well-formed XML, and what XML can hold comes back as it was given."""
+    import xml.etree.ElementTree as ET
+
+    import httpx
+
+    from crawler.emulator import World
+
+    weird = "a\x00b\x01c\x1f<d>&e\"f'g\ud800h\ufffe\U0001f600 ]]> &amp;"
+    graph = tmp_path / "graph.jsonl"
+    rec = {"db": "gene", "uid": "1", "name": weird, "title": weird, "description": weird,
+           "accession": weird, "organism": weird}
+    link = {"dbfrom": "gene", "uid": "1", "linkname": "gene_protein", "dbto": "protein",
+            "target": "2"}
+    graph.write_text(json.dumps(rec) + "\n" + json.dumps(link) + "\n"
+                     + json.dumps({**rec, "db": "protein", "uid": "2"}) + "\n")
+    with Emulator(World.load(graph)) as emu:
+        for path, params in [
+            ("esummary.fcgi", {"db": "gene", "id": "1", "version": "2.0"}),
+            ("esummary.fcgi", {"db": "protein", "id": "2", "version": "2.0"}),
+            ("esummary.fcgi", {"db": "gene", "id": "1"}),
+            ("elink.fcgi", {"dbfrom": "gene", "id": "1", "cmd": "acheck"}),
+            ("elink.fcgi", {"dbfrom": "gene", "id": "1", "db": "protein"}),
+            ("esearch.fcgi", {"db": "gene", "term": weird.replace("\ud800", "")}),
+        ]:
+            body = httpx.get(emu.url + path, params=params).content
+            root = ET.fromstring(body)  # raises on malformed XML
+            if path == "esummary.fcgi" and params.get("version"):
+                texts = {e.text for e in root.iter() if e.text}
+                assert "a\ufffdb\ufffdc\ufffd<d>&e\"f'g\ufffdh\ufffd\U0001f600 ]]> &amp;" in texts

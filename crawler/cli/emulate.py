@@ -48,10 +48,11 @@ def command(world_seed: int | None, size: int, graph: str | None, port: int, rat
             dump: str | None) -> None:
     """Serve a local E-utilities (ELink, ESearch, EInfo, ESummary) until Ctrl-C."""
     from ..emulator.faults import parse_faults
-    from ..emulator.serve import dump_world, emulate
+    from ..emulator.serve import check_poison, dump_world, emulate
 
     if dump is not None:
         parse_faults(faults)  # a bad spec is refused even when only dumping
+        check_poison(_poison_list(poison))
         report = dump_world(dump, world_seed=world_seed, size=size, graph=graph)
         click.echo(f"Wrote {report.links} links and the records of {report.databases} "
                    f"databases to {report.path}")

@@ -9,6 +9,7 @@ that offline tests parse ESummary answers without the network.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -37,8 +38,16 @@ def esummary_doctype(db: str) -> str:
             f'"{_URL}/{date}/esummary_{db}.dtd">\n')
 
 
+# XML 1.0 has no way to write these (not even as &#0;): they become U+FFFD, as a lenient server
+# would send them, so that every answer stays well-formed whatever a --graph file holds.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_QUOTES = {'"': "&quot;"}  # attributes are always written in double quotes
+
+
 def _t(text: object) -> str:
-    return escape(str(text))
+    """Text for an element or a quoted attribute: markup and quotes escaped, and characters XML
+    cannot hold replaced."""
+    return _NOT_XML.sub("\ufffd", escape(str(text), _QUOTES))
 
 
 # --- ELink -------------------------------------------------------------------------------------

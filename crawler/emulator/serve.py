@@ -7,17 +7,72 @@ it. Both check their arguments before building anything, so bad input is one `Ba
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import BadInput
+from ..names import check_uid, shorten
 from .faults import parse_faults
 from .server import Emulator
 from .world import World
 
 DEFAULT_SIZE = 2000
 DEFAULT_WORLD_SEED = 1
+# Memory a generated world's link tables take per record, measured (~45 bytes at 10^6 records,
+# `benchmarks`-style: resource.getrusage after one request per database), with a margin.
+BYTES_PER_RECORD = 64
+
+log = logging.getLogger(__name__)
+
+
+def _available_memory() -> int | None:
+    """Bytes this machine can still give (MemAvailable), or None where that is unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _gb(n: float) -> str:
+    return f"{n / 1e9:,.1f} GB" if n < 1e12 else f"{n / 1e12:,.0f} TB"
+
+
+def check_size(size: int) -> None:
+    """Refuse a --size whose world would not fit in this machine's memory, before building."""
+    if size < 1:
+        raise BadInput(f"--size must be positive, got {size}")
+    available = _available_memory()
+    need = size * BYTES_PER_RECORD
+    if available is not None and need > available:
+        raise BadInput(
+            f"--size {shorten(size)} needs about {_gb(need)} of memory, more than the "
+            f"{_gb(available)} available here (at most about --size "
+            f"{available // BYTES_PER_RECORD:,})"
+        )
+
+
+def check_poison(poison: Iterable[str]) -> tuple[str, ...]:
+    """Poison IDs are UIDs as requests carry them: anything else could never match."""
+    out = []
+    for p in poison:
+        try:
+            out.append(check_uid(str(p).strip()))
+        except BadInput:
+            raise BadInput(
+                f"invalid --poison ID {shorten(str(p).strip())!r}: expected a positive whole "
+                "number (a UID, comma-separated for several)"
+            ) from None
+    return tuple(out)
 
 
 def build_world(
@@ -27,12 +82,14 @@ def build_world(
     JSON-lines file `graph` (the dump format); not both."""
     if graph is not None and world_seed is not None:
         raise BadInput("give either --world SEED or --graph FILE, not both")
-    if size < 1:
-        raise BadInput(f"--size must be positive, got {size}")
     if graph is not None:
         if not Path(graph).is_file():
             raise BadInput(f"graph file {str(graph)!r} does not exist")
-        return World.load(graph)
+        world = World.load(graph)
+        for warning in world.load_warnings(str(graph)):
+            log.warning("Warning: %s", warning)
+        return world
+    check_size(size)
     return World.generate(seed=DEFAULT_WORLD_SEED if world_seed is None else world_seed, size=size)
 
 
@@ -60,6 +117,7 @@ def emulate(
     `emu.serve_forever()` blocks until Ctrl-C.
     """
     parse_faults(faults)  # BadInput before anything starts
+    poison = check_poison(poison)
     if world is None:
         world = build_world(world_seed=world_seed, size=size, graph=graph)
     elif graph is not None or world_seed is not None:

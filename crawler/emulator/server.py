@@ -130,7 +130,13 @@ class Emulator:
         if self._server is not None:
             return self
         if self.log_path is not None:
-            self._log_file = self.log_path.open("a", encoding="utf-8")
+            try:
+                self._log_file = self.log_path.open("a", encoding="utf-8")
+            except OSError as exc:
+                raise BadInput(
+                    f"cannot write the request log {str(self.log_path)!r}: "
+                    f"{exc.strerror or exc}"
+                ) from None
         server = ThreadingHTTPServer((self._host, self._want_port), _Handler)
         server.daemon_threads = True
         server.emulator = self  # type: ignore[attr-defined]

@@ -35,7 +35,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..errors import BadInput
-from ..names import DB_ALIASES
+from ..linknames import split_linkname
+from ..names import DB_ALIASES, IDENTIFIER, shorten
 from .pairing import Pairing, degrees
 
 
@@ -347,6 +348,8 @@ class World:
         self._records: dict[str, dict[str, dict[str, Any]]] = {}
         self._linkouts: dict[tuple[str, str], list[LinkOut]] = {}
         self._linknames: dict[str, dict[str, str]] = {}
+        # lines of a loaded file that were skipped or look wrong: kind -> line numbers
+        self.load_problems: dict[str, list[int]] = {}
         # caches
         self._lock = threading.Lock()
         self._cache: OrderedDict[tuple[str, str], list[WorldLink]] = OrderedDict()
@@ -381,22 +384,47 @@ class World:
         w = cls()
         p = Path(path)
         try:
-            fh = p.open(encoding="utf-8")
+            fh = p.open("rb")
         except OSError as exc:
             raise BadInput(f"cannot read graph file {str(p)!r}: {exc.strerror}") from None
         with fh:
-            for lineno, line in enumerate(fh, 1):
-                line = line.strip()
+            for lineno, raw in enumerate(fh, 1):
+                try:
+                    line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8").strip()
+                except UnicodeDecodeError:
+                    raise BadInput(
+                        f"{p}:{lineno}: not UTF-8 text (expected JSON lines, the "
+                        "`emulate --dump` format)"
+                    ) from None
                 if not line:
                     continue
                 try:
                     obj = json.loads(line)
-                    w._load_line(obj)
-                except (ValueError, KeyError, TypeError) as exc:
-                    raise BadInput(f"{p}:{lineno}: not a link or record line ({exc})") from None
+                    problem = w._load_line(obj)
+                except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                    raise BadInput(
+                        f"{p}:{lineno}: not a link or record line ({shorten(exc)})"
+                    ) from None
+                if problem:
+                    w.load_problems.setdefault(problem, []).append(lineno)
+        if not w._records:
+            raise BadInput(f"graph file {str(p)!r} holds no links or records (expected JSON "
+                           "lines, the `emulate --dump` format)")
         return w  # links keep the file's order (NCBI's order: by score, else as listed)
 
-    def _load_line(self, obj: dict[str, Any]) -> None:
+    def load_warnings(self, source: str) -> list[str]:
+        """One line per kind of doubtful line in a loaded file, with a count and where."""
+        out = []
+        for problem, lines in sorted(self.load_problems.items()):
+            where = ", ".join(map(str, lines[:5])) + (", …" if len(lines) > 5 else "")
+            out.append(f"{source}: {len(lines)} link line{'s' if len(lines) > 1 else ''} "
+                       f"{problem} (line{'s' if len(lines) > 1 else ''} {where})")
+        return out
+
+    def _load_line(self, obj: dict[str, Any]) -> str | None:
+        """Add one line; a problem worth a warning is returned (the line skipped or kept)."""
+        if not isinstance(obj, dict):
+            raise ValueError("expected a JSON object")
         if "linkname" in obj:
             dbfrom, dbto = _norm_db(obj["dbfrom"]), _norm_db(obj["dbto"])
             score = obj.get("score")
@@ -404,10 +432,20 @@ class World:
                              str(obj["target"]), None if score is None else int(score))
             if not link.uid.isdigit() or not link.target.isdigit():
                 raise ValueError("uid and target must be numeric UIDs")
+            if not IDENTIFIER.match(link.linkname) or not IDENTIFIER.match(dbfrom) or (
+                not IDENTIFIER.match(dbto)
+            ):
+                # no crawl could store it (labels and types must be identifiers): not served
+                return "skipped: a link name or database that is not an identifier"
+            pair = split_linkname(link.linkname)
+            problem = (None if pair == (dbfrom, dbto)
+                       else f"served, but the link name does not name its databases "
+                            f"(as {dbfrom}_{dbto}_…)")
             self._links.setdefault((dbfrom, link.uid), []).append(link)
             self._linknames.setdefault(dbfrom, {})[link.linkname] = dbto
             for db, uid in ((dbfrom, link.uid), (dbto, link.target)):
                 self._records.setdefault(db, {}).setdefault(uid, {"db": db, "uid": uid})
+            return problem
         elif "db" in obj and "uid" in obj:
             db, uid = _norm_db(obj["db"]), str(obj["uid"])
             if not uid.isdigit():
@@ -417,6 +455,7 @@ class World:
             self._records.setdefault(db, {})[uid] = rec
             if obj.get("linkouts"):
                 self._linkouts[(db, uid)] = [LinkOut.from_json(d) for d in obj["linkouts"]]
+            return None
         else:
             raise ValueError("expected keys dbfrom/uid/linkname/dbto/target or db/uid")
 
