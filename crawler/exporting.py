@@ -22,6 +22,7 @@ import os
 import re
 import shlex
 import shutil
+import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -743,6 +744,25 @@ def _atomic_file(out: Path) -> Iterator[IO[str]]:
         raise
 
 
+def _check_overwrite(out: Path, is_file: bool, force: bool) -> None:
+    """The one rule for every export: nothing existing is replaced without --force, and --force
+    never replaces a directory that an earlier neo4j-csv export did not write."""
+    if not out.exists() and not out.is_symlink():
+        return
+    if out.is_dir() and not is_file:
+        if not any(out.iterdir()):
+            return  # an empty directory: nothing to overwrite
+        if not _is_previous_export(out):
+            raise BadInput(f"{out} exists and is not an earlier neo4j-csv export; choose a new "
+                           "directory (--force replaces only an earlier export)")
+    elif out.is_dir():
+        raise BadInput(f"cannot write {out}: it is a directory (give a file name)")
+    elif not is_file:
+        raise BadInput(f"cannot write {out}: it is a file (neo4j-csv writes a directory)")
+    if not force:
+        raise BadInput(f"{out} exists; pass --force to replace it")
+
+
 def _is_previous_export(path: Path) -> bool:
     return (path / IMPORT_SCRIPT).is_file() and (path / CONSTRAINTS_FILE).is_file()
 
@@ -761,7 +781,8 @@ def _atomic_dir(out: Path) -> Iterator[Path]:
     if out.exists() and not out.is_dir():
         raise BadInput(f"cannot write {out}: it is a file (neo4j-csv writes a directory)")
     if out.is_dir() and any(out.iterdir()) and not _is_previous_export(out):
-        raise BadInput(f"{out} exists and is not empty; choose a new directory for neo4j-csv")
+        raise BadInput(f"{out} exists and is not an earlier neo4j-csv export; choose a new "
+                       "directory (--force replaces only an earlier export)")
     _check_parent(out)
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
@@ -813,21 +834,42 @@ def _nothing(source: JournalSource | QuerySource) -> BadInput:
 def export(
     store: str | Path, out: str | Path, fmt: str | None = None, *,
     dbs: Iterable[str] | None = None, links: Iterable[str] | None = None,
-    query: str | None = None, params: Params = None,
+    query: str | None = None, params: Params = None, force: bool = False,
 ) -> ExportReport:
     """Write the crawl (or the chosen part) to OUT as GraphML, GEXF, node-link JSON, neo4j-csv,
     or tables (tsv, csv, parquet: the edge list at OUT, the node table beside it).
 
-    Streams from the journal; nothing is left at OUT unless the whole export succeeded.
+    Streams from the journal; nothing is left at OUT unless the whole export succeeded. An
+    existing OUT (or node table beside it) is refused unless `force` (then a file is replaced,
+    or a directory an earlier neo4j-csv export wrote; never another directory). OUT `-` is
+    stdout, for the formats that stream (graphml, gexf, json).
     """
+    to_stdout = str(out) == "-"
+    if to_stdout and fmt is None:
+        raise BadInput("give --format (graphml, gexf or json) to export to stdout (-)")
     name = resolve_format(fmt, out)
+    if to_stdout and name not in _WRITERS:
+        what = "a directory" if name == "neo4j-csv" else "two files (edges and nodes)"
+        raise BadInput(f"{name} writes {what}, not a stream: give a path, not -")
     out = Path(out)
+    if not to_stdout:
+        is_file = name in _WRITERS or name in TABLE_FORMATS
+        _check_overwrite(out, is_file, force)
+        if name in TABLE_FORMATS:
+            _check_overwrite(node_table_path(out), True, force)
     report = ExportReport(name, out)
     with _source(store, dbs, links, query, params) as source:
         if name in TABLE_FORMATS:
             report.nodes, report.edges, report.files = write_tables(
                 out, name, source.nodes(), source.edges, empty=lambda: _nothing(source)
             )
+            return report
+        if name in _WRITERS and to_stdout:
+            report.nodes, report.edges = _WRITERS[name](sys.stdout, source.nodes(),
+                                                        source.edges)
+            sys.stdout.flush()
+            if report.nodes == 0:
+                raise _nothing(source)
             return report
         if name in _WRITERS:
             with _atomic_file(out) as fh:

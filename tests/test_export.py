@@ -384,14 +384,17 @@ def test_neo4j_csv_replaces_only_an_earlier_export(store: Path, tmp_path: Path) 
     out = tmp_path / "bulk"
     export(store, out, "neo4j-csv", dbs=["gene"])
     assert sorted(p.name for p in (out / "nodes").iterdir()) == ["gene.csv"]
-    export(store, out, "neo4j-csv")
+    with pytest.raises(BadInput, match="exists; pass --force"):  # one rule for every export
+        export(store, out, "neo4j-csv")
+    export(store, out, "neo4j-csv", force=True)
     assert read_neo4j_csv(out) == truth(store)
     assert leftovers(tmp_path) == []
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "keep.txt").write_text("precious")
-    with pytest.raises(BadInput, match="not empty"):
-        export(store, mine, "neo4j-csv")
+    for force in (False, True):
+        with pytest.raises(BadInput, match="not an earlier neo4j-csv export"):
+            export(store, mine, "neo4j-csv", force=force)
     assert [p.name for p in mine.iterdir()] == ["keep.txt"]
 
 
@@ -604,7 +607,7 @@ def test_failure_mid_export_leaves_nothing(
 
     monkeypatch.setattr(JournalSource, "edges", broken)
     with pytest.raises(RuntimeError, match="disk on fire"):
-        export(store, out, fmt)
+        export(store, out, fmt, force=True)
     after = {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} if (
         out.is_dir()) else {out: out.read_bytes()}
     assert after == before

@@ -6,7 +6,9 @@ Every module in this package except `options` defines one click command named `c
 from __future__ import annotations
 
 import importlib
+import io
 import logging
+import os
 import pkgutil
 import sqlite3
 import sys
@@ -69,6 +71,11 @@ class _Group(click.Group):
             where = exc.ctx.command_path if exc.ctx else "entrez-graph"
             click.echo(f"Error: {exc.format_message()} (see `{where} --help`)", err=True)
             sys.exit(exc.exit_code)
+        except BrokenPipeError:
+            # The reader stopped reading (`demo | head -2`): a quiet, successful end. Point
+            # stdout at /dev/null so that flushing it at exit cannot complain again.
+            _silence_stdout()
+            sys.exit(0)
         except (OSError, sqlite3.Error, RuntimeError) as exc:
             # The last resort for a disk failure no layer below named (they name the path).
             error = local_io_error(None, exc)
@@ -77,8 +84,28 @@ class _Group(click.Group):
             click.echo(f"Error: {error}", err=True)
             sys.exit(error.exit_code)
         except KeyboardInterrupt:
-            click.echo("Interrupted; run the same command again to resume.", err=True)
+            click.echo(_INTERRUPTED.get(ctx.invoked_subcommand or "", "Interrupted."), err=True)
             sys.exit(130)
+
+
+# What Ctrl-C leaves behind, per command: only some of them resume.
+_RESUMES = "Interrupted; run the same command again to resume."
+_INTERRUPTED = {
+    "crawl": _RESUMES,
+    "summarize": _RESUMES,
+    "sync": _RESUMES,
+    "export": "Interrupted; nothing was written (OUT appears only when complete): run the same "
+              "command again to export from the start.",
+    "demo": "Interrupted; the demo's temporary store is removed (run it again to start over).",
+}
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        pass  # not a real file (click's test runner): nothing will flush to a closed pipe
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

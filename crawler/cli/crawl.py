@@ -20,7 +20,14 @@ from ..errors import BadInput
 from ..progress import Progress
 from ..seeds import read_seed_lines
 from . import LOG_LINES
-from .options import DEFAULT_STORE, eutils_options, neo4j_config, neo4j_options
+from .options import (
+    DEFAULT_STORE,
+    REPORT_FORMATS,
+    eutils_options,
+    format_option,
+    neo4j_config,
+    neo4j_options,
+)
 
 EXIT_SINK_BEHIND = 3
 
@@ -57,11 +64,14 @@ class _Whole(click.ParamType):
               help="Follow only these link names (skips acheck). Repeatable.")
 @click.option("--exclude-link", "exclude_links", multiple=True, metavar="NAME",
               help="Never follow this link name. Repeatable.")
-@click.option("--to", "to_dbs", multiple=True, metavar="DB",
-              help="Follow only links into these databases. Repeatable.")
-@click.option("--max-nodes", type=_Whole(1), default=None,
+@click.option("--db", "to_dbs", multiple=True, metavar="DB",
+              help="Follow only links into records of this database (as export --db and "
+                   "summarize --db keep only its records). Repeatable.")
+# the old spelling, kept working but not shown
+@click.option("--to", "to_dbs_old", multiple=True, metavar="DB", hidden=True)
+@click.option("--max-nodes", type=_Whole(1), default=None, metavar="N",
               help="Stop admitting new records at this many (deterministic order).")
-@click.option("--max-links-per-record", type=_Whole(1), default=None,
+@click.option("--max-links-per-record", type=_Whole(1), default=None, metavar="N",
               help="Keep the top N links per record and link name (by score, then UID).")
 @click.option("--scores", is_flag=True,
               help="Fetch computed neighbours (pubmed_pubmed, …) with neighbor_score scores.")
@@ -85,12 +95,12 @@ class _Whole(click.ParamType):
 @click.option("--dry-run", is_flag=True, help="Print the plan and an estimate; write nothing.")
 @click.option("--retry-failed", is_flag=True,
               help="Ask again for records and links that failed or went unanswered.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              show_default=True, help="Summary format.")
+@format_option(*REPORT_FORMATS, aliases={"text": "table"})
 def command(
     seeds: tuple[str, ...], seeds_file: str | None, query: str | None, query_db: str | None,
     depth: int, links: tuple[str, ...], exclude_links: tuple[str, ...], to_dbs: tuple[str, ...],
-    max_nodes: int | None, max_links_per_record: int | None, scores: bool, expand_hubs: bool,
+    to_dbs_old: tuple[str, ...], max_nodes: int | None, max_links_per_record: int | None,
+    scores: bool, expand_hubs: bool,
     include_subsets: bool, batch_size: int, workers: int, summaries: bool, store: str,
     neo4j_uri: str | None, neo4j_user: str | None, neo4j_password: str | None,
     neo4j_database: str | None, no_embedded: bool, eutils_url: str | None, email: str | None,
@@ -100,7 +110,16 @@ def command(
 
     Running the same command again on the same --store resumes an unfinished crawl
     (so does `crawl --store PATH` with no seeds: it takes the stored settings).
+
+    \b
+    Examples:
+      entrez-graph crawl gene:672 --depth 2 --store brca1
+      entrez-graph crawl gene:672 --link gene_protein_refseq --link protein_structure --depth 2
+      entrez-graph crawl nuccore:NM_007294 --db protein --db structure --store brca1-seq
+      entrez-graph crawl --query 'BRCA1[gene] AND human[orgn]' --query-db gene --dry-run
+      entrez-graph crawl --store brca1              # resume with the stored settings
     """
+    to_dbs = to_dbs + to_dbs_old
     all_seeds = list(seeds)
     if seeds_file:
         all_seeds += read_seed_lines(seeds_file)
@@ -120,7 +139,7 @@ def command(
             depth = depth if given("depth") else stored.depth
             links = links if given("links") else flt.links
             exclude_links = exclude_links if given("exclude_links") else flt.exclude
-            to_dbs = to_dbs if given("to_dbs") else flt.to_dbs
+            to_dbs = to_dbs if given("to_dbs") or given("to_dbs_old") else flt.to_dbs
             include_subsets = include_subsets or flt.include_subsets
             max_nodes = max_nodes if given("max_nodes") else stored.max_nodes
             if not given("max_links_per_record"):
@@ -144,7 +163,7 @@ def command(
     finally:
         LOG_LINES.note = None
         progress.close()
-    if fmt == "json":
+    if fmt == "json":  # `--format text` is the old spelling of table
         click.echo(dumps(result))
     elif isinstance(result, CrawlReport):
         click.echo(describe(result))

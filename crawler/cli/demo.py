@@ -14,10 +14,17 @@ from ..progress import Progress
     "--store",
     default=None,
     type=click.Path(file_okay=False),
+    metavar="DIR",
     help="Keep the demo graph in this store directory (default: a temporary one, removed).",
 )
 def command(store: str | None) -> None:
-    """Crawl BRCA1 (gene:672) from a local emulator and print three bundled queries: no network."""
+    """Crawl BRCA1 (gene:672) from a local emulator and print three bundled queries: no network.
+
+    \b
+    Examples:
+      entrez-graph demo
+      entrez-graph demo --store demo-store && entrez-graph query --store demo-store top_hubs
+    """
     from ..showcase import demo
 
     progress = Progress(sys.stderr)

@@ -20,22 +20,25 @@ def _poison_list(value: str | None) -> tuple[str, ...]:
 
 
 @click.command("emulate")
-@click.option("--world", "world_seed", type=int, default=None,
+@click.option("--world", "world_seed", type=int, default=None, metavar="SEED",
               help="Generate a world from this seed (deterministic; default seed 1).")
-@click.option("--size", type=int, default=2000, show_default=True,
+@click.option("--size", type=int, default=2000, show_default=True, metavar="N",
               help="Records in a generated world (links scale with it).")
 @click.option("--graph", type=click.Path(dir_okay=False), default=None,
               help="Serve a link graph from a JSON-lines file (the --dump format).")
 @click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
+              metavar="PORT",
               help="Port on 127.0.0.1 (0 picks a free one and prints it).")
 @click.option("--rate-limit", type=click.IntRange(min=0), default=0, show_default=True,
+              metavar="N",
               help="Requests per second per api_key or IP before HTTP 429 (0 = off).")
 @click.option("--latency", type=click.FloatRange(min=0), default=0, show_default=True,
+              metavar="MS",
               help="Milliseconds to wait before every answer.")
 @click.option("--faults", default="", metavar="SPEC",
               help="Fault probabilities, e.g. 429=0.2,5xx=0.1,drop=0.05,truncate=0.05,"
                    "error=0.05,partial=0.05.")
-@click.option("--fault-seed", type=int, default=0, show_default=True,
+@click.option("--fault-seed", type=int, default=0, show_default=True, metavar="SEED",
               help="Seed of the fault draws (reproducible runs).")
 @click.option("--poison", default="", metavar="ID,...",
               help="IDs that make any request holding them fail with HTTP 400.")
@@ -46,7 +49,15 @@ def _poison_list(value: str | None) -> tuple[str, ...]:
 def command(world_seed: int | None, size: int, graph: str | None, port: int, rate_limit: int,
             latency: float, faults: str, fault_seed: int, poison: str, log: str | None,
             dump: str | None) -> None:
-    """Serve a local E-utilities (ELink, ESearch, EInfo, ESummary) until Ctrl-C."""
+    """Serve a local E-utilities (ELink, ESearch, EInfo, ESummary) until Ctrl-C.
+
+    \b
+    Examples:
+      entrez-graph emulate --port 8765
+      entrez-graph emulate --world 7 --size 50000 --rate-limit 3 --faults 429=0.1,5xx=0.05
+      entrez-graph emulate --dump world.jsonl && entrez-graph emulate --graph world.jsonl
+      entrez-graph emulate --log requests.jsonl --poison 672
+    """
     from ..emulator.faults import parse_faults
     from ..emulator.serve import check_poison, dump_world, emulate
 

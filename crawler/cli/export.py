@@ -27,21 +27,33 @@ from .options import store_option
               help="Export what a bundled query or a Cypher query returns (nodes, rels, paths).")
 @click.option("--param", "params", multiple=True, metavar="K=V",
               help="Query parameter, typed as in `query` (k=v, k:int=5).")
-@click.argument("out", type=click.Path(dir_okay=True, file_okay=True))
+@click.option("--force", is_flag=True,
+              help="Replace an existing OUT (a file, or an earlier neo4j-csv export).")
+@click.argument("out", type=click.Path(dir_okay=True, file_okay=True, allow_dash=True))
 def command(
     store: str, fmt: str | None, dbs: tuple[str, ...], links: tuple[str, ...],
-    query: str | None, params: tuple[str, ...], out: str,
+    query: str | None, params: tuple[str, ...], force: bool, out: str,
 ) -> None:
-    """Write the crawled graph to OUT (a file; a directory for neo4j-csv).
+    """Write the crawled graph to OUT (a file, `-` for stdout; a directory for neo4j-csv).
 
     tsv, csv and parquet write the edge list to OUT and the node table beside it
     (graph.tsv -> graph.nodes.tsv). Streams from the journal, so any crawl size fits in memory;
-    OUT appears only when complete.
+    OUT appears only when complete, and an existing OUT is refused unless --force.
+
+    \b
+    Examples:
+      entrez-graph export crawl.graphml
+      entrez-graph export --db gene --db protein genes-proteins.gexf
+      entrez-graph export --format json - | jq '.nodes | length'
+      entrez-graph export --query paths_between --param hops=2 paths.graphml
+      entrez-graph export --format tsv edges.tsv          # and edges.nodes.tsv beside it
+      entrez-graph export --format neo4j-csv --force neo4j-import/
     """
     report = export(store, out, fmt, dbs=dbs or None, links=links or None, query=query,
-                    params=list(params))
-    click.echo(f"Wrote {report.nodes} records and {report.edges} links to {report.out} "
-               f"({report.format}).")
+                    params=list(params), force=force)
+    # with OUT `-` the graph is on stdout: the summary goes to stderr
+    click.echo(f"Wrote {report.nodes} records and {report.edges} links to "
+               f"{'stdout' if out == '-' else report.out} ({report.format}).", err=out == "-")
     if len(report.files) == 2 and report.format in TABLE_FORMATS:
         click.echo(f"Node table: {report.files[1]}")
     if report.format == "neo4j-csv":

@@ -9,25 +9,31 @@ import click
 
 from ..eutils.models import ELINK_CMDS
 from ..output import render
-from .options import eutils_options, format_option
+from .options import ROW_FORMATS, eutils_options, format_option
 
 
 @click.command("link")
-@click.option("--dbfrom", required=True, help="Source database (gene, protein, pubmed, …).")
-@click.option("--db", default=None, help="Target database (or `all`).")
-@click.option("--id", "ids", multiple=True, help="A source UID; repeat for several.")
+@click.option("--dbfrom", required=True, metavar="DB",
+              help="Source database (gene, protein, pubmed, …): ELink's dbfrom.")
+@click.option("--db", default=None, metavar="DB",
+              help="Target database (or `all`): ELink's db, not a filter as in export --db.")
+@click.option("--id", "ids", multiple=True, metavar="UID", help="A source UID; repeat for several.")
 @click.option(
-    "--cmd", default="neighbor", show_default=True, help=f"One of: {', '.join(ELINK_CMDS)}."
+    "--cmd", default="neighbor", show_default=True, metavar="CMD",
+    help=f"One of: {', '.join(ELINK_CMDS)}.",
 )
-@click.option("--linkname", default=None, help="Only this link name (needs --db).")
+@click.option("--linkname", default=None, metavar="NAME",
+              help="Only this link name (needs --db): ELink's linkname, crawl's --link.")
 @click.option("--merge", is_flag=True, help="Send IDs comma-joined: one merged LinkSet.")
-@click.option("--term", default=None, help="Entrez query limiting the links.")
-@click.option("--mindate", default=None, help="YYYY[/MM[/DD]].")
-@click.option("--maxdate", default=None, help="YYYY[/MM[/DD]].")
-@click.option("--datetype", default=None, help="pdat, edat, mdat, …")
-@click.option("--reldate", type=click.IntRange(min=0), default=None, help="Last N days.")
-@click.option("--idtype", default=None, help="`acc` to get accessions instead of UIDs.")
-@format_option("table", "tsv", "json")
+@click.option("--term", default=None, metavar="QUERY", help="Entrez query limiting the links.")
+@click.option("--mindate", default=None, metavar="DATE", help="YYYY[/MM[/DD]].")
+@click.option("--maxdate", default=None, metavar="DATE", help="YYYY[/MM[/DD]].")
+@click.option("--datetype", default=None, metavar="TYPE", help="pdat, edat, mdat, …")
+@click.option("--reldate", type=click.IntRange(min=0), default=None, metavar="DAYS",
+              help="Last N days.")
+@click.option("--idtype", default=None, metavar="TYPE",
+              help="`acc` to get accessions instead of UIDs.")
+@format_option(*ROW_FORMATS)
 @eutils_options
 def command(
     dbfrom: str,
@@ -47,7 +53,16 @@ def command(
     email: str | None,
     rps: float | None,
 ) -> None:
-    """One ELink call: `link --dbfrom gene --db protein --id 672`."""
+    """One ELink call, with E-utilities' own parameter names (--dbfrom, --db, --id, --cmd,
+    --linkname, …), so a request reads as NCBI documents it.
+
+    \b
+    Examples:
+      entrez-graph link --dbfrom gene --db protein --id 672
+      entrez-graph link --dbfrom gene --db protein --id 672 --linkname gene_protein_refseq
+      entrez-graph link --dbfrom pubmed --id 20210808 --cmd neighbor_score --format tsv
+      entrez-graph link --dbfrom gene --id 672 --id 675 --cmd acheck --format json
+    """
     from ..linking import check_cmd, link
 
     columns = check_cmd(cmd)

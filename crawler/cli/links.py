@@ -8,13 +8,13 @@ from __future__ import annotations
 import click
 
 from ..output import render
-from .options import eutils_options, format_option
+from .options import ROW_FORMATS, eutils_options, format_option
 
 
 @click.command("links")
 @click.argument("db")
 @click.argument("ids", nargs=-1)
-@format_option("table", "tsv", "json")
+@format_option(*ROW_FORMATS)
 @eutils_options
 def command(
     db: str,
@@ -24,7 +24,13 @@ def command(
     email: str | None,
     rps: float | None,
 ) -> None:
-    """Link names of records: `links gene 672 675` (Entrez links, then LinkOut)."""
+    """Link names of records in DB (ELink acheck): Entrez links, then LinkOut.
+
+    \b
+    Examples:
+      entrez-graph links gene 672 675
+      entrez-graph links protein 6552302 --format csv
+    """
     from ..linking import LINKS_COLUMNS, links
 
     found = links(db, ids, eutils_url=eutils_url, email=email, rps=rps)

@@ -12,6 +12,7 @@ store_option = click.option(
     show_default=True,
     envvar="ENTREZ_GRAPH_STORE",
     type=click.Path(file_okay=False),
+    metavar="DIR",
     help="Store directory (journal and embedded graph).",
 )
 
@@ -19,29 +20,59 @@ eutils_url_option = click.option(
     "--eutils-url",
     envvar="ENTREZ_GRAPH_EUTILS_URL",
     default=None,
+    metavar="URL",
     help="E-utilities base URL (default NCBI's; point it at `entrez-graph emulate`).",
 )
 
 email_option = click.option(
-    "--email", envvar="NCBI_EMAIL", default=None, help="Contact e-mail sent to NCBI (NCBI_EMAIL)."
+    "--email", envvar="NCBI_EMAIL", default=None, metavar="ADDRESS",
+    help="Contact e-mail sent to NCBI (NCBI_EMAIL)."
 )
 
 rps_option = click.option(
     "--rps",
     type=click.FloatRange(min=0.01),
     default=None,
+    metavar="N",
     help="Requests per second (default 3, or 10 with NCBI_API_KEY).",
 )
 
 
-def format_option(*choices: str, default: str = "table"):
+# One --format vocabulary (README, "Conventions"): every command that prints a list of rows
+# offers all of ROW_FORMATS; one that prints a report (several parts) offers REPORT_FORMATS.
+ROW_FORMATS = ("table", "tsv", "csv", "json")
+REPORT_FORMATS = ("table", "json")
+_FORMAT_HELP = {
+    "table": "table (for people)", "tsv": "tsv", "csv": "csv (header row first)",
+    "json": "json (for programs)",
+}
+
+
+class FormatChoice(click.Choice):
+    """A --format choice that also takes old spellings (`text` for `table`), not shown."""
+
+    def __init__(self, choices: tuple[str, ...], aliases: dict[str, str]) -> None:
+        super().__init__(list(choices))
+        self.aliases = aliases
+
+    def convert(self, value, param, ctx):  # type: ignore[override]
+        if isinstance(value, str) and value.lower() in self.aliases:
+            value = self.aliases[value.lower()]
+        return super().convert(value, param, ctx)
+
+
+def format_option(*choices: str, default: str = "table", aliases: dict[str, str] | None = None):
+    """--format FORMAT with `choices` (ROW_FORMATS or REPORT_FORMATS), spelled the same on every
+    command."""
+    shown = ", ".join(_FORMAT_HELP.get(c, c) for c in choices)
     return click.option(
         "--format",
         "fmt",
-        type=click.Choice(list(choices)),
+        type=FormatChoice(choices, aliases or {}),
         default=default,
         show_default=True,
-        help="Output format.",
+        metavar="FORMAT",
+        help=f"Output format: {shown}.",
     )
 
 

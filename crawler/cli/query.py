@@ -11,7 +11,7 @@ import click
 
 from ..errors import BadInput
 from ..output import render
-from .options import format_option, neo4j_config, neo4j_options, store_option
+from .options import ROW_FORMATS, format_option, neo4j_config, neo4j_options, store_option
 
 
 def _list(fmt: str) -> str:
@@ -32,7 +32,7 @@ def _list(fmt: str) -> str:
 @click.command("query")
 @store_option
 @neo4j_options
-@format_option("table", "json", "csv")
+@format_option(*ROW_FORMATS)
 @click.option(
     "--param", "params", multiple=True, metavar="K=V",
     help="A query parameter (repeatable). Bundled queries type it after their header; for ad "

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from ..output import render
-from .options import format_option, neo4j_config, neo4j_options, store_option
+from .options import REPORT_FORMATS, format_option, neo4j_config, neo4j_options, store_option
 
 
 def _sink_line(name: str, info: dict[str, Any]) -> dict[str, Any]:
@@ -68,14 +68,21 @@ def format_table(report: dict[str, Any]) -> str:
 @click.command("status")
 @store_option
 @neo4j_options
-@format_option("table", "json")
+@format_option(*REPORT_FORMATS)
 def command(
     store: str, neo4j_uri: str | None, neo4j_user: str | None, neo4j_password: str | None,
     neo4j_database: str | None, fmt: str,
 ) -> None:
     """Show what the journal holds: records and edges by database and link name, pending, failed.
 
-    With --neo4j, that database's real counts are compared with the journal's."""
+    With --neo4j, that database's real counts are compared with the journal's.
+
+    \b
+    Examples:
+      entrez-graph status --store brca1
+      entrez-graph status --store brca1 --format json
+      entrez-graph status --store brca1 --neo4j bolt://localhost:7687
+    """
     from ..reporting import status
 
     report = status(

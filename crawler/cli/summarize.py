@@ -15,7 +15,14 @@ import click
 
 from ..output import render
 from ..summaries import DEFAULT_BATCH, MAX_BATCH, SummaryReport, check_complete
-from .options import eutils_options, format_option, neo4j_config, neo4j_options, store_option
+from .options import (
+    ROW_FORMATS,
+    eutils_options,
+    format_option,
+    neo4j_config,
+    neo4j_options,
+    store_option,
+)
 
 
 class _ProgressLine:
@@ -34,8 +41,13 @@ class _ProgressLine:
             self.shown = False
 
 
-def format_report(report: SummaryReport, syncs: list[dict[str, Any]]) -> str:
-    rows = [
+SUMMARY_COLUMNS = ["database", "records", "summarized", "fetched now", "named", "status",
+                   "no answer", "requests"]
+
+
+def summary_rows(report: SummaryReport) -> list[dict[str, Any]]:
+    """One row per database (what --format tsv/csv prints; the table's body)."""
+    return [
         {
             "database": db,
             "records": c.records,
@@ -48,12 +60,16 @@ def format_report(report: SummaryReport, syncs: list[dict[str, Any]]) -> str:
         }
         for db, c in sorted(report.by_db.items())
     ]
+
+
+def format_report(report: SummaryReport, syncs: list[dict[str, Any]]) -> str:
+    rows = summary_rows(report)
     lines = [
         f"Summaries: {report.fetched} fetched in {report.requests} requests; "
         f"{report.summarized} of {report.records} records summarized "
         f"({report.status} missing/replaced/failed, {report.deferred} without answer)",
         "",
-        render(rows, list(rows[0]) if rows else ["database", "records"]),
+        render(rows, SUMMARY_COLUMNS),
     ]
     for s in syncs:
         state = "in step" if s["ok"] else (s["error"] or f"{s['pending']} rows behind")
@@ -69,14 +85,16 @@ def format_report(report: SummaryReport, syncs: list[dict[str, Any]]) -> str:
     type=click.IntRange(1, MAX_BATCH),
     default=DEFAULT_BATCH,
     show_default=True,
+    metavar="N",
     help="IDs per ESummary request.",
 )
 @click.option(
-    "--db", "dbs", multiple=True, help="Only records of this database (repeatable)."
+    "--db", "dbs", multiple=True, metavar="DB",
+    help="Only records of this database (repeatable)."
 )
 @neo4j_options
 @click.option("--no-sync", is_flag=True, help="Only fill the journal; leave the stores alone.")
-@format_option("table", "json")
+@format_option(*ROW_FORMATS)
 def command(
     store: str,
     eutils_url: str | None,
@@ -95,6 +113,12 @@ def command(
 
     Records NCBI reports as missing or replaced get a `status` property. Interrupt it at any
     time: running it again asks only about records that have no summary yet.
+
+    \b
+    Examples:
+      entrez-graph summarize --store brca1
+      entrez-graph summarize --store brca1 --db gene --db protein
+      entrez-graph summarize --store brca1 --format tsv > summaries.tsv
     """
     from ..syncing import summarize  # checks the store and --db before anything is sent
 
@@ -117,6 +141,8 @@ def command(
     report, syncs = result.report, result.stores
     if fmt == "json":
         click.echo(json.dumps(result.as_dict(), indent=2, sort_keys=True))
+    elif fmt in ("tsv", "csv"):
+        click.echo(render(summary_rows(report), SUMMARY_COLUMNS, fmt))
     else:
         click.echo(format_report(report, syncs))
     check_complete(report)

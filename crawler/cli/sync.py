@@ -12,7 +12,7 @@ import json
 import click
 
 from ..output import render
-from .options import format_option, neo4j_config, neo4j_options, store_option
+from .options import ROW_FORMATS, format_option, neo4j_config, neo4j_options, store_option
 
 
 @click.command("sync")
@@ -25,6 +25,7 @@ from .options import format_option, neo4j_config, neo4j_options, store_option
     "--batch-size",
     type=click.IntRange(min=1, max=100_000),
     default=None,
+    metavar="N",
     help="Rows per Neo4j UNWIND statement; a transaction takes up to 8 statements' worth "
     "of journal rows  [default: 5000].",
 )
@@ -39,7 +40,7 @@ from .options import format_option, neo4j_config, neo4j_options, store_option
     help="Load a new or empty Neo4j database with neo4j-admin database import instead: Neo4j "
     "on this machine and stopped; REPLACES that database. Then start Neo4j and run sync.",
 )
-@format_option("table", "json")
+@format_option(*ROW_FORMATS)
 def command(
     store: str,
     neo4j_uri: str | None,
@@ -52,7 +53,14 @@ def command(
     bulk: bool,
     fmt: str,
 ) -> None:
-    """Push what the journal holds and a store lacks (after a Neo4j outage, or to a new Neo4j)."""
+    """Push what the journal holds and a store lacks (after a Neo4j outage, or to a new Neo4j).
+
+    \b
+    Examples:
+      entrez-graph sync --embedded
+      entrez-graph sync --neo4j bolt://localhost:7687
+      entrez-graph sync --store brca1 --neo4j bolt://localhost:7687 --format json
+    """
     from ..syncing import check_synced, report_dict, sync
 
     config = neo4j_config(neo4j_uri, neo4j_user, neo4j_password, neo4j_database)
@@ -68,7 +76,7 @@ def command(
             {**r, "status": r["error"] or ("in step" if not r["pending"] else "behind")}
             for r in rows
         ]
-        click.echo(render(shown, ["sink", "nodes", "edges", "props", "pending", "status"]))
+        click.echo(render(shown, ["sink", "nodes", "edges", "props", "pending", "status"], fmt))
     if bulk:
         click.echo(
             f"Imported with neo4j-admin. Start Neo4j, then run `entrez-graph sync --store {store} "
