@@ -40,6 +40,12 @@ def command(
     Records are coloured by database and labelled by name (or uid), links by link name; the
     page has a legend, search by name or uid, and a record's properties with a link to NCBI on
     click. The JavaScript library is inlined: the file makes no network requests.
+
+    \b
+    Examples:
+      entrez-graph view --store brca1 brca1.html --open
+      entrez-graph view --store brca1 --around gene:672 --hops 2 brca1-near.html
+      entrez-graph view --store brca1 --query gene_protein_structures structures.html
     """
     report = write_view(store, out, around=around, hops=hops, dbs=dbs or None,
                         links=links or None, query=query, params=list(params),
