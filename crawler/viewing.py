@@ -185,8 +185,8 @@ def select_around(
     finally:
         journal.execute(f"DROP TABLE IF EXISTS {table}")
     center = f"{db}:{uid}"
-    name = next((n.props.get("name") for n in nodes if n.key == center), None)
-    title = f"{center}{f' ({name})' if name else ''}, {hops} hop{'s' if hops != 1 else ''}"
+    name = next((label(n) for n in nodes if n.key == center), uid)
+    title = f"{center}{f' ({name})' if name != uid else ''}, {hops} hop{'s' if hops != 1 else ''}"
     return Selection(nodes, edges, title, center, hop_of)
 
 

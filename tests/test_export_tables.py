@@ -289,3 +289,17 @@ def test_a_full_disk_is_exit_4_and_leaves_neither_file(
     assert result.exit_code == 4, result.output
     assert len(result.output.strip().splitlines()) == 1 and str(out) in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]
+
+
+def test_readme_pandas_example(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's to_pandas snippet, as printed there, on a store named like the demo's."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    start = readme.index("from crawler import to_pandas")
+    snippet = readme[start:readme.index("```", start)]
+    *body, last = [line.split("#")[0].rstrip() for line in snippet.strip().splitlines()]
+    monkeypatch.chdir(store.parent)
+    store.rename(store.parent / "demo-store")
+    scope: dict[str, Any] = {}
+    exec("\n".join(body), scope)
+    assert eval(last, scope) == "BRCA1"
+    assert eval("edges.groupby('linkname').size()", scope)["gene_protein"] == 2

@@ -334,3 +334,55 @@ def test_the_page_would_show_a_request_and_none_gets_out(store: Path, tmp_path: 
     assert _Counter.hits == []
     assert "data-pwned" not in dom.body
     assert HOSTILE in "".join(dom.details)  # the hostile description, shown as plain text
+
+
+# -- a crawl writing meanwhile, and a query -----------------------------------------------------
+
+
+def test_rows_written_after_the_snapshot_are_not_drawn(store: Path, monkeypatch) -> None:
+    """The selection is bounded by `max_ids()` taken once (as exports are): records and links a
+    crawl commits while `view` reads never show up half (no link without both its records)."""
+    with Journal(StorePaths.of(store).journal, create=False) as journal:
+        bounds = journal.max_ids()
+        journal.add_nodes([("protein", "77", 2)])
+        journal.add_edges([("gene", "672", "gene_protein", "protein", "77", None),
+                           ("gene", "672", "gene_protein", "protein", "2", None)])  # duplicate
+    monkeypatch.setattr(Journal, "max_ids", lambda self: bounds)
+    for selection in (select(store, around="gene:672", hops=1), select(store)):
+        assert "protein:77" not in {n.key for n in selection.nodes}
+        assert all(e.uid_to != "77" for e in selection.edges)
+    monkeypatch.undo()
+    assert "protein:77" in {n.key for n in select(store, around="gene:672", hops=1).nodes}
+
+
+def test_view_of_a_bundled_query_on_the_embedded_store(tmp_path: Path, emulator) -> None:
+    """`--query` draws what the query returns from the embedded store (crawled for real)."""
+    store = tmp_path / "crawl"
+    runner = CliRunner()
+    env = {"ENTREZ_GRAPH_RATE_DIR": str(tmp_path / "rate"), "NCBI_EMAIL": "t@example.org",
+           "NCBI_API_KEY": None}
+    result = runner.invoke(main, ["crawl", "gene:672", "--depth", "2", "--rps", "1000",
+                                  "--store", str(store), "--eutils-url", emulator.url], env=env)
+    assert result.exit_code == 0, result.output
+    graph = to_networkx(store)
+    chains = {(p, s) for _, p, k in graph.out_edges("gene:672", keys=True)
+              if k == "gene_protein_refseq"
+              for _, s, k2 in graph.out_edges(p, keys=True) if k2 == "protein_structure"}
+    assert chains
+    expected_keys = {"gene:672"} | {k for chain in chains for k in chain}
+    cypher = ("MATCH p = (:gene {uid: $gene})-[:gene_protein_refseq]->(:protein)"
+              "-[:protein_structure]->(:structure) RETURN p")
+    out = tmp_path / "chain.html"
+    result = runner.invoke(main, ["view", "--store", str(store), "--query", cypher,
+                                  "--param", "gene=672", str(out)])
+    assert result.exit_code == 0, result.output
+    selection = select(store, query=cypher, params=["gene=672"])
+    assert {n.key for n in selection.nodes} == expected_keys
+    assert sorted((e.source, e.target, e.linkname) for e in selection.edges) == sorted(
+        {("gene:672", p, "gene_protein_refseq") for p, _ in chains}
+        | {(p, s, "protein_structure") for p, s in chains})
+    assert result.output.startswith(f"Wrote {len(expected_keys)} records")
+    # a bundled query that returns paths works the same way
+    paths = select(store, query="paths_between", params=["to_db=structure", "hops:int=2"])
+    assert "gene:672" in {n.key for n in paths.nodes}
+    assert {n.db for n in paths.nodes} >= {"gene", "structure"}

@@ -96,9 +96,9 @@
     },
     physics: {
       solver: "forceAtlas2Based",
-      forceAtlas2Based: {gravitationalConstant: -45, centralGravity: 0.008, springLength: 80,
+      forceAtlas2Based: {theta: big ? 1.0 : 0.5, gravitationalConstant: -45, centralGravity: 0.008, springLength: 80,
                          springConstant: 0.08, damping: 0.5, avoidOverlap: 0.3},
-      stabilization: {enabled: true, iterations: big ? 300 : 700, updateInterval: 20, fit: true},
+      stabilization: {enabled: true, iterations: nNodes > 1500 ? 200 : big ? 300 : nNodes > 300 ? 400 : 700, updateInterval: 20, fit: true},
       minVelocity: 1,
     },
     layout: {improvedLayout: nNodes <= 150, randomSeed: 7},
@@ -124,7 +124,7 @@
   });
   // Landmark labels keep about 11 px on screen whatever the zoom (up to a limit).
   function scaleLandmarks() {
-    var size = Math.min(36, Math.max(12, 11 / network.getScale()));
+    var size = Math.min(150, Math.max(12, 11 / network.getScale()));
     nodes.update(Array.from(landmarks).map(function (id) {
       return {id: id, font: {size: id === data.center ? size * 1.3 : size}};
     }));
