@@ -70,7 +70,7 @@ def main() -> None:
                 build(store, records * 5)
             out = work / f"view-{records}.html"
             start = time.perf_counter()
-            report = write_view(store, out, max_nodes=records * 2)
+            report = write_view(store, out, max_nodes=records * 2, force=True)
             write_s = time.perf_counter() - start
             size = out.stat().st_size / 1e6
             shown = "-"

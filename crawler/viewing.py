@@ -34,6 +34,7 @@ from .exporting import (
     Node,
     Params,
     _atomic_file,
+    _check_overwrite,
     _open_journal,
     _source,
     coerce_props,
@@ -379,12 +380,13 @@ def write_view(
     store: str | Path, out: str | Path = "view.html", *, around: str | None = None,
     hops: int | None = None, dbs: Iterable[str] | None = None,
     links: Iterable[str] | None = None, query: str | None = None, params: Params = None,
-    max_nodes: int = DEFAULT_MAX_NODES, open_browser: bool = False,
+    max_nodes: int = DEFAULT_MAX_NODES, open_browser: bool = False, force: bool = False,
 ) -> ViewReport:
     """`view`, returning what was drawn as well as where."""
     out = Path(out)
     if out.suffix.lower() not in (".html", ".htm"):
         raise BadInput(f"view writes an HTML file: give OUT a .html name, not {out.name!r}")
+    _check_overwrite(out, True, force)  # the exports' rule: nothing replaced without --force
     vis_network()  # a missing pyvis is said before reading anything
     selection = select(store, around=around, hops=hops, dbs=dbs, links=links, query=query,
                        params=params, max_nodes=max_nodes)
@@ -405,13 +407,15 @@ def view(
     store: str | Path, out: str | Path = "view.html", *, around: str | None = None,
     hops: int | None = None, dbs: Iterable[str] | None = None,
     links: Iterable[str] | None = None, query: str | None = None, params: Params = None,
-    max_nodes: int = DEFAULT_MAX_NODES, open_browser: bool = False,
+    max_nodes: int = DEFAULT_MAX_NODES, open_browser: bool = False, force: bool = False,
 ) -> Path:
     """Write one self-contained HTML file drawing the chosen part of the crawl; return its path.
 
     `around="gene:672", hops=1`: that record and its neighbours (`around` also takes
     `db:ACCESSION` or `db:NAME`); `dbs`, `links`, `query`/`params` choose as for `export`.
-    More than `max_nodes` records is a BadInput naming the size. `open_browser` opens it.
+    More than `max_nodes` records is a BadInput naming the size. `open_browser` opens it; an
+    existing OUT is replaced only with `force`.
     """
     return write_view(store, out, around=around, hops=hops, dbs=dbs, links=links, query=query,
-                      params=params, max_nodes=max_nodes, open_browser=open_browser).out
+                      params=params, max_nodes=max_nodes, open_browser=open_browser,
+                      force=force).out

@@ -163,6 +163,17 @@ def test_bad_input_is_one_line(store: Path, tmp_path: Path, args: list[str], mes
     assert not out.exists()
 
 
+def test_an_existing_file_is_replaced_only_with_force(store: Path, tmp_path: Path) -> None:
+    out = tmp_path / "v.html"
+    out.write_text("mine", encoding="utf-8")
+    refused = _run("--store", str(store), str(out))
+    assert refused.exit_code == 2 and "pass --force" in refused.output
+    assert out.read_text(encoding="utf-8") == "mine"
+    forced = _run("--store", str(store), "--force", str(out))
+    assert forced.exit_code == 0, forced.output
+    assert out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
 def test_not_html_and_missing_store(store: Path, tmp_path: Path) -> None:
     result = _run("--store", str(store), str(tmp_path / "v.png"))
     assert result.exit_code == 2 and "give OUT a .html name" in result.output
