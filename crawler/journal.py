@@ -20,7 +20,14 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import BadInput, LocalIOError, NotAStore, StoreError, local_io_error
+from .errors import (
+    BadInput,
+    LocalIOError,
+    NotAStore,
+    StoreError,
+    local_io_error,
+    read_only_fs,
+)
 
 SCHEMA_VERSION = 1
 # Rows per statement of `bulk` (bounds the JSON text held at once; a crawl batch is far smaller).
@@ -277,12 +284,17 @@ class Journal:
         beside it; on a read-only directory with no `-shm` left (a writer closed cleanly, so no
         `-wal` either) it cannot, and `immutable=1` reads the file as it is. With a `-wal` that
         still holds rows and no way to read it, reading the main file alone would silently miss
-        committed rows: that is refused with the reason instead."""
+        committed rows: that is refused with the reason instead. `immutable=1` is only used on a
+        read-only mount, where no writer can change the file under it (on a directory that is
+        merely not ours to write, its owner may start a crawl at any moment)."""
         uri = "file:" + urllib.parse.quote(str(path.resolve()))
         wal = path.with_name(path.name + "-wal")
+        on_ro_mount = read_only_fs(path)
         last: sqlite3.Error | None = None
         for flags in ("mode=ro", "mode=ro&immutable=1"):
-            if "immutable" in flags and wal.exists() and wal.stat().st_size > 0:
+            if "immutable" in flags and (
+                not on_ro_mount or (wal.exists() and wal.stat().st_size > 0)
+            ):
                 break
             try:
                 db = sqlite3.connect(
@@ -314,10 +326,17 @@ class Journal:
                 db.close()
                 raise NotAStore(_incompatible(path, version))
             return db
-        reason = f": {last}" if last is not None else ""
+        reason = f" ({last})" if last is not None else ""
+        if not on_ro_mount:
+            raise LocalIOError(
+                f"cannot read {path}: SQLite must create {path.name}-shm beside it to read it, "
+                f"and this user may not write {path.parent}{reason}; run as the store's owner, "
+                "or copy the store elsewhere",
+                path=path, errno=errno.EACCES,
+            )
         raise LocalIOError(
-            f"cannot read {path} on this read-only file system{reason}; its write-ahead log "
-            f"{wal.name} holds rows SQLite can only read where it may write beside it: mount it "
+            f"cannot read {path} on this read-only file system{reason}: its write-ahead log "
+            f"{wal.name} holds rows SQLite can only read where it may write beside it; mount it "
             "read-write (or copy the store elsewhere) and run the same command again",
             path=path, errno=errno.EROFS,
         )

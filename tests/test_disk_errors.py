@@ -8,8 +8,8 @@ No space left on device" at COMMIT. After space is freed, the same command resum
 graph: the journal's edges equal the emulator's world (computed here from `World.links_from`),
 and the embedded store, read with LadybugDB, holds exactly the journal's records and edges.
 
-The read-only tests remount a tmpfs read-only (root), or take write permission away from the
-store (non-root), and run `status`, `query` and `export` through the CLI.
+The read-only tests remount a tmpfs read-only (root; skipped with the reason otherwise) and run
+`status`, `query` and `export` through the CLI.
 """
 
 from __future__ import annotations
@@ -86,8 +86,8 @@ def crawled(world: World, tmp_path_factory) -> Path:
 def tmpfs(where: Path, size: str) -> Iterator[Path]:
     """A tmpfs of `size` mounted at `where` (skips with the reason where that is impossible)."""
     if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root (CI runs as root); the injected tests "
-                    "cover the same call sites")
+        pytest.skip("mounting a tmpfs needs root (CI runs as root); without it the injected "
+                    "tests cover the disk-full call sites")
     where.mkdir(parents=True, exist_ok=True)
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
                           capture_output=True, text=True, check=False)
@@ -400,34 +400,12 @@ def test_injected_store_checkpoint_failure_through_the_cli_then_resume(
 
 @contextmanager
 def read_only(store: Path) -> Iterator[None]:
-    """The store made read-only: a remounted tmpfs (root) or no write permission (others)."""
-    disk = store.parent
-    if os.geteuid() == 0:
-        remount(disk, "ro")
-        try:
-            yield
-        finally:
-            remount(disk, "rw")
-        return
-    modes = {p: p.stat().st_mode for p in [store, *store.iterdir()]}
-    for p in modes:
-        p.chmod(0o555 if p.is_dir() else 0o444)
+    """The tmpfs holding the store remounted read-only for the block."""
+    remount(store.parent, "ro")
     try:
         yield
     finally:
-        for p, mode in modes.items():
-            p.chmod(mode)
-
-
-@contextmanager
-def store_disk(tmp_path: Path) -> Iterator[Path]:
-    if os.geteuid() == 0:
-        with tmpfs(tmp_path / "disk", "64m") as disk:
-            yield disk
-    else:
-        disk = tmp_path / "disk"
-        disk.mkdir()
-        yield disk
+        remount(store.parent, "rw")
 
 
 def cli(*args: str):
@@ -439,7 +417,7 @@ def test_read_commands_work_on_a_read_only_file_system(
 ) -> None:
     before = tmp_path / "before.json"
     assert cli("export", "--store", str(crawled), str(before)).exit_code == 0
-    with store_disk(tmp_path) as disk:
+    with tmpfs(tmp_path / "disk", "64m") as disk:
         store = disk / "store"
         shutil.copytree(crawled, store)
         files = sorted(p.name for p in store.iterdir())
@@ -456,13 +434,13 @@ def test_read_commands_work_on_a_read_only_file_system(
             assert query.exit_code == 0, query.output
             assert {r["db"] for r in json.loads(query.stdout)} == {
                 db for db, _uid, _depth in journal_graph(crawled)[0]}
-            if os.geteuid() == 0:  # writes are refused as a read-only disk (exit 4), in one line
-                crawl = cli(*crawl_args(store, emulator.url))
-                assert_one_line_exit_4(crawl.exit_code, crawl.stderr, store)
-                sync = cli("sync", "--store", str(store), "--embedded")
-                assert_one_line_exit_4(sync.exit_code, sync.stderr, store)
-                out = cli("export", "--store", str(store), str(disk / "x.json"))
-                assert_one_line_exit_4(out.exit_code, out.stderr, disk / "x.json")
+            # writes are refused as a read-only disk (exit 4), in one line
+            crawl = cli(*crawl_args(store, emulator.url))
+            assert_one_line_exit_4(crawl.exit_code, crawl.stderr, store)
+            sync = cli("sync", "--store", str(store), "--embedded")
+            assert_one_line_exit_4(sync.exit_code, sync.stderr, store)
+            out = cli("export", "--store", str(store), str(disk / "x.json"))
+            assert_one_line_exit_4(out.exit_code, out.stderr, disk / "x.json")
         assert sorted(p.name for p in store.iterdir()) == files  # nothing was written
 
 
@@ -489,3 +467,18 @@ def test_read_only_journal_left_by_a_killed_writer(tmp_path: Path) -> None:
             Journal(store, create=False)
         with Journal(store, create=False) as journal:  # writable again: all rows are there
             assert journal.stats()["nodes"] == 100
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write any directory")
+def test_a_journal_in_a_directory_not_ours_is_read_or_refused_with_the_reason(
+    tmp_path: Path,
+) -> None:
+    store = tmp_path / "store"
+    with Journal(store) as journal:
+        journal.add_nodes([("gene", "1", 0)])
+    store.chmod(0o555)
+    try:
+        with pytest.raises(LocalIOError, match="run as the store's owner"):
+            Journal(store, create=False)
+    finally:
+        store.chmod(0o755)
