@@ -339,6 +339,21 @@ def test_a_full_disk_under_an_export_leaves_no_partial_file(tmp_path: Path, craw
         assert out.stat().st_size > 0
 
 
+def test_a_full_disk_under_the_rate_limit_file(tmp_path: Path, emulator: Emulator) -> None:
+    """The limiter's shared page cannot be made: one line naming it, exit 4 (never a SIGBUS
+    from a mapped hole), and the store is untouched."""
+    with tmpfs(tmp_path / "rate", "1m") as rate:
+        fill(rate, 0)
+        store = tmp_path / "store"
+        cmd = crawl_cmd(store, emulator.url)
+        env = {**os.environ, "ENTREZ_GRAPH_RATE_DIR": str(rate)}
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env,
+                                check=False)
+        line = assert_one_line_exit_4(result.returncode, result.stderr, rate)
+        assert "rate-" in line and "no space left on device" in line
+    assert run(cmd).returncode == 0  # the rate-limit directory of _env, with space
+
+
 # -- injected at the same call sites (any user) ---------------------------------------------------
 
 

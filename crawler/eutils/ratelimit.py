@@ -37,7 +37,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from ..errors import BadInput
+from ..errors import BadInput, local_io_error
 
 DEFAULT_RPS_NO_KEY = 3.0
 DEFAULT_RPS_KEY = 10.0
@@ -144,18 +144,29 @@ class RateLimiter:
     # -- the shared state --------------------------------------------------------------------
 
     def _open(self) -> None:
-        """Open and map the shared page (again after a fork: flock is per open file)."""
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        """Open and map the shared page (again after a fork: flock is per open file).
+
+        The page is written for real before it is mapped: storing into a mapped hole of a
+        sparse file on a full disk kills the process with SIGBUS, while a write fails with
+        ENOSPC, which is a LocalIOError naming this file."""
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise local_io_error(self.path, exc, doing="open") or exc from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             try:
-                if os.fstat(fd).st_size < _FILE_SIZE:
-                    os.ftruncate(fd, _FILE_SIZE)  # zeros: read as a fresh state
+                st = os.fstat(fd)
+                if st.st_size < _FILE_SIZE or st.st_blocks * 512 < _FILE_SIZE:
+                    # zeros read as a fresh state; what is there already is kept
+                    os.pwrite(fd, os.pread(fd, _FILE_SIZE, 0).ljust(_FILE_SIZE, b"\0"), 0)
                 page = mmap.mmap(fd, _FILE_SIZE)
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
-        except BaseException:
+        except BaseException as exc:
             os.close(fd)
+            if isinstance(exc, OSError):
+                raise local_io_error(self.path, exc) or exc from None
             raise
         self._fd, self._map, self._pid = fd, page, os.getpid()
         weakref.finalize(self, _close, fd, page)
