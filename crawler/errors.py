@@ -141,7 +141,8 @@ def _statvfs(path: object) -> _os.statvfs_result | None:
         return None
 
 
-def _nearly_full(path: object) -> bool:
+def nearly_full(path: object) -> bool:
+    """Whether the file system holding `path` has (almost) no space left."""
     st = _statvfs(path)
     return st is not None and st.f_bavail * st.f_frsize < _NEARLY_FULL
 
@@ -197,7 +198,7 @@ def local_io_error(
             path = named.group(1).rstrip(".,:;")
     if code is None:
         return None
-    if code == _errno.EIO and path is not None and _nearly_full(path):
+    if code == _errno.EIO and path is not None and nearly_full(path):
         # LadybugDB may report a full disk as a failed checkpoint or a short read of its own
         # file (a write before it came up short): name the cause the user can act on.
         code = _errno.ENOSPC

@@ -354,6 +354,18 @@ def test_a_full_disk_under_the_rate_limit_file(tmp_path: Path, emulator: Emulato
     assert run(cmd).returncode == 0  # the rate-limit directory of _env, with space
 
 
+def test_stdout_to_a_full_disk_is_named(tmp_path: Path, crawled: Path) -> None:
+    with tmpfs(tmp_path / "disk", "1m") as disk:
+        fill(disk, 0)
+        out = disk / "status.json"
+        with open(out, "w") as fh:
+            result = subprocess.run(
+                [sys.executable, "-m", "crawler", "status", "--store", str(crawled), "--format",
+                 "json"], stdout=fh, stderr=subprocess.PIPE, text=True, timeout=300, check=False)
+        line = assert_one_line_exit_4(result.returncode, result.stderr, out)
+        assert line.startswith(f"Error: cannot write standard output ({out})")
+
+
 # -- injected at the same call sites (any user) ---------------------------------------------------
 
 

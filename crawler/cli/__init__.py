@@ -5,18 +5,20 @@ Every module in this package except `options` defines one click command named `c
 
 from __future__ import annotations
 
+import errno
 import importlib
 import io
 import logging
 import os
 import pkgutil
 import sqlite3
+import stat
 import sys
 from collections.abc import Callable
 
 import click
 
-from ..errors import EntrezGraphError, local_io_error
+from ..errors import EntrezGraphError, local_io_error, nearly_full, read_only_fs
 
 _NOT_COMMANDS = {"options"}
 
@@ -78,14 +80,38 @@ class _Group(click.Group):
             sys.exit(0)
         except (OSError, sqlite3.Error, RuntimeError) as exc:
             # The last resort for a disk failure no layer below named (they name the path).
-            error = local_io_error(None, exc)
+            error = local_io_error(
+                _stdout_file(exc) if isinstance(exc, OSError) else None, exc,
+                resumes=ctx.invoked_subcommand in _RESUMING,
+            )
             if error is None:
                 raise
+            _silence_stdout()  # a full disk under stdout must not fail again at exit
             click.echo(f"Error: {error}", err=True)
             sys.exit(error.exit_code)
         except KeyboardInterrupt:
             click.echo(_INTERRUPTED.get(ctx.invoked_subcommand or "", "Interrupted."), err=True)
             sys.exit(130)
+
+
+# Commands that pick up where they stopped when run again (after Ctrl-C, or a full disk).
+_RESUMING = {"crawl", "summarize", "sync"}
+
+
+def _stdout_file(exc: OSError) -> str | None:
+    """Standard output, named by its file, when it is a regular file (`> out.json`) on a disk
+    that is full or read-only as `exc` says: where an unnamed write failed."""
+    try:
+        fd = sys.stdout.fileno()
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        real = os.path.realpath(f"/proc/self/fd/{fd}")
+    except (OSError, ValueError, AttributeError):
+        return None
+    full = exc.errno in (errno.ENOSPC, errno.EDQUOT) and nearly_full(real)
+    if full or (exc.errno == errno.EROFS and read_only_fs(real)):
+        return f"standard output ({real})"
+    return None
 
 
 # What Ctrl-C leaves behind, per command: only some of them resume.
