@@ -257,6 +257,9 @@ def test_classifier_leaves_other_errors_alone(exc) -> None:
 def test_the_os_error_names_its_own_file() -> None:
     error = local_io_error("/d", OSError(errno.ENOSPC, "No space", "/d/crawl.lock"))
     assert error is not None and "/d/crawl.lock" in str(error)
+    text = LADYBUG_FULL.format(path="/d/graph.lbdb.wal")
+    error = local_io_error("/d/graph.lbdb", RuntimeError(text))
+    assert error is not None and str(error).startswith("cannot write /d/graph.lbdb.wal: no space")
 
 
 # -- the journal ----------------------------------------------------------------------------------
@@ -464,6 +467,8 @@ def test_read_commands_work_on_a_read_only_file_system(
             # writes are refused as a read-only disk (exit 4), in one line
             crawl = cli(*crawl_args(store, emulator.url))
             assert_one_line_exit_4(crawl.exit_code, crawl.stderr, store)
+            resume = cli("crawl", "--store", str(store))  # its settings read from the journal
+            assert_one_line_exit_4(resume.exit_code, resume.stderr, store)
             sync = cli("sync", "--store", str(store), "--embedded")
             assert_one_line_exit_4(sync.exit_code, sync.stderr, store)
             out = cli("export", "--store", str(store), str(disk / "x.json"))
