@@ -70,19 +70,62 @@ class _Reader:
         self.ls: dict[str, object] = {}
         self.db: dict[str, object] = {}
         self.links: list[Link] = []
-        self.link_uid: str | None = None
-        self.link_score: str | None = None
         self.fields: dict[str, str] = {}
         self.infos: list[LinkInfo] = []
         self.idlinkset_uid: str | None = None
 
-    def start(self, name: str, attrs: dict[str, str]) -> None:
+    def handlers(self) -> tuple[object, object]:
+        """The start and end callbacks. The hot ones (Link, Id, Score: a hundred thousand per
+        big answer) come first and touch only locals of this closure."""
         stack = self.stack
-        stack.append(name)
-        self.buf.clear()
-        if name == "Link":
-            self.link_uid = self.link_score = None
-        elif name == "LinkSetDb" or name == "LinkSetDbHistory" or name == "LinkInfo":
+        push, pop = stack.append, stack.pop
+        buf = self.buf
+        clear, join = buf.clear, "".join
+        links = self.links
+        add_link = links.append
+        uid: str | None = None
+        score: str | None = None
+        slow_start, slow_end = self.start, self.end
+
+        def start(name: str, attrs: dict[str, str]) -> None:
+            nonlocal uid, score, links, add_link
+            push(name)
+            clear()
+            if name == "Id":
+                if stack[-2] == "IdCheckList":
+                    self.fields = dict(attrs)
+            elif name == "Link":
+                uid = score = None
+            else:
+                slow_start(name, attrs)
+                if self.links is not links:
+                    links = self.links
+                    add_link = links.append
+
+        def end(name: str) -> None:
+            nonlocal uid, score
+            parent = stack[-2] if len(stack) > 1 else ""
+            if name == "Id" and parent == "Link":
+                pop()
+                if uid is None:
+                    uid = join(buf)
+            elif name == "Link" and parent == "LinkSetDb":
+                pop()
+                add_link(Link(uid=uid.strip() if uid is not None else "",
+                              score=None if score is None else _i(score)))
+            elif name == "Score" and parent == "Link":
+                pop()
+                if score is None:
+                    score = join(buf)
+            else:
+                slow_end(name)
+
+        return start, end
+
+    def start(self, name: str, attrs: dict[str, str]) -> None:
+        """Every element but Id and Link (already pushed on the stack)."""
+        stack = self.stack
+        if name == "LinkSetDb" or name == "LinkSetDbHistory" or name == "LinkInfo":
             self.fields = {}
             self.links = []
         elif name == "LinkSet" and len(stack) == 2:
@@ -92,21 +135,17 @@ class _Reader:
             self.infos = []
         elif name == "IdUrlList":
             raise NotFast
-        elif name == "Id" and len(stack) > 1 and stack[-2] == "IdCheckList":
-            self.fields = dict(attrs)
         if self.root is None:
             self.root = name
 
     def end(self, name: str) -> None:
+        """Every end but that of a Link's Id or Score and of a LinkSetDb's Link."""
         stack = self.stack
         parent = stack[-2] if len(stack) > 1 else ""
         stack.pop()
         if name == "Id":
             text = "".join(self.buf)
-            if parent == "Link":
-                if self.link_uid is None:
-                    self.link_uid = text
-            elif parent == "IdList":
+            if parent == "IdList":
                 if len(stack) > 1 and stack[-2] == "LinkSet":
                     self.ls["ids"].append(text.strip())  # type: ignore[attr-defined]
             elif parent == "IdCheckList":
@@ -115,15 +154,6 @@ class _Reader:
                                              has_linkout=_yn(self.fields.get("HasLinkOut"))))
             elif parent == "IdLinkSet" and self.idlinkset_uid is None:
                 self.idlinkset_uid = text
-        elif name == "Link":
-            if parent == "LinkSetDb":
-                uid = self.link_uid
-                score = self.link_score
-                self.links.append(Link(uid=uid.strip() if uid is not None else "",
-                                       score=None if score is None else _i(score)))
-        elif name == "Score":
-            if parent == "Link" and self.link_score is None:
-                self.link_score = "".join(self.buf)
         elif name == "LinkSetDb":
             if parent == "LinkSet":
                 f = self.fields
@@ -201,8 +231,7 @@ def read_elink(data: bytes, cmd: str) -> tuple[ELinkResult, str, list[str], list
     parser = expat.ParserCreate()
     parser.buffer_text = True
     parser.buffer_size = 1 << 16
-    parser.StartElementHandler = reader.start
-    parser.EndElementHandler = reader.end
+    parser.StartElementHandler, parser.EndElementHandler = reader.handlers()
     parser.CharacterDataHandler = reader.buf.append  # no Python frame per text
     try:
         parser.Parse(data, True)
