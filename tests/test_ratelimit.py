@@ -9,6 +9,7 @@ import sys
 import textwrap
 import time
 from bisect import bisect_right
+from collections.abc import Callable
 from itertools import pairwise
 from pathlib import Path
 
@@ -162,10 +163,11 @@ WORKER = textwrap.dedent(
     sends, lock = [], threading.Lock()
     def work():
         for _ in range(per_thread):
-            slot = lim.acquire()  # the recorded send time
-            t = time.time()
+            lim.wait_turn()
+            left = []
+            recorded = lim.record_send(lambda: left.append(time.time()))  # "send" under the lock
             with lock:
-                sends.append((slot, t))
+                sends.append((left[0], recorded))
     threads = [threading.Thread(target=work) for _ in range(n_threads)]
     for t in threads: t.start()
     for t in threads: t.join()
@@ -183,14 +185,13 @@ def test_two_processes_sixteen_threads_each_share_one_limit(tmp_path: Path) -> N
         assert p.returncode == 0
         sends += [tuple(x) for x in json.loads(out)]
     assert len(sends) == 96
-    recorded = sorted(slot for slot, _ in sends)
-    # the sends both processes recorded form one sequence (checked under the lock, whatever
-    # the timing): any 11 of them span at least 1 s + the margin
-    assert len(set(recorded)) == 96
+    left = sorted(t for t, _ in sends)
+    # whatever the timing, the 96 sends of both processes are one sequence decided under the
+    # lock: any 11 of them left at least 1 s + the margin apart, so never 11 in a second
     span = 1.0 + DEFAULT_MARGIN - 1e-6
-    assert all(b - a >= span for a, b in zip(recorded, recorded[10:], strict=False))
-    assert all(t >= slot for slot, t in sends)  # nobody goes before its recorded time
-    assert max_per_window([t for _, t in sends]) <= 10
+    assert all(b - a >= span for a, b in zip(left, left[10:], strict=False))
+    assert max_per_window(left) <= 10
+    assert all(recorded >= t for t, recorded in sends)  # recorded once the send returned
 
 
 def test_late_waker_sends_at_once_without_crowding_a_window(tmp_path: Path) -> None:
@@ -225,6 +226,30 @@ def test_recorded_sends_keep_the_window_whatever_the_slots(tmp_path: Path) -> No
     assert all(b - a >= span for a, b in zip(sent, sent[10:], strict=False))
     state = lim.state()
     assert state["sends"] == 25 and state["sent"][-1] == sent[-1]
+
+
+def test_sends_that_stall_before_or_after_leaving_never_crowd_a_window(tmp_path: Path) -> None:
+    """The send runs under the lock and is recorded when it returned: a sender stalled before
+    its bytes leave (the GIL, a busy CPU) or after (taking the GIL back) never lets 11 leave
+    within 1 s + margin."""
+    clock = FakeClock()
+    lim = RateLimiter(10, host="h", rate_dir=tmp_path, clock=clock, sleep=clock.sleep)
+    left: list[float] = []  # when the bytes really left
+    stalls = [(0.3, 0.0), (0.0, 0.4), (0.0, 0.0), (0.2, 0.2)] * 10
+
+    def sender(before: float, after: float) -> Callable[[], None]:
+        def send() -> None:
+            clock.now += before
+            left.append(clock.now)
+            clock.now += after
+        return send
+
+    recorded = [lim.record_send(sender(*st)) for st in stalls]
+    assert recorded == sorted(recorded)
+    assert all(r >= t for r, t in zip(recorded, left, strict=True))
+    span = 1.0 + DEFAULT_MARGIN - 1e-9
+    assert all(b - a >= span for a, b in zip(left, left[10:], strict=False))
+    assert max_per_window(left) <= 10
 
 
 def test_unwritable_rate_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

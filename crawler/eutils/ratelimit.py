@@ -8,13 +8,15 @@ itself). Sending takes two steps:
 - reserve: a slot at least `(1 + margin) / n` after the previous one, n = floor(rps); the
   caller sleeps until it outside the lock, so many requests are in flight at once (latency does
   not lower the rate) and they arrive in an orderly queue;
-- commit, on waking: the send is recorded at the time it really happens, and only if it is at
-  least 1 s + margin after the n-th previous recorded send (else the caller waits the rest).
+- commit, on waking: the request may leave only if now is at least 1 s + margin after the
+  n-th previous recorded send (else the caller waits the rest); the client writes its first
+  bytes under the lock and the send is recorded when the write returned.
 
-So any n + 1 consecutive real sends span at least 1 s + margin, whoever sent them: no one-second
-window at the server holds more than n as long as the jitter between sending and arriving stays
-under the margin. A thread that wakes late (a busy machine, the GIL) loses nothing: it sends at
-once if the window allows it, and the others keep their slots.
+So any n + 1 consecutive real sends span at least 1 s + margin, whoever sent them and however
+the sender stalled: no one-second window at the server holds more than n as long as the jitter
+between leaving and arriving (network, the server's own clock) stays under the margin. A thread
+that wakes late (a busy machine, the GIL) loses nothing: it sends at once if the window allows
+it, and the others keep their slots.
 
 Each step costs two `flock` calls and a few loads and stores in the shared page: no read, parse
 or rewrite of the file. A 429 stores a penalty in the same page (a short pause and a slow-down
@@ -234,9 +236,10 @@ class RateLimiter:
 
         Allowed: at least 1 s + margin after the n-th previous recorded send (n = floor of the
         rate, slowed down by a 429 penalty), and not inside a penalty pause. `send`, if given,
-        runs while the lock is still held, right after the time is taken: the bytes leave with
-        no GIL hand-over in between (releasing the lock would give the GIL away, and taking it
-        back can take long in a process where another thread computes).
+        runs under the lock once the window allowed `now`, and the send is recorded at the time
+        it returned: the bytes left between the two, so every send leaves at least 1 s + margin
+        after the time recorded for the n-th before it, whatever stalls the sender (the GIL, a
+        busy CPU) before or after its system call. Returns the recorded time.
         """
         with self._locked() as state:
             now = self._clock()
@@ -245,9 +248,14 @@ class RateLimiter:
             earliest = max(state.pause_until, state.sent(n) + n * self.spacing(state.factor))
             if now < earliest:
                 return False, earliest
-            state.record(now)
-            if send is not None:
+            if send is None:
+                state.record(now)
+                return True, now
+            try:
                 send()
+            finally:
+                now = self._clock()  # sent or failed: recorded either way (only safer)
+                state.record(now)
             return True, now
 
     def wait_turn(self) -> None:

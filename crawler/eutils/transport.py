@@ -6,9 +6,9 @@ and connect of a request gets at most what is left of that request's deadline (s
 `deadline()`), so the whole exchange — headers and body — ends within it.
 
 The same socket layer hands a request's first write to a per-thread `send_through` hook: the rate
-limiter records the send and writes the bytes in one step, so the time it counts is the time the
-request really leaves (the GIL, httpx's own work, a busy machine all come before it, and are not
-jitter the limiter's margin has to absorb).
+limiter checks its window, lets the bytes leave and records the time the write returned, all
+under its lock, so the times it counts bound the real ones (the GIL, httpx's own work, a busy
+machine are not jitter the limiter's margin has to absorb).
 
 httpx offers no public way to choose httpcore's network backend; `make_transport` sets it on the
 connection pool it builds and reports whether it could (`installed`), so the client falls back to
@@ -69,16 +69,15 @@ class _Stream(httpcore.NetworkStream):
         hook = getattr(_local, "send_through", None)
         if hook is not None and buffer:
             _local.send_through = None
-            sent = 0
 
             def first() -> None:
-                nonlocal sent
-                sent = self._send_now(buffer)
+                rest = buffer[self._send_now(buffer) :]
+                if rest:  # a full socket buffer: rare for a request's first bytes
+                    self._inner.write(rest, _left(timeout, httpcore.WriteTimeout))
 
             hook(first)
-            buffer = buffer[sent:]
-        if buffer:
-            self._inner.write(buffer, _left(timeout, httpcore.WriteTimeout))
+            return
+        self._inner.write(buffer, _left(timeout, httpcore.WriteTimeout))
 
     def _send_now(self, buffer: bytes) -> int:
         """Hand what the socket takes at once to the kernel, in one release of the GIL.
