@@ -803,3 +803,62 @@ def test_cli_link_against_an_html_page_is_one_error_line(
     assert len(lines) == 1 and "HTML page" in lines[0]
     assert "Traceback" not in result.output and FAKE_KEY not in result.output
     assert requests == 2
+
+
+def test_tls_requests_go_through_the_wire_hook_with_a_deadline(tmp_path: Path) -> None:
+    """NCBI is https: the first write of each request (TLS, keep-alive) passes the limiter's
+    hook, the socket's own timeout is restored, and the answers arrive whole."""
+    import http.server
+    import shutil
+    import ssl
+    import subprocess
+
+    from crawler.eutils import transport
+
+    if not shutil.which("openssl"):
+        pytest.skip("no openssl to make a test certificate")
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                    str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1"],
+                   check=True, capture_output=True)
+    body = (HEAD + "<eLinkResult>" + linkset("1", ["2"]) * 300 + "</eLinkResult>").encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(cert), str(key))
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    tls, installed = transport.make_transport(httpx.Limits())
+    assert installed
+    tls._pool._ssl_context = ssl._create_unverified_context()  # the test's own certificate
+    hooked: list[int] = []
+
+    def through(write: Callable[[], object]) -> None:
+        hooked.append(1)
+        write()
+
+    try:
+        with httpx.Client(transport=tls, timeout=5.0) as http:
+            for i in range(4):  # one connection, kept alive
+                with transport.deadline(5.0, through):
+                    response = http.get(f"https://127.0.0.1:{server.server_address[1]}/?i={i}")
+                assert response.status_code == 200 and response.content == body
+            (conn,) = tls._pool.connections
+            sock = conn._connection._network_stream.get_extra_info("socket")
+            assert isinstance(sock, ssl.SSLSocket) and sock.gettimeout() != 0.0
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(hooked) == 4
