@@ -242,8 +242,11 @@ def select(
             return select_around(journal, around, hops=DEFAULT_HOPS if hops is None else hops,
                                  dbs=dbs, links=links, max_nodes=max_nodes)
     if query:
-        with _source(store, dbs, links, query, params) as source:
-            nodes, edges = _collect(source, max_nodes, f"what query {query!r} returned")
+        try:
+            with _source(store, dbs, links, query, params) as source:
+                nodes, edges = _collect(source, max_nodes, f"what query {query!r} returned")
+        except BadInput as exc:  # say "draw", not export's "export", for a query of columns
+            raise BadInput(str(exc).replace("links to export", "links to draw")) from None
         return Selection(nodes, edges, f"query {query}")
     if params:
         raise BadInput("--param needs --query")

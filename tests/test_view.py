@@ -163,6 +163,20 @@ def test_bad_input_is_one_line(store: Path, tmp_path: Path, args: list[str], mes
     assert not out.exists()
 
 
+def test_too_many_links_for_the_records_is_refused_with_the_count(tmp_path: Path) -> None:
+    """Three records joined by 35 links (of as many link names): more than 10 per record."""
+    root = tmp_path / "dense"
+    with Journal(StorePaths.of(root).journal) as journal:
+        journal.add_nodes([("gene", "1", 0), ("gene", "2", 1), ("gene", "3", 1)])
+        journal.add_edges([("gene", "1", f"gene_link{i}", "gene", str(2 + i % 2), None)
+                           for i in range(35)])
+    result = _run("--store", str(root), "--max-nodes", "3", str(tmp_path / "v.html"))
+    assert result.exit_code == 2
+    assert "holds 35 links (more than 30, 10 per --max-nodes)" in result.output
+    result = _run("--store", str(root), "--max-nodes", "4", str(tmp_path / "v.html"))
+    assert result.exit_code == 0 and "3 records and 35 links" in result.output
+
+
 def test_an_existing_file_is_replaced_only_with_force(store: Path, tmp_path: Path) -> None:
     out = tmp_path / "v.html"
     out.write_text("mine", encoding="utf-8")
@@ -393,7 +407,11 @@ def test_view_of_a_bundled_query_on_the_embedded_store(tmp_path: Path, emulator)
         {("gene:672", p, "gene_protein_refseq") for p, _ in chains}
         | {(p, s, "protein_structure") for p, s in chains})
     assert result.output.startswith(f"Wrote {len(expected_keys)} records")
-    # a bundled query that returns paths works the same way
+    # a query of columns only has nothing to draw; one that returns paths works the same way
+    result = runner.invoke(main, ["view", "--store", str(store), "--query",
+                                  "gene_protein_structures", "--param", "gene=672",
+                                  str(tmp_path / "cols.html")])
+    assert result.exit_code == 2 and "no records or links to draw" in result.output
     paths = select(store, query="paths_between", params=["to_db=structure", "hops:int=2"])
     assert "gene:672" in {n.key for n in paths.nodes}
     assert {n.db for n in paths.nodes} >= {"gene", "structure"}
