@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import importlib.resources
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -562,10 +563,6 @@ def _run_ladybug(
     graph: Path, text: str, params: dict[str, Any], *, write: bool,
     bundled: BundledQuery | None = None,
 ) -> QueryResult:
-    import ladybug
-
-    from .sinks.ladybug import close_database, open_database
-
     if not graph.exists():
         raise BadInput(
             f"no embedded store at {graph}: crawl into --store {graph.parent} first "
@@ -573,30 +570,60 @@ def _run_ladybug(
         )
     used = set(_USED_PARAM.findall(text))
     params = {k: v for k, v in params.items() if k in used}
-    database = open_database(graph, read_only=not write)
-    try:
-        conn = ladybug.Connection(database)
+    with _ladybug_connection(graph, write=write) as conn:
         try:
+            result = conn.execute(text, params) if params else conn.execute(text)
+        except RuntimeError as exc:
+            missing = _MISSING_TABLE.search(str(exc))
+            if bundled is not None and (missing or _holds_no_records(conn)):
+                # A crawl without these databases or links, or none yet (a store just made
+                # holds only the sink's bookkeeping table, so `MATCH (n)` cannot bind n.name):
+                # the honest answer is no rows.
+                return QueryResult(bundled.columns, [])
+            raise _ladybug_error(exc, write) from None
+        results = result if isinstance(result, list) else [result]
+        last = results[-1]
+        columns = list(last.get_column_names())
+        raw_rows = [list(row) for row in last.get_all()]
+        for r in results:
+            r.close()
+        rows = _LadybugNormaliser(conn).rows(raw_rows)
+        return QueryResult(columns, rows)
+
+
+def _holds_no_records(conn: ladybug.Connection) -> bool:
+    """True when the embedded store has no Entrez node table yet (only its bookkeeping)."""
+    from .sinks.ladybug import CURSOR_TABLE
+
+    tables = conn.execute("CALL show_tables() RETURN name, type").get_all()
+    return not any(kind == "NODE" and name != CURSOR_TABLE for name, kind in tables)
+
+
+@contextmanager
+def _ladybug_connection(graph: Path, *, write: bool) -> Iterator[ladybug.Connection]:
+    """A reader that waits out checkpoints (see `open_reader`), or a writer under the sink's
+    writer lock, so `query --write` never races a crawl's load."""
+    from .sinks.ladybug import WriterLock, close_database, open_database, open_reader
+
+    if not write:
+        with open_reader(graph) as conn:
+            yield conn
+        return
+    import ladybug
+
+    lock = WriterLock(graph)
+    try:
+        database = open_database(graph)
+        try:
+            conn = ladybug.Connection(database)
             try:
-                result = conn.execute(text, params) if params else conn.execute(text)
-            except RuntimeError as exc:
-                missing = _MISSING_TABLE.search(str(exc))
-                if bundled is not None and missing:
-                    # A crawl without these databases or links: the honest answer is no rows.
-                    return QueryResult(bundled.columns, [])
-                raise _ladybug_error(exc, write) from None
-            results = result if isinstance(result, list) else [result]
-            last = results[-1]
-            columns = list(last.get_column_names())
-            raw_rows = [list(row) for row in last.get_all()]
-            for r in results:
-                r.close()
-            rows = _LadybugNormaliser(conn).rows(raw_rows)
-            return QueryResult(columns, rows)
+                yield conn
+            finally:
+                conn.close()  # before the database: LadybugDB 0.22 corrupts a file closed under one
         finally:
-            conn.close()  # before the database: LadybugDB 0.22 corrupts a file closed under one
+            close_database(database, graph, read_only=False)
     finally:
-        close_database(database, graph, read_only=not write)
+        lock.release()
 
 
 class _LadybugNormaliser:

@@ -37,24 +37,22 @@ def _journal_sinks(journal: Journal) -> dict[str, dict[str, Any]]:
 
 
 def _embedded_sink(journal: Journal, graph: Path) -> dict[str, Any] | None:
-    """Rows the embedded store lacks; its cursor lives inside LadybugDB, so ask the sink module.
+    """Rows the embedded store lacks by its cursor, and what it really holds, counted.
 
-    None when there is no embedded store. While a crawl holds the store's write lock the cursor
-    cannot be read; that is reported, not raised, since the journal figures are still right.
-    """
+    None when there is no embedded store. A store that cannot be read now is reported, not
+    raised, since the journal figures are still right."""
     if not graph.exists():
         return None
     try:
         from .sinks import ladybug as ladybug_sink
 
-        pending = ladybug_sink.LadybugSink.pending_in(graph, journal)
+        seen = ladybug_sink.inspect_store(graph, journal)
     except EntrezGraphError as exc:
         return {"error": str(exc)}
-    except (ImportError, AttributeError):
-        return {"error": "this version cannot read the embedded store's cursor"}
-    except Exception as exc:  # LadybugDB raises RuntimeError for a lock held by a crawl
+    except Exception as exc:  # a LadybugDB failure we did not foresee: report it, one line
         return {"error": f"embedded store not readable now ({exc})".splitlines()[0]}
-    return pending
+    return {**seen["behind"], "state": seen["state"], "held": seen["held"],
+            "differences": seen["differences"]}
 
 
 def status(store: str | Path, *, neo4j: Any = None) -> dict[str, Any]:

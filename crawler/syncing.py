@@ -87,18 +87,23 @@ def sync(
     batch_size: int | None = None,
     fast: bool = True,
     bulk: bool = False,
+    rebuild: bool = False,
 ) -> list[SyncReport]:
     """Bring each named store level with the journal of `store`; one report per store.
 
     `neo4j` is a URI (credentials from NEO4J_USER / NEO4J_PASSWORD / NEO4J_DATABASE) or a
-    `Neo4jConfig`; `embedded` brings the LadybugDB store in step. `batch_size` is rows per Neo4j
-    UNWIND statement (None: the sink's default); `fast=False` MERGEs every edge. Neo4j's real
-    counts are then compared with the journal's and missing rows written again.
+    `Neo4jConfig`; `embedded` brings the LadybugDB store in step: it counts what the store
+    really holds and repairs any difference from the journal; `rebuild=True` (embedded only)
+    makes it anew from the journal first. `batch_size` is rows per Neo4j UNWIND statement
+    (None: the sink's default); `fast=False` MERGEs every edge. Neo4j's real counts are then
+    compared with the journal's and missing rows written again.
     `bulk` replaces the Neo4j database through `neo4j-admin database import` instead (a local,
     stopped server: crawler.sinks.neo4j_bulk); the next plain sync finishes it.
     """
     paths = existing_store(store)
     config = neo4j_config(neo4j)
+    if rebuild:
+        embedded = True
     if config is None and not embedded:
         raise BadInput("nothing to sync: pass --neo4j URI and/or --embedded")
     # verify: Neo4j's real counts are compared with the journal's at the end, and missing
@@ -118,7 +123,10 @@ def sync(
         if embedded:
             with ExitStack() as stack:
                 (sink,) = _open_sinks(paths, stack, embedded=True, neo4j=None, neo4j_options={})
-                reports.append(sink.sync(journal))
+                rebuilt = sink.rebuild(journal) if rebuild else 0
+                report = sink.sync(journal)
+                report.repaired += rebuilt
+                reports.append(report)
         if config is not None:
             with ExitStack() as stack:
                 (sink,) = _open_sinks(
@@ -136,6 +144,7 @@ def report_dict(report: SyncReport) -> dict[str, Any]:
         "edges": report.edges,
         "props": report.props,
         "pending": report.pending,
+        "repaired": report.repaired,
         "error": report.error,
     }
 

@@ -33,7 +33,7 @@ _EDGE = re.compile(
 _COUNT_NODES = re.compile(r"^MATCH \(n:`(\w+)`\) RETURN count\(n\) AS n$")
 _COUNT_RELS = re.compile(r"^MATCH \(\)-\[r:`(\w+)`\]->\(\) RETURN count\(r\) AS n$")
 _COUNT_PROPS = re.compile(
-    r"^MATCH \(n:`(\w+)`\) WHERE any\(k IN keys\(n\) WHERE k IN \$keys\) RETURN count\(n\) AS n$"
+    r"^MATCH \(n:`(\w+)`\) RETURN sum\(size\(\[k IN keys\(n\) WHERE k IN \$keys\]\)\) AS n$"
 )
 _CONSTRAINT = re.compile(
     r"^CREATE CONSTRAINT `(\w+)_uid` IF NOT EXISTS FOR \(n:`(\w+)`\) REQUIRE n\.uid IS UNIQUE$"
@@ -306,8 +306,11 @@ class FakeTx:
             return Result(["n"], [[sum(1 for r in g.rels if r["type"] == m.group(1))]])
         if m := _COUNT_PROPS.match(text):
             keys = set(params["keys"])
-            held = [n for (lb, _), n in g.nodes.items() if lb == m.group(1) and keys & set(n)]
-            return Result(["n"], [[len(held)]])
+            held = sum(
+                len(keys & {k for k, v in n.items() if v is not None})
+                for (lb, _), n in g.nodes.items() if lb == m.group(1)
+            )
+            return Result(["n"], [[held]])
         if text == neo.COUNT_RELS:
             return Result(["n"], [[len(g.rels)]])
         if text == neo.CREATE_MINE:

@@ -157,7 +157,9 @@ def test_json_summary_is_stable(emulator, tmp_path):
     }
     assert report["complete"] and report["seeds"] == ["gene:672"] and report["levels"] == 1
     assert report["by_link"]["gene_protein_refseq"] == report["edges"] > 0
-    assert report["sinks"] == [{"name": "embedded", "ok": True, "pending": 0, "error": None}]
+    assert report["sinks"] == [
+        {"name": "embedded", "ok": True, "pending": 0, "error": None, "repaired": 0}
+    ]
     assert report["requests"] == report["requests_total"] == 1
     text = invoke("gene:672", "--link", "gene_protein_refseq", "--store", str(tmp_path / "s"),
                   "--eutils-url", emulator.url)

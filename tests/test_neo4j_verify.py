@@ -59,7 +59,7 @@ def test_real_counts_equal_the_journal_after_a_sync(fake: FakeNeo4j, journal: Jo
     assert real == Counts(
         {"gene": 3, "protein": 9, "structure": 3},
         {"gene_protein_refseq": 9, "protein_protein": 3, "protein_structure": 3},
-        {"gene": 3},
+        {"gene": 6},  # name and organism of each gene: property values, not records
     )
     assert real == expected_counts(journal, journal.get_cursor(sink.name))
     fake.log.clear()
@@ -67,8 +67,8 @@ def test_real_counts_equal_the_journal_after_a_sync(fake: FakeNeo4j, journal: Jo
     assert sink.verify(journal) == []
     assert fake.transactions - before == 2  # the cursor read, then every count in one
     # one count per label and per type (and per label for properties), in one read transaction
-    counts = [t for t, _ in fake.log if t.startswith("MATCH (") and "count(" in t
-              and "EntrezGraphCursor" not in t]
+    counts = [t for t, _ in fake.log if t.startswith("MATCH (")
+              and ("count(" in t or "sum(" in t) and "EntrezGraphCursor" not in t]
     assert len(counts) == 3 + 3 + 3
 
 
@@ -181,9 +181,9 @@ def test_status_with_neo4j_shows_real_counts(fake: FakeNeo4j, tmp_path: Path) ->
     info = status(store, "--neo4j", URI)["sinks"][SINK]
     assert not info["in_step"] and info["total"] == 0  # the cursor alone says "in step"
     assert info["differences"] == ["gene records: 3 held, 4 in the journal",
-                                   "gene named records: 3 held, 4 in the journal"]
+                                   "gene property values: 6 held, 8 in the journal"]
     table = CliRunner().invoke(main, ["status", "--store", str(store), "--neo4j", URI])
-    assert "differs from the journal: gene records: 3 held, 4 in the journal" in table.output
+    assert "diverged: gene records: 3 held, 4 in the journal" in table.output
 
 
 def test_status_without_neo4j_never_connects(fake: FakeNeo4j, tmp_path: Path) -> None:

@@ -145,6 +145,12 @@ def test_status_after_a_real_crawl_and_an_embedded_store_behind(
     report = json.loads(
         runner.invoke(main, ["status", "--store", str(store), "--format", "json"]).output
     )
-    assert report["sinks"]["embedded"] == {"nodes": 1, "edges": 1, "props": 0, "total": 2}
+    embedded = report["sinks"]["embedded"]
+    assert {k: embedded[k] for k in ("nodes", "edges", "props", "total")} == {
+        "nodes": 1, "edges": 1, "props": 0, "total": 2}
+    assert embedded["state"] == "behind" and embedded["differences"] == []
+    # the real counts, read from the store itself, beside the journal's
+    assert embedded["held"]["nodes"] == crawled["by_db"]
+    assert embedded["held"]["edges"] == crawled["by_link"]
     table = runner.invoke(main, ["status", "--store", str(store)]).output
     assert "1 records, 1 edges, 0 property rows to load" in table

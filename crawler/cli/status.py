@@ -17,17 +17,30 @@ from .options import REPORT_FORMATS, format_option, neo4j_config, neo4j_options,
 def _sink_line(name: str, info: dict[str, Any]) -> dict[str, Any]:
     if "error" in info:
         return {"sink": name, "behind": "?", "note": info["error"]}
-    if info.get("differences"):  # real counts (status --neo4j): not in step whatever the cursor
-        shown, more = info["differences"][:3], len(info["differences"]) - 3
-        return {"sink": name, "behind": info["total"],
-                "note": "differs from the journal: " + "; ".join(shown)
-                + (f"; and {more} more" if more > 0 else "")}
-    note = "in step" if info["total"] == 0 else (
-        f"{info['nodes']} records, {info['edges']} edges, {info['props']} property rows to load"
-    )
+    differences = info.get("differences") or []
+    if differences:  # real counts differ: not in step whatever the cursor says
+        shown = "; ".join(differences[:3]) + (
+            f"; and {len(differences) - 3} more" if len(differences) > 3 else ""
+        )
+        repair = "--embedded" if name == "embedded" else "--neo4j URI"
+        note = f"diverged: {shown} (`entrez-graph sync {repair}` repairs it)"
+    elif info["total"] == 0:
+        note = "in step"
+    else:
+        note = (
+            f"{info['nodes']} records, {info['edges']} edges, {info['props']} property rows "
+            "to load"
+        )
     if name.startswith("neo4j:") and "real" not in info and info["total"] == 0:
         note = "in step by its cursor (with --neo4j URI, status counts what it holds)"
     return {"sink": name, "behind": info["total"], "note": note}
+
+
+def _held(report: dict[str, Any], kind: str) -> dict[str, int] | None:
+    """The embedded store's real counts per database or link name, when it was readable."""
+    info = report["sinks"].get("embedded") or {}
+    held = info.get("held")
+    return held.get(kind, {}) if held is not None else None
 
 
 def format_table(report: dict[str, Any]) -> str:
@@ -44,15 +57,9 @@ def format_table(report: dict[str, Any]) -> str:
         f"Edges:     {report['edges']}",
         f"Requests:  {report['requests_sent']} ({requests})",
         "",
-        render(
-            [{"database": db, "records": n} for db, n in report["by_db"].items()],
-            ["database", "records"],
-        ),
+        _breakdown(report["by_db"], _held(report, "nodes"), "database", "records"),
         "",
-        render(
-            [{"link name": ln, "edges": n} for ln, n in report["by_link"].items()],
-            ["link name", "edges"],
-        ),
+        _breakdown(report["by_link"], _held(report, "edges"), "link name", "edges"),
     ]
     if report["sinks"]:
         lines += [
@@ -63,6 +70,18 @@ def format_table(report: dict[str, Any]) -> str:
             ),
         ]
     return "\n".join(lines)
+
+
+def _breakdown(
+    journal: dict[str, int], held: dict[str, int] | None, key: str, what: str
+) -> str:
+    """Journal counts per name, with the embedded store's real count beside them."""
+    names = sorted(set(journal) | set(held or {}))
+    columns = [key, what] + (["embedded"] if held is not None else [])
+    rows = [
+        {key: n, what: journal.get(n, 0), "embedded": (held or {}).get(n, 0)} for n in names
+    ]
+    return render(rows, columns)
 
 
 @click.command("status")

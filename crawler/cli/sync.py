@@ -22,6 +22,11 @@ from .options import ROW_FORMATS, format_option, neo4j_config, neo4j_options, st
     "--embedded", is_flag=True, help="Bring the embedded store (LadybugDB) level with the journal."
 )
 @click.option(
+    "--rebuild",
+    is_flag=True,
+    help="Make the embedded store anew from the journal (implies --embedded).",
+)
+@click.option(
     "--batch-size",
     type=click.IntRange(min=1, max=100_000),
     default=None,
@@ -48,12 +53,16 @@ def command(
     neo4j_password: str | None,
     neo4j_database: str | None,
     embedded: bool,
+    rebuild: bool,
     batch_size: int | None,
     merge_only: bool,
     bulk: bool,
     fmt: str,
 ) -> None:
     """Push what the journal holds and a store lacks (after a Neo4j outage, or to a new Neo4j).
+
+    With --embedded, the embedded store's real contents are counted and compared with the
+    journal, and whatever differs is reloaded from it; --rebuild makes the store anew.
 
     \b
     Examples:
@@ -67,6 +76,7 @@ def command(
     reports = sync(
         store, neo4j=config, embedded=embedded, batch_size=batch_size, fast=not merge_only,
         bulk=bulk,
+        rebuild=rebuild,
     )
     rows = [report_dict(r) for r in reports]
     if fmt == "json":
@@ -76,7 +86,9 @@ def command(
             {**r, "status": r["error"] or ("in step" if not r["pending"] else "behind")}
             for r in rows
         ]
-        click.echo(render(shown, ["sink", "nodes", "edges", "props", "pending", "status"], fmt))
+        click.echo(render(
+            shown, ["sink", "nodes", "edges", "props", "repaired", "pending", "status"], fmt
+        ))
     if bulk:
         click.echo(
             f"Imported with neo4j-admin. Start Neo4j, then run `entrez-graph sync --store {store} "

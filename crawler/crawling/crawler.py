@@ -153,6 +153,9 @@ class Crawler:
         for sink in self.sinks:
             self.progress.update(phase=f"syncing {sink.name}", force=True)
             report = sink.sync(self.journal)
+            earlier = self.last_reports.get(sink.name)
+            if earlier is not None:
+                report.repaired += earlier.repaired  # the summary counts every repair of the run
             self.last_reports[sink.name] = report
             if report.error and sink.name not in self._warned:
                 self._warned.add(sink.name)

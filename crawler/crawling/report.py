@@ -21,6 +21,7 @@ class SinkStatus:
     ok: bool
     pending: int
     error: str | None
+    repaired: int = 0  # rows reloaded because the store had lost or changed them
 
 
 @dataclass(slots=True)
@@ -62,7 +63,8 @@ def build_report(
     stats = journal.stats()
     levels = journal.execute("SELECT coalesce(max(depth), 0) FROM nodes").fetchone()[0]
     sinks = [
-        SinkStatus(name, rep.ok, rep.pending, rep.error) for name, rep in sink_reports.items()
+        SinkStatus(name, rep.ok, rep.pending, rep.error, rep.repaired)
+        for name, rep in sink_reports.items()
     ]
     return CrawlReport(
         store=str(root),
@@ -104,8 +106,12 @@ def describe(report: CrawlReport) -> str:
     if report.pending:
         lines.append(f"  pending: {report.pending} records (run the same command to resume)")
     for s in report.sinks:
+        repaired = (
+            f" ({s.repaired} rows repaired from the journal: the store had lost them)"
+            if s.repaired else ""
+        )
         if s.ok:
-            lines.append(f"  {s.name}: up to date")
+            lines.append(f"  {s.name}: up to date, checked against the journal{repaired}")
         else:
             lines.append(
                 f"  {s.name}: {s.pending} rows missing"

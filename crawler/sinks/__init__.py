@@ -28,6 +28,7 @@ class SyncReport:
     edges: int = 0
     props: int = 0
     pending: int = 0          # journal rows this sink does not hold yet (0 when in step)
+    repaired: int = 0         # rows reloaded because the store had lost or changed them
     error: str | None = None  # set when the store stayed unreachable; the journal keeps everything
 
     @property

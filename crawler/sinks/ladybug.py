@@ -48,28 +48,43 @@ from __future__ import annotations
 import contextlib
 import csv
 import fcntl
+import json
+import logging
 import os
-import re
 import shutil
 import tempfile
 import threading
 import time
-from collections import defaultdict
-from collections.abc import Iterable
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import StoreError, StoreLocked, local_io_error
-from ..journal import Cursor, MaxIds
-from ..names import check_identifier
-from ..store import GRAPH_FILE
+from ..errors import EntrezGraphError, LocalIOError, StoreError, StoreLocked, local_io_error
+from ..journal import Cursor, EdgeRow, MaxIds, PropRow
+from ..names import IDENTIFIER, check_identifier
+from ..store import GRAPH_FILE, JOURNAL_FILE
 from . import NODE_PROPERTIES, SyncReport
+from .verify import (
+    Counts,
+    Difference,
+    coerce_property,
+    compare,
+    describe,
+    expected_counts,
+    links_between,
+    property_values,
+    props_comparable,
+    records_between,
+)
 
 if TYPE_CHECKING:
     import ladybug
     import pyarrow as pa
 
-    from ..journal import EdgeRow, Journal, NodeRow, PropRow
+    from ..journal import Journal, NodeRow
+
+_log = logging.getLogger(__name__)
 
 CURSOR_TABLE = "eg_cursor"
 CURSOR_KEY = "journal"
@@ -83,7 +98,6 @@ REOPEN_GROWTH_MB = 64  # 0: after every batch
 LOAD_OPTIONS: dict[str, Any] = {"buffer_pool_size": 256 * 2**20, "max_num_threads": 1}
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-_LEADING_INT = re.compile(r"^(\d{1,18})(?!\d)")
 # Rows go to COPY through CSV files: every COPY of an in-memory Arrow table keeps 15-25 MB, and
 # the first one costs ~100 MB more (pyarrow loaded and initialised). See "Memory" above.
 _CSV_OPTIONS = "HEADER=true, DELIM=',', QUOTE='\"', ESCAPE='\"', AUTO_DETECT=false, PARALLEL=false"
@@ -243,21 +257,196 @@ def _read_cursor(conn: ladybug.Connection) -> Cursor | None:
     return Cursor(int(node or 0), int(edge or 0), int(prop or 0))
 
 
-def _coerce(value: Any, kind: str) -> Any:
-    """A props value as the column type wants it; anything that does not fit becomes NULL."""
-    if value is None:
-        return None
-    if kind == "INT64":
-        if isinstance(value, bool):
-            return None
-        if isinstance(value, int):
-            return value
-        # ESummary dates come as "2001", "2001/05/12" or "2001 May 12": keep the leading year.
-        match = _LEADING_INT.match(str(value).strip())
-        return int(match.group(1)) if match else None
-    if isinstance(value, (list, tuple)):
-        return "; ".join(str(v) for v in value)
-    return str(value)
+def real_counts(conn: ladybug.Connection) -> Counts:
+    """Records per node table, links per rel table, property values per node table: counted.
+
+    A table this sink cannot have made (not an identifier, no property columns) counts -1, so
+    that it always shows as a difference."""
+    nodes: dict[str, int] = {}
+    edges: dict[str, int] = {}
+    props: dict[str, int] = {}
+    values = " + ".join(f"count(n.`{k}`)" for k in NODE_PROPERTIES)
+
+    def count(cypher: str) -> int:
+        try:
+            return int(conn.execute(cypher).get_all()[0][0])
+        except RuntimeError:
+            return -1
+
+    for name, kind in conn.execute("CALL show_tables() RETURN name, type").get_all():
+        if name == CURSOR_TABLE:
+            continue
+        valid = bool(IDENTIFIER.match(name))
+        if kind == "NODE":
+            nodes[name] = count(f"MATCH (n:`{name}`) RETURN count(*)") if valid else -1
+            props[name] = (
+                count(f"MATCH (n:`{name}`) RETURN {values}") if valid else -1
+            )
+        elif kind == "REL":
+            edges[name] = count(f"MATCH ()-[r:`{name}`]->() RETURN count(*)") if valid else -1
+        else:
+            nodes[name] = -1  # a table kind the sink never makes
+    keep = lambda d: {k: v for k, v in sorted(d.items()) if v}  # noqa: E731
+    return Counts(keep(nodes), keep(edges), keep(props))
+
+
+def store_files(path: Path) -> list[Path]:
+    """The database file and LadybugDB's companions (WAL, shadow, checkpoint locks), not ours
+    (the writer lock, the load folder)."""
+    ours = {path.name + ".writer", path.name + ".load"}
+    if not path.parent.is_dir():
+        return []
+    return sorted(
+        p for p in path.parent.iterdir()
+        if (p.name == path.name or p.name.startswith(path.name + "."))
+        and p.name not in ours and not p.name.startswith(path.name + ".broken-")
+        and not p.is_dir()
+    )
+
+
+# How long a reader waits for a crawl's checkpoint to finish before it gives up (a checkpoint
+# takes well under a second per batch; a busy machine can stretch that).
+READ_WAIT_S = 60.0
+# What LadybugDB says to a reader while a checkpoint is being made or left to recover.
+_CHECKPOINTING = ("checkpoint recovery is pending", "may be checkpointing")
+
+
+@contextlib.contextmanager
+def open_reader(path: str | Path) -> Iterator[ladybug.Connection]:
+    """A read-only connection to the embedded store that never fails for a pending checkpoint.
+
+    LadybugDB refuses read-only opens while a checkpoint is being made (during a crawl, after
+    each load) or is left to recover (after a SIGKILL). So: retry while a writer holds the
+    store; when none does, recover it in place (a brief writable open under the writer lock);
+    where the store's folder is read-only, read a recovered copy in a temporary folder."""
+    import ladybug
+
+    path = graph_path(path)
+    deadline = time.monotonic() + READ_WAIT_S
+    pause = 0.02
+    while True:
+        try:
+            db = open_database(path, read_only=True)
+        except StoreError as exc:
+            if not any(marker in str(exc) for marker in _CHECKPOINTING):
+                raise
+            state = _recover_if_unheld(path)
+            if state == "read-only":
+                yield from _read_copy(path)
+                return
+            if state == "recovered":
+                continue
+            if time.monotonic() > deadline:
+                raise StoreError(
+                    f"the embedded store {path} stayed in a checkpoint for {READ_WAIT_S:.0f} s "
+                    "while a crawl writes it; run the command again"
+                ) from None
+            time.sleep(pause)
+            pause = min(pause * 1.5, 0.25)
+            continue
+        try:
+            conn = ladybug.Connection(db)
+            try:
+                yield conn
+            finally:
+                conn.close()  # before the database (see close_database)
+        finally:
+            close_database(db, path, read_only=True)
+        return
+
+
+def _recover_if_unheld(path: Path) -> str:
+    """'recovered' when no writer held the store and it was recovered now; 'held' when a writer
+    holds it (wait for it); 'read-only' when the folder cannot be written (read a copy).
+
+    Recovering is opening it for writing, as the sink does; and since LadybugDB may drop
+    committed rows while it recovers, the sink then proves the store against its journal and
+    repairs it, so the reader after a crash reads exactly the journal."""
+    from ..journal import Journal
+
+    try:
+        WriterLock(path).release()  # only a probe: LadybugSink takes the lock itself
+    except StoreLocked:
+        return "held"
+    except (StoreError, LocalIOError):
+        return "read-only"
+    try:
+        sink = LadybugSink(path)
+    except StoreLocked:
+        return "held"
+    except LocalIOError:
+        return "read-only"
+    except StoreError as exc:
+        if "Read-only" in str(exc):
+            return "read-only"
+        raise
+    try:
+        journal_file = path.parent / JOURNAL_FILE
+        if journal_file.is_file():
+            try:
+                with Journal(journal_file, create=False) as journal:
+                    sink.sync(journal)
+            except EntrezGraphError as exc:  # recovered all the same; the writer will repair
+                _log.warning("embedded store %s recovered but not checked: %s", path, exc)
+    finally:
+        sink.close()
+    return "recovered"
+
+
+def _read_copy(path: Path) -> Iterator[ladybug.Connection]:
+    """Recover a copy of the store in a temporary folder and read that (read-only media)."""
+    import ladybug
+
+    folder = Path(tempfile.mkdtemp(prefix="entrez-graph-read-"))
+    try:
+        for part in store_files(path):
+            if part.is_file():
+                shutil.copy2(part, folder / part.name)
+        copy = folder / path.name
+        db = ladybug.Database(str(copy))
+        try:
+            conn = ladybug.Connection(db)
+            try:
+                yield conn
+            finally:
+                conn.close()
+        finally:
+            db.close()
+    except RuntimeError as exc:
+        raise StoreError(f"cannot read the embedded store {path}: {_first_line(exc)}") from None
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def inspect_store(path: str | Path, journal: Journal) -> dict[str, Any]:
+    """What the embedded store really holds beside what its cursor says, for `status`.
+
+    `behind`: journal rows past the cursor, by kind; `held`: the real counts; `differences`:
+    labels and link names whose real count is not the journal's at the cursor; `state`:
+    "in step" (nothing behind, nothing different), "behind" or "diverged"."""
+    path = graph_path(path)
+    if not path.exists():
+        held = Counts()
+        behind = rows_behind(journal, Cursor())
+        differences: list[Difference] = []
+    else:
+        try:
+            with open_reader(path) as conn:
+                cursor = _read_cursor(conn) or Cursor()
+                held = real_counts(conn)
+        except RuntimeError as exc:
+            raise StoreError(f"embedded store {path}: {_first_line(exc)}") from None
+        behind = rows_behind(journal, cursor)
+        differences = compare(
+            expected_counts(journal, cursor), held, props=props_comparable(journal, cursor)
+        )
+    state = "diverged" if differences else ("behind" if behind["total"] else "in step")
+    return {
+        "state": state,
+        "behind": behind,
+        "held": held.as_dict(),
+        "differences": [str(d) for d in differences],
+    }
 
 
 class LadybugSink:
@@ -271,24 +460,52 @@ class LadybugSink:
         self._db: ladybug.Database | None = None
         self._conn: ladybug.Connection | None = None
         self._tmp: Path | None = None
+        self._origin: str | None = None
+        self._proven = False  # set once the real contents were found equal to the journal
+        self._expected: tuple[Cursor, Counts] | None = None  # see _expected_at
+        self._node_tables: set[str] = set()
+        self._rel_pairs: dict[str, set[tuple[str, str]]] = {}
         try:
-            self._open()
-            self._conn.execute(
-                f"CREATE NODE TABLE IF NOT EXISTS {CURSOR_TABLE}"
-                "(key STRING PRIMARY KEY, node INT64, edge INT64, prop INT64, origin STRING)"
-            )
-            self._origin: str | None = None
-            self._node_tables: set[str] = set()
-            self._rel_pairs: dict[str, set[tuple[str, str]]] = {}
-            self._load_schema()
-        except RuntimeError as exc:
+            try:
+                self._open()
+            except StoreLocked:
+                raise
+            except StoreError as exc:
+                local = local_io_error(self.path, exc)
+                if local is not None:
+                    raise local from None
+                self._set_aside(exc)
+                self._open()
+            self._init_store()
+        except (RuntimeError, OSError) as exc:
             self.close()
-            raise local_io_error(self.path, exc) or StoreError(
-                f"embedded store {self.path}: {_first_line(exc)}"
-            ) from None
+            local = local_io_error(self.path, exc)
+            raise (local or StoreError(f"embedded store {self.path}: {_first_line(exc)}")) from None
         except BaseException:
             self.close()
             raise
+
+    def _init_store(self) -> None:
+        self._conn.execute(
+            f"CREATE NODE TABLE IF NOT EXISTS {CURSOR_TABLE}"
+            "(key STRING PRIMARY KEY, node INT64, edge INT64, prop INT64, origin STRING)"
+        )
+        self._node_tables.clear()
+        self._rel_pairs.clear()
+        self._load_schema()
+
+    def _set_aside(self, why: BaseException) -> None:
+        """A database file LadybugDB cannot open (damaged, foreign): move it and its companions
+        into `<graph>.broken-<time>/` and start anew; the journal holds everything it held."""
+        folder = self.path.with_name(f"{self.path.name}.broken-{time.strftime('%Y%m%dT%H%M%S')}")
+        folder.mkdir(exist_ok=True)
+        for part in store_files(self.path):
+            if part.is_file():
+                part.rename(folder / part.name)
+        _log.warning(
+            "embedded store %s cannot be opened (%s); moved it to %s and rebuilding it from the "
+            "journal", self.path, _first_line(why), folder.name,
+        )
 
     def _open(self) -> None:
         import ladybug
@@ -378,32 +595,58 @@ class LadybugSink:
     @staticmethod
     def pending_in(path: str | Path, journal: Journal) -> dict[str, int]:
         """Rows behind for a store nobody here holds open (read-only; works during a crawl)."""
-        import ladybug
-
-        path = graph_path(path)
-        if not path.exists():
-            return rows_behind(journal, Cursor())
-        db = open_database(path, read_only=True)
-        try:
-            conn = ladybug.Connection(db)
-            try:
-                cursor = _read_cursor(conn) or Cursor()
-            finally:
-                conn.close()
-        except RuntimeError as exc:
-            raise StoreError(f"embedded store {path}: {_first_line(exc)}") from None
-        finally:
-            close_database(db, path, read_only=True)
-        return rows_behind(journal, cursor)
+        return inspect_store(path, journal)["behind"]
 
     # -- sync ------------------------------------------------------------------------------
 
     def sync(self, journal: Journal) -> SyncReport:
-        """Load every journal row past the cursor, batch by batch, each batch one transaction."""
+        """Load every journal row past the cursor, batch by batch, each batch one transaction,
+        and prove the result.
+
+        The proof: the store's real counts (per label, link name, property values) equal the
+        journal's up to the cursor. It runs before the first load of this sink (a crash or a
+        full disk may have lost committed rows, or a `query --write` deleted some) and after
+        every load; whatever differs is repaired from the journal (see `_prove`)."""
         report = SyncReport(sink=self.name)
+        self._origin = journal_origin(journal)
+        try:
+            self._check_same_crawl(journal)
+            if not self._proven:
+                self._prove(journal, report)
+            self._load(journal, report)
+            self._prove(journal, report)
+            if report.nodes or report.edges or report.props or report.repaired:
+                # COPY commits checkpoint by themselves; property updates and repairs stay in
+                # the WAL, where a kill could lose them and readers must wait: checkpoint now.
+                self._conn.execute("CHECKPOINT")
+        except RuntimeError as exc:
+            self._proven = False  # whatever failed, check the store again before trusting it
+            local = local_io_error(self.path, exc)
+            if local is not None:
+                # LadybugDB says committed data "will be recovered on restart": reopen (which
+                # recovers) when it can, and the next sync proves and repairs it.
+                with contextlib.suppress(Exception):
+                    self._reopen()
+                raise local from None
+            message = _first_line(exc)
+            if "duplicated primary key" in message:
+                message += (
+                    f"; the store holds records this journal has not loaded into it (another "
+                    f"crawl?): delete {self.path.name} to rebuild it from the journal"
+                )
+            raise StoreError(f"loading the embedded store {self.path}: {message}") from None
+        except OSError as exc:
+            self._proven = False
+            raise local_io_error(self.path, exc) or StoreError(
+                f"loading the embedded store {self.path}: {exc}"
+            ) from None
+        report.pending = rows_behind(journal, self.cursor())["total"]
+        return report
+
+    def _check_same_crawl(self, journal: Journal) -> None:
+        """Refuse a store loaded from another crawl: repairing it would destroy someone's data."""
         upto = journal_snapshot(journal)
         cursor = self.cursor()
-        self._origin = journal_origin(journal)
         stored = self._stored_origin()
         if (
             cursor.node > upto.node or cursor.edge > upto.edge or cursor.prop > upto.prop
@@ -414,45 +657,209 @@ class LadybugSink:
                 f"(it was loaded from a crawl starting at {stored}): it belongs to another "
                 f"crawl; delete {self.path.name} to rebuild it from the journal"
             )
-        try:
-            while cursor.node < upto.node:
-                rows = journal.nodes_between(cursor.node, upto.node, BATCH_ROWS)
-                if not rows:
-                    cursor = Cursor(upto.node, cursor.edge, cursor.prop)
-                    break
-                cursor = Cursor(rows[-1].id, cursor.edge, cursor.prop)
-                self._commit_batch(self._copy_nodes, rows, cursor)
-                report.nodes += len(rows)
-            while cursor.edge < upto.edge:
-                rows = journal.edges_between(cursor.edge, upto.edge, BATCH_ROWS)
-                if not rows:
-                    break
-                for part in _split_by_rel(rows, MAX_RELS_PER_COMMIT):
-                    cursor = Cursor(cursor.node, part[-1].id, cursor.prop)
-                    self._commit_batch(self._copy_edges, part, cursor)
-                    report.edges += len(part)
-            while cursor.prop < upto.prop:
-                rows = journal.props_between(cursor.prop, upto.prop, BATCH_ROWS)
-                if not rows:
-                    break
-                cursor = Cursor(cursor.node, cursor.edge, rows[-1].id)
-                self._commit_batch(self._apply_props, rows, cursor)
-                report.props += len(rows)
-        except (RuntimeError, OSError) as exc:  # OSError: the CSV files of graph.lbdb.load
-            error = local_io_error(self.path, exc)
-            if error is not None:
-                raise error from None
-            if isinstance(exc, OSError):
-                raise
-            message = _first_line(exc)
-            if "duplicated primary key" in message:
-                message += (
-                    f"; the store holds records this journal has not loaded into it (another "
-                    f"crawl?): delete {self.path.name} to rebuild it from the journal"
+
+    def _load(self, journal: Journal, report: SyncReport) -> None:
+        """The incremental load: journal rows past the cursor up to one consistent snapshot."""
+        upto = journal_snapshot(journal)
+        cursor = self.cursor()
+        while cursor.node < upto.node:
+            rows = journal.nodes_between(cursor.node, upto.node, BATCH_ROWS)
+            if not rows:
+                cursor = Cursor(upto.node, cursor.edge, cursor.prop)
+                break
+            cursor = Cursor(rows[-1].id, cursor.edge, cursor.prop)
+            self._commit_batch(self._copy_nodes, rows, cursor)
+            report.nodes += len(rows)
+        while cursor.edge < upto.edge:
+            rows = journal.edges_between(cursor.edge, upto.edge, BATCH_ROWS)
+            if not rows:
+                break
+            for part in _split_by_rel(rows, MAX_RELS_PER_COMMIT):
+                cursor = Cursor(cursor.node, part[-1].id, cursor.prop)
+                self._commit_batch(self._copy_edges, part, cursor)
+                report.edges += len(part)
+        while cursor.prop < upto.prop:
+            rows = journal.props_between(cursor.prop, upto.prop, BATCH_ROWS)
+            if not rows:
+                break
+            cursor = Cursor(cursor.node, cursor.edge, rows[-1].id)
+            self._commit_batch(self._apply_props, rows, cursor)
+            report.props += len(rows)
+
+    # -- proof and repair --------------------------------------------------------------------
+
+    def real_counts(self) -> Counts:
+        """What the store really holds, counted (one query per table)."""
+        return real_counts(self._conn)
+
+    def verify(self, journal: Journal) -> list[Difference]:
+        """Every label / link name whose real count differs from the journal's at the cursor."""
+        cursor = self.cursor()
+        return compare(
+            self._expected_at(journal, cursor), self.real_counts(),
+            props=props_comparable(journal, cursor),
+        )
+
+    def _expected_at(self, journal: Journal, cursor: Cursor) -> Counts:
+        """The journal's counts at `cursor`, read in full once, then only for the rows past the
+        cursor they were read at (journal records and links are never rewritten; property values
+        are read again whenever the prop or node cursor moved)."""
+        cached = self._expected
+        if cached is None or cached[0].node > cursor.node or cached[0].edge > cursor.edge:
+            counts = expected_counts(journal, cursor)
+        else:
+            at, known = cached
+            if at == cursor:
+                return known
+            nodes = Counter(known.nodes)
+            nodes.update(records_between(journal, at.node, cursor.node))
+            edges = Counter(known.edges)
+            edges.update(links_between(journal, at.edge, cursor.edge))
+            same_props = (at.prop, at.node) == (cursor.prop, cursor.node)
+            counts = Counts(
+                dict(sorted(nodes.items())), dict(sorted(edges.items())),
+                known.props if same_props else property_values(journal, cursor),
+            )
+        self._expected = (cursor, counts)
+        return counts
+
+    def _prove(self, journal: Journal, report: SyncReport) -> None:
+        """Make the store's real contents equal the journal up to the cursor, or raise.
+
+        Missing records are reloaded exactly (COPY of the table's journal rows skipping those
+        present); a rel table that differs is rebuilt from the journal (and so is every rel table
+        of a node table that lost records: its rows pointed at them); properties are set
+        again. Anything else, or a repair that did not make the counts equal, rebuilds the whole
+        store from the journal."""
+        differences = self.verify(journal)
+        if not differences:
+            self._proven = True
+            return
+        found = describe(differences)
+        # Said once, after the repair: a repair that fails (a full disk) says only why.
+        repaired = self._repair(journal, differences)
+        how = "repaired it from the journal"
+        if self.verify(journal):
+            repaired += self.rebuild(journal)
+            how = "rebuilt it from the journal"
+            left = self.verify(journal)
+            if left:
+                raise StoreError(
+                    f"the embedded store {self.path} cannot be made equal to its journal "
+                    f"({describe(left)}); delete {self.path.name} and run "
+                    "`entrez-graph sync --embedded`"
                 )
-            raise StoreError(f"loading the embedded store {self.path}: {message}") from None
-        report.pending = rows_behind(journal, cursor)["total"]
-        return report
+        report.repaired += repaired
+        _log.warning(
+            "embedded store %s differed from its journal (%s): %s (%d rows)",
+            self.path, found, how, repaired,
+        )
+        self._proven = True
+
+    def _repair(self, journal: Journal, differences: list[Difference]) -> int:
+        """Reload what differs, table by table; returns the rows loaded."""
+        if any(d.actual < 0 or (d.kind == "nodes" and d.actual > d.expected) for d in differences):
+            return self.rebuild(journal)  # records the journal does not hold, or a foreign table
+        cursor = self.cursor()
+        self._node_tables.clear()
+        self._rel_pairs.clear()
+        self._load_schema()
+        short = {d.name for d in differences if d.kind == "nodes"}
+        loaded = sum(self._reload_nodes(journal, db, cursor) for db in sorted(short))
+        rels = {d.name for d in differences if d.kind == "edges"}
+        rels |= {
+            name for name, pairs in self._rel_pairs.items()
+            if any(a in short or b in short for a, b in pairs)
+        }
+        loaded += sum(self._rebuild_rel(journal, name, cursor) for name in sorted(rels))
+        named = {d.name for d in differences if d.kind == "props"} | short
+        loaded += sum(self._reapply_props(journal, db, cursor) for db in sorted(named))
+        return loaded
+
+    def _reload_nodes(self, journal: Journal, db: str, cursor: Cursor) -> int:
+        """COPY the journal's records of `db` (up to the cursor), skipping those the table has."""
+        rows = journal.execute(
+            "SELECT uid, depth FROM nodes WHERE db = ? AND id <= ? ORDER BY id", (db, cursor.node)
+        ).fetchall()
+        self._ensure_node_table(db)
+        before = self._count(f"MATCH (n:`{db}`) RETURN count(*)")
+        csv_path = self._write_csv("nodes", rows)
+        self._conn.execute(
+            f"COPY `{db}`(uid, depth) FROM '{csv_path}' ({_CSV_OPTIONS}, IGNORE_ERRORS=true)"
+        )
+        return self._count(f"MATCH (n:`{db}`) RETURN count(*)") - before
+
+    def _rebuild_rel(self, journal: Journal, linkname: str, cursor: Cursor) -> int:
+        """Drop the rel table and COPY its journal rows (up to the cursor) again."""
+        check_identifier(linkname, "link name")
+        if linkname in self._rel_pairs:
+            self._conn.execute(f"DROP TABLE `{linkname}`")
+            del self._rel_pairs[linkname]
+        loaded, last = 0, 0
+        while True:
+            rows = [
+                EdgeRow(*r) for r in journal.execute(
+                    "SELECT id, dbfrom, uid_from, linkname, dbto, uid_to, score FROM edges "
+                    "WHERE linkname = ? AND id > ? AND id <= ? ORDER BY id LIMIT ?",
+                    (linkname, last, cursor.edge, BATCH_ROWS),
+                ).fetchall()
+            ]
+            if not rows:
+                return loaded
+            last = rows[-1].id
+            groups = self._copy_edges(rows, prepare=True)
+            self._in_transaction(lambda groups=groups: self._copy_edges(groups, prepare=False))
+            loaded += len(rows)
+
+    def _reapply_props(self, journal: Journal, db: str, cursor: Cursor) -> int:
+        """Clear the table's node properties and set them again from the journal's props rows."""
+        if db not in self._node_tables:
+            return 0
+        cleared = ", ".join(f"n.`{k}` = NULL" for k in NODE_PROPERTIES)
+        self._conn.execute(f"MATCH (n:`{db}`) SET {cleared}")
+        loaded, last = 0, 0
+        while True:
+            rows = [
+                PropRow(i, d, u, json.loads(data)) for i, d, u, data in journal.execute(
+                    "SELECT id, db, uid, data FROM props WHERE db = ? AND id > ? AND id <= ? "
+                    "ORDER BY id LIMIT ?",
+                    (db, last, cursor.prop, BATCH_ROWS),
+                ).fetchall()
+            ]
+            if not rows:
+                return loaded
+            last = rows[-1].id
+            groups = self._apply_props(rows, prepare=True)
+            self._in_transaction(lambda groups=groups: self._apply_props(groups, prepare=False))
+            loaded += len(rows)
+
+    def rebuild(self, journal: Journal) -> int:
+        """Delete the database file and load the whole journal into a new one; rows loaded.
+
+        Killed midway, the new store holds a prefix of the journal with its cursor (every
+        batch commits with its cursor), and the next sync goes on from there."""
+        self._close_db()
+        for path in store_files(self.path):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        self._open()
+        self._init_store()
+        report = SyncReport(sink=self.name)
+        self._load(journal, report)
+        return report.nodes + report.edges + report.props
+
+    def _count(self, cypher: str) -> int:
+        return int(self._conn.execute(cypher).get_all()[0][0])
+
+    def _in_transaction(self, work: Any) -> None:
+        self._conn.execute("BEGIN TRANSACTION")
+        try:
+            work()
+            self._conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(RuntimeError):
+                self._conn.execute("ROLLBACK")
+            raise
 
     def _commit_batch(self, load: Any, rows: list[Any], cursor: Cursor) -> None:
         """DDL first (it commits on its own), then the COPY and the cursor in one transaction."""
@@ -607,5 +1014,5 @@ def _props_table(rows: Iterable[PropRow]) -> pa.Table:
     rows = list(rows)
     data: dict[str, pa.Array] = {"uid": pa.array([r.uid for r in rows], pa.string())}
     for key, kind in NODE_PROPERTIES.items():
-        data[key] = pa.array([_coerce(r.data.get(key), kind) for r in rows], types[kind])
+        data[key] = pa.array([coerce_property(r.data.get(key), kind) for r in rows], types[kind])
     return pa.Table.from_pydict(data)

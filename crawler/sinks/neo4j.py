@@ -316,11 +316,12 @@ def count_rels_query(linkname: str) -> str:
 
 
 def count_props_query(label: str) -> str:
-    """Records of one label holding at least one of $keys; `keys(n)`, not `n.name IS NOT NULL`,
-    so a property key no record has yet raises no notification."""
+    """Property values ($keys: NODE_PROPERTIES) that the records of one label hold, as
+    `verify.expected_counts` counts them (Neo4j stores no NULL, so a key is a value); `keys(n)`,
+    not `n.name IS NOT NULL`, so a property key no record has yet raises no notification."""
     return (
         f"MATCH (n:{_q(label, 'database name')}) "
-        "WHERE any(k IN keys(n) WHERE k IN $keys) RETURN count(n) AS n"
+        "RETURN sum(size([k IN keys(n) WHERE k IN $keys])) AS n"
     )
 
 
@@ -883,8 +884,8 @@ class Neo4jSink:
         return cursor, bool(others) or bool(state["shared"])
 
     def real_counts(self) -> Counts:
-        """What the database really holds: records per label, links per type, and records
-        carrying at least one NODE_PROPERTIES value per label; one query per label and type."""
+        """What the database really holds: records per label, links per type, and property
+        values (NODE_PROPERTIES) per label; one query per label and type."""
         return self._read(_real_counts_tx)
 
     def verify(self, journal: Journal) -> list[Difference]:
@@ -1189,8 +1190,8 @@ def _ours(name: str) -> bool:
 
 
 def _real_counts_tx(tx: Any) -> Counts:
-    """One count per label and per relationship type in use, and per label the records holding
-    a NODE_PROPERTIES value. Only labels and types in use are named, so no count raises a
+    """One count per label and per relationship type in use, and per label the NODE_PROPERTIES
+    values its records hold. Only labels and types in use are named, so no count raises a
     notification; labels and types that are not identifiers (not ours) are left out."""
     labels = sorted(r["label"] for r in tx.run(LABELS_IN_USE, {}) if _ours(r["label"]))
     types = sorted(
