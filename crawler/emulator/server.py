@@ -12,6 +12,7 @@ import contextlib
 import json
 import re
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -94,6 +95,16 @@ def _echo(uid: str) -> str:
     return uid if uid.isdigit() else "0"
 
 
+class _Server(ThreadingHTTPServer):
+    """A client that drops its connection (a crawl killed mid-request, a timeout) is normal
+    traffic for an E-utilities server: no traceback on the emulator's stderr for it."""
+
+    def handle_error(self, request, client_address) -> None:  # type: ignore[override]
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            return
+        super().handle_error(request, client_address)
+
+
 class Emulator:
     """A local E-utilities server over a World; a context manager running in a thread."""
 
@@ -137,7 +148,7 @@ class Emulator:
                     f"cannot write the request log {str(self.log_path)!r}: "
                     f"{exc.strerror or exc}"
                 ) from None
-        server = ThreadingHTTPServer((self._host, self._want_port), _Handler)
+        server = _Server((self._host, self._want_port), _Handler)
         server.daemon_threads = True
         server.emulator = self  # type: ignore[attr-defined]
         self._server = server
