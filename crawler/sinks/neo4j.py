@@ -65,7 +65,7 @@ from ..errors import BadInput, StoreError
 from ..journal import Cursor, EdgeRow, NodeRow, PropRow
 from ..names import check_identifier
 from . import NODE_PROPERTIES, SyncReport
-from .verify import Counts, Difference, compare, describe, expected_counts
+from .verify import Counts, Difference, coerce_property, compare, describe, expected_counts
 
 if TYPE_CHECKING:
     from ..journal import Journal
@@ -95,7 +95,6 @@ DRIVER_SETTINGS: dict[str, Any] = {
     "connection_acquisition_timeout": 20.0,
 }
 _INT64 = (-(2**63), 2**63 - 1)
-_LEADING_INT = re.compile(r"^(\d{1,9})")
 
 
 # -- configuration ---------------------------------------------------------------------------
@@ -397,23 +396,6 @@ def _storable(value: Any) -> bool:
     return isinstance(value, float) and math.isfinite(value)
 
 
-def _typed(value: Any, kind: str) -> Any:
-    """A shared node property as every store types it (NODE_PROPERTIES); misfits become None."""
-    if value is None:
-        return None
-    if kind == "INT64":
-        if isinstance(value, bool):
-            return None
-        if isinstance(value, int):
-            return value if _INT64[0] <= value <= _INT64[1] else None
-        # ESummary dates: "2001", "2001/05/12", "2001 May 12": the leading year.
-        match = _LEADING_INT.match(str(value).strip())
-        return int(match.group(1)) if match else None
-    if isinstance(value, list | tuple):
-        return "; ".join(str(v) for v in value)
-    return str(value)
-
-
 def property_values(data: dict[str, Any]) -> dict[str, Any]:
     """Node properties for Neo4j from a journal props row.
 
@@ -428,7 +410,7 @@ def property_values(data: dict[str, Any]) -> dict[str, Any]:
         if key in _RESERVED_PROPS:
             continue
         if key in NODE_PROPERTIES:
-            out[key] = _typed(value, NODE_PROPERTIES[key])
+            out[key] = coerce_property(value, NODE_PROPERTIES[key])
         elif value is None or _storable(value):
             out[key] = value
         elif (
