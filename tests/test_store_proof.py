@@ -302,3 +302,61 @@ def test_readers_never_fail_during_a_crawl_and_after_a_kill(tmp_path: Path) -> N
                 store = tmp_path / "store2"
     assert len(runs) >= 6, runs
     assert not failures, failures[:5]
+
+
+KILL_WITH_WAL = r"""
+import os, signal, sys
+from crawler.journal import Journal
+from crawler.sinks.ladybug import LadybugSink
+journal = Journal(sys.argv[1], create=False)
+sink = LadybugSink(sys.argv[2])
+sink.sync(journal)
+sink._reapply_props(journal, "gene", sink.cursor())  # property updates stay in LadybugDB's WAL
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def _killed_with_a_wal(store: Path) -> None:
+    """Leave the store as a writer SIGKILLed with committed rows in LadybugDB's WAL."""
+    paths = StorePaths.of(store)
+    done = subprocess.run([sys.executable, "-c", KILL_WITH_WAL, str(paths.journal),
+                           str(paths.graph)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+    assert paths.graph.with_name(paths.graph.name + ".wal").exists()
+
+
+def test_a_reader_after_a_kill_recovers_the_store_and_proves_it(crawled: Path) -> None:
+    _killed_with_a_wal(crawled)
+    code, out = _run(["query", "--store", str(crawled), "records_per_db", "--format", "json"])
+    assert code == 0, out
+    rows = {r["db"]: r for r in json.loads(out[out.index("["):])}
+    assert rows["gene"]["records"] == rows["gene"]["named"] > 0
+    assert_store_is_journal(crawled)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a read-only tmpfs needs root (CI is root)")
+def test_a_reader_on_read_only_media_reads_a_recovered_copy(crawled: Path, tmp_path: Path) -> None:
+    import shutil
+
+    _killed_with_a_wal(crawled)
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)],
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        shutil.copytree(crawled, mount / "store")
+        subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
+        before = sorted(p.name for p in (mount / "store").iterdir())
+        code, out = _run(["query", "--store", str(mount / "store"), "records_per_db",
+                          "--format", "json"])
+        assert code == 0, out
+        rows = {r["db"]: r for r in json.loads(out[out.index("["):])}
+        assert rows["gene"]["records"] == rows["gene"]["named"] > 0
+        code, out = _run(["status", "--store", str(mount / "store"), "--format", "json"])
+        assert code == 0, out
+        assert json.loads(out)["sinks"]["embedded"]["state"] == "in step"
+        assert sorted(p.name for p in (mount / "store").iterdir()) == before
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
