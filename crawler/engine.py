@@ -14,7 +14,6 @@ from .crawling.scheduler import Scheduler
 from .crawling.settings import (
     DEFAULT_BATCH,
     DEFAULT_DEPTH,
-    DEFAULT_WORKERS,
     MAX_BATCH,
     MAX_COUNT,
     SETTINGS_VERSION,
@@ -24,7 +23,7 @@ from .crawling.settings import (
 )
 
 __all__ = [
-    "ASSUMED_FANOUT", "ASSUMED_LINKNAMES", "DEFAULT_BATCH", "DEFAULT_DEPTH", "DEFAULT_WORKERS",
+    "ASSUMED_FANOUT", "ASSUMED_LINKNAMES", "DEFAULT_BATCH", "DEFAULT_DEPTH",
     "LOCK_FILE", "MAX_BATCH", "MAX_COUNT", "SETTINGS_VERSION", "TRANSIENT_ROUNDS", "Client",
     "Committer", "CrawlReport", "CrawlSettings", "Crawler", "Neo4jTarget", "Pipeline", "Plan",
     "Scheduler", "SinkStatus", "StoreLock", "build_settings", "check_store_path", "connect_neo4j",

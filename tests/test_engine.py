@@ -456,3 +456,121 @@ def test_progress_line_on_a_terminal_only(tmp_path):
     assert pipe.text == ""  # quiet when not a terminal
     Progress(pipe).note("Neo4j unavailable: x")
     assert pipe.text == "Neo4j unavailable: x\n"  # notes always show
+
+
+# -- the next level, worked on ahead; requests in flight sized by rate × latency ------------------
+
+OVERTAKE = {
+    ("gene", "1"): [("gene_protein", "protein", "10", None)],
+    ("gene", "2"): [("gene_pubmed", "pubmed", "7", None)],
+    ("protein", "10"): [("protein_pubmed", "pubmed", "7", None),
+                        ("protein_structure", "structure", "100", None)],
+    ("pubmed", "7"): [("pubmed_gene", "gene", "1", None)],
+}
+
+
+class SlowSecondSeed(FakeClient):
+    """gene:2's gene_pubmed answer waits until protein:10 (a level-1 record, found through
+    gene:1) has had its own links asked: level 1 is worked on while level 0 is unfinished."""
+
+    def __init__(self):
+        super().__init__(OVERTAKE)
+        self.level1_asked = threading.Event()
+        self.level1_checked = threading.Event()
+        self.overtaken = False
+
+    def acheck_batch(self, dbfrom, ids):
+        ids = list(ids)
+        if dbfrom == "protein":
+            self.level1_checked.set()
+        return super().acheck_batch(dbfrom, ids)
+
+    def elink_batch(self, dbfrom, ids, **kw):
+        ids = list(ids)
+        if kw.get("linkname") == "protein_pubmed":
+            self.level1_asked.set()
+        if kw.get("linkname") == "gene_pubmed":
+            self.overtaken = self.level1_asked.wait(10)
+        return super().elink_batch(dbfrom, ids, **kw)
+
+
+def test_next_level_asked_early_keeps_smallest_depths(tmp_path):
+    """pubmed:7 is a level-1 record (gene:2 links it) and also a link of level-1 protein:10,
+    whose answer comes first: held until level 0 is complete, it must not make pubmed:7 depth 2."""
+    client = SlowSecondSeed()
+    report = run(tmp_path / "s", seeds=("gene:1", "gene:2"), depth=2, batch_size=1,
+                 client=client)
+    assert client.level1_checked.is_set() and client.overtaken
+    nodes, edges = graph_of(tmp_path / "s")
+    assert nodes == {("gene", "1", 0), ("gene", "2", 0), ("protein", "10", 1),
+                     ("pubmed", "7", 1), ("structure", "100", 2)}
+    assert {(e[0], e[1], e[2], e[4]) for e in edges} == {
+        ("gene", "1", "gene_protein", "10"), ("gene", "2", "gene_pubmed", "7"),
+        ("protein", "10", "protein_pubmed", "7"), ("protein", "10", "protein_structure", "100"),
+        ("pubmed", "7", "pubmed_gene", "1"),
+    }
+    assert report.complete
+
+
+def test_no_early_work_under_max_nodes(tmp_path):
+    """With --max-nodes the next level's records are admitted only once the level is complete,
+    so nothing of level 1 can be asked before gene:2's answer."""
+    client = SlowSecondSeed()
+    client.level1_asked.set()  # do not wait: nothing may overtake
+    run(tmp_path / "s", seeds=("gene:1", "gene:2"), depth=2, batch_size=1, max_nodes=50,
+        client=client)
+    order = [c for c in client.calls if c[0] != "esearch"]
+    last_level0 = max(i for i, c in enumerate(order) if c[1] == "gene")
+    first_level1 = min(i for i, c in enumerate(order) if c[1] != "gene")
+    assert last_level0 < first_level1
+
+
+class _Limiter:
+    def __init__(self):
+        self.acquired = 0
+
+    def acquire(self):
+        self.acquired += 1
+        return 0.0
+
+
+class _TimedClient(FakeClient):
+    """A client with a limiter and answers that take `delay` seconds once the slot is granted."""
+
+    def __init__(self, delay):
+        super().__init__()
+        self.limiter = _Limiter()
+        self.rps = 10.0
+        self.delay = delay
+
+    def acheck_batch(self, dbfrom, ids):
+        self.limiter.acquire()
+        import time
+
+        time.sleep(self.delay)
+        return super().acheck_batch(dbfrom, ids)
+
+
+def test_in_flight_follows_rate_times_latency():
+    from crawler.crawling.pipeline import HEADROOM, MAX_IN_FLIGHT, Pipeline
+    from crawler.crawling.tasks import CheckTask
+
+    client = _TimedClient(0.02)
+    limiter = client.limiter
+    pipe = Pipeline(client)
+    pipe.latency = 1.0
+    assert pipe.target == int(10 * 1.0 * HEADROOM) + 1
+    pipe.latency = 3.0
+    assert pipe.target == int(10 * 3.0 * HEADROOM) + 1
+    pipe.latency = 60.0
+    assert pipe.target == MAX_IN_FLIGHT
+    # the latency is learnt from the requests themselves (2 s guess -> the real 20 ms)
+    for _ in range(30):
+        pipe.submit(CheckTask("gene", ["1"]), owner=None)
+    answers = [pipe.get(timeout=30) for _ in range(30)]
+    assert all(a is not None and a.error is None for a in answers)
+    assert pipe.latency < 1.0 and limiter.acquired == 30
+    assert client.limiter is not limiter  # wrapped while the pipeline runs ...
+    pipe.close(wait=True)
+    assert client.limiter is limiter  # ... and given back
+    assert Pipeline(client, workers=3).target == 3

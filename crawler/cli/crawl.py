@@ -15,7 +15,7 @@ import click
 from ..crawling.api import Neo4jTarget, crawl
 from ..crawling.plan import describe_plan
 from ..crawling.report import CrawlReport, describe, dumps
-from ..crawling.settings import DEFAULT_BATCH, DEFAULT_DEPTH, DEFAULT_WORKERS, stored_settings
+from ..crawling.settings import DEFAULT_BATCH, DEFAULT_DEPTH, stored_settings
 from ..errors import BadInput
 from ..progress import Progress
 from ..seeds import read_seed_lines
@@ -81,8 +81,9 @@ class _Whole(click.ParamType):
               help="Also follow subset link names (pubmed_pubmed_five, …) next to their parent.")
 @click.option("--batch-size", type=_Whole(1), default=DEFAULT_BATCH, show_default=True,
               help="IDs per request (at most 500).")
-@click.option("--workers", type=_Whole(1), default=DEFAULT_WORKERS, show_default=True,
-              help="Requests in flight (the rate limit still applies).")
+@click.option("--workers", type=_Whole(1), default=None,
+              help="Requests in flight (the rate limit still applies). Default: the allowed "
+                   "rate × the latency observed × 1.5, at most 64.")
 @click.option("--summaries", is_flag=True,
               help="After the crawl, fetch names and other properties with ESummary.")
 # Like options.store_option, but checked by the engine so a bad path is one line, exit 2.
@@ -101,7 +102,7 @@ def command(
     depth: int, links: tuple[str, ...], exclude_links: tuple[str, ...], to_dbs: tuple[str, ...],
     to_dbs_old: tuple[str, ...], max_nodes: int | None, max_links_per_record: int | None,
     scores: bool, expand_hubs: bool,
-    include_subsets: bool, batch_size: int, workers: int, summaries: bool, store: str,
+    include_subsets: bool, batch_size: int, workers: int | None, summaries: bool, store: str,
     neo4j_uri: str | None, neo4j_user: str | None, neo4j_password: str | None,
     neo4j_database: str | None, no_embedded: bool, eutils_url: str | None, email: str | None,
     rps: float | None, dry_run: bool, retry_failed: bool, fmt: str,

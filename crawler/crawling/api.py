@@ -28,7 +28,6 @@ from .report import CrawlReport, build_report
 from .settings import (
     DEFAULT_BATCH,
     DEFAULT_DEPTH,
-    DEFAULT_WORKERS,
     CrawlSettings,
     build_settings,
     check_batch_size,
@@ -92,7 +91,7 @@ def crawl(
     rps: float | None = None,
     dry_run: bool = False,
     retry_failed: bool = False,
-    workers: int = DEFAULT_WORKERS,
+    workers: int | None = None,
     progress: Progress | None = None,
 ) -> CrawlReport | Plan:
     """Crawl (or resume crawling) `store` from seeds; returns the report, or the plan if dry_run.
@@ -100,6 +99,8 @@ def crawl(
     Everything is validated and the seeds resolved before the store is created or changed.
     `sinks` overrides the default sinks (embedded store unless `embedded=False`, plus Neo4j when
     `neo4j` is given). `client` defaults to `EutilsClient.from_env(eutils_url, email, rps)`.
+    `workers` fixes the number of requests in flight; by default it follows the rate and the
+    latency the crawl observes (crawling.pipeline).
     """
     started = time.monotonic()
     settings = build_settings(
@@ -176,7 +177,7 @@ def _notes(settings: CrawlSettings, seeds: list[tuple[str, str]], progress: Prog
 
 def _run(
     root: Path, settings: CrawlSettings, seeds: list[tuple[str, str]], client: Client, *,
-    batch_size: int, workers: int, progress: Progress, sinks: Sequence[Sink] | None,
+    batch_size: int, workers: int | None, progress: Progress, sinks: Sequence[Sink] | None,
     embedded: bool, neo4j_sink: Any, summaries: bool, retry_failed: bool, started: float,
     seed_requests: int = 0,
 ) -> CrawlReport:

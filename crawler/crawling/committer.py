@@ -11,7 +11,7 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ..journal import Journal, bulk, json_rows
+from ..journal import BULK_CHUNK, Journal, bulk, json_rows
 from .settings import CrawlSettings
 from .tasks import CheckResult, CheckTask, FetchResult, FetchTask, LinkWant
 
@@ -52,7 +52,7 @@ class Committer:
             )
             c.execute(
                 "UPDATE nodes SET state='checked' WHERE state='done' AND EXISTS (SELECT 1 FROM "
-                "pending_links p WHERE p.db=nodes.db AND p.uid=nodes.uid AND p.state='pending')"
+                "pending_links p WHERE p.db=nodes.db AND p.uid=nodes.uid AND +p.state='pending')"
             )
             c.execute("UPDATE nodes SET state='new' WHERE state IN ('failed', 'no_answer')")
             c.execute("DELETE FROM failed WHERE step='acheck' OR step LIKE 'neighbor:%'")
@@ -117,8 +117,10 @@ class Committer:
 
     # .. fetches ..................................................................................
 
-    def fetch(self, task: FetchTask, result: FetchResult, level: int) -> None:
-        """One fetch batch: its edges, new records, link states and failures in one transaction."""
+    def fetch(self, task: FetchTask, result: FetchResult, level: int) -> list[tuple[str, str]]:
+        """One fetch batch: its edges, new records, link states and failures in one transaction.
+
+        Returns the records it added that are to be expanded (`new`), in id order."""
         db = task.db
         cap = self.settings.max_links_per_record
         next_depth = level + 1
@@ -131,6 +133,7 @@ class Committer:
                 if (dbto, target) not in node_rows:
                     node_rows[(dbto, target)] = self.settings.initial_state(dbto, next_depth)
         done = [(db, uid, ln) for uid, ln in result.links]
+        fresh: list[tuple[str, str]] = []
         with self.journal.transaction() as c:
             # One statement per kind of row (json_each), not executemany: see journal.bulk.
             if self.staged:
@@ -141,10 +144,11 @@ class Committer:
                     [(level, *row) for row in edge_rows],
                 )
             else:
-                self.n_nodes += bulk(
-                    c, f"INSERT OR IGNORE INTO nodes(db, uid, depth, state) {json_rows(4)}",
-                    [(d, u, next_depth, s) for (d, u), s in node_rows.items()],
+                added = _insert_nodes(
+                    c, [(d, u, next_depth, s) for (d, u), s in node_rows.items()]
                 )
+                self.n_nodes += len(added)
+                fresh = [(d, u) for _, d, u, state in added if state == "new"]
                 self.n_edges += bulk(
                     c,
                     "INSERT OR IGNORE INTO edges(dbfrom, uid_from, linkname, dbto, uid_to, score) "
@@ -169,6 +173,7 @@ class Committer:
             _count(c, "neighbor_score" if task.linkname is None else "neighbor", result.requests)
         self.n_failed += len({uid for uid, _ in result.failed})
         self.left -= len(result.links) + len(result.no_answer) + len(result.failed)
+        return fresh
 
     # .. levels ...................................................................................
 
@@ -176,9 +181,11 @@ class Committer:
         """Records whose every link name was fetched (or given up) are done."""
         with self.journal.transaction() as c:
             c.execute(
+                # `+p.state`: look a record's links up by its key, never by the state index
+                # (with the next level checked ahead, pending rows are many)
                 "UPDATE nodes SET state='done' WHERE depth=? AND state='checked' AND NOT EXISTS "
                 "(SELECT 1 FROM pending_links p WHERE p.db=nodes.db AND p.uid=nodes.uid "
-                "AND p.state='pending')",
+                "AND +p.state='pending')",
                 (level,),
             )
 
@@ -218,6 +225,19 @@ def rank(
     kept = [link for link in links if not (link[0] == db and link[1] == uid)]
     kept.sort(key=lambda t: (-(t[2] if t[2] is not None else -1), int(t[1]), t[0]))
     return kept[:cap] if cap is not None else kept
+
+
+def _insert_nodes(
+    c: sqlite3.Connection, rows: list[tuple[str, str, int, str]]
+) -> list[tuple[int, str, str, str]]:
+    """INSERT OR IGNORE nodes; the (id, db, uid, state) of those actually added, in id order."""
+    added: list[tuple[int, str, str, str]] = []
+    sql = (f"INSERT OR IGNORE INTO nodes(db, uid, depth, state) {json_rows(4)} "
+           "RETURNING id, db, uid, state")
+    for i in range(0, len(rows), BULK_CHUNK):
+        added += c.execute(sql, (json.dumps(rows[i : i + BULK_CHUNK]),)).fetchall()
+    added.sort()
+    return added
 
 
 def _count(c: sqlite3.Connection, kind: str, n: int) -> None:

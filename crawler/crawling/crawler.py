@@ -14,8 +14,8 @@ from ..progress import NullProgress, Progress
 from .committer import Committer
 from .pipeline import Client, Pipeline
 from .scheduler import LevelWork, Scheduler
-from .settings import DEFAULT_BATCH, DEFAULT_WORKERS, CrawlSettings
-from .tasks import CheckTask
+from .settings import DEFAULT_BATCH, CrawlSettings
+from .tasks import CheckTask, Task
 
 if TYPE_CHECKING:
     from ..journal import Journal
@@ -36,7 +36,7 @@ class Crawler:
         settings: CrawlSettings,
         *,
         batch_size: int = DEFAULT_BATCH,
-        workers: int = DEFAULT_WORKERS,
+        workers: int | None = None,
         progress: Progress | None = None,
         sinks: Sequence[Sink] = (),
     ) -> None:
@@ -44,11 +44,12 @@ class Crawler:
         self.client = client
         self.settings = settings
         self.batch_size = batch_size
-        self.workers = max(1, workers)
         self.progress = progress or NullProgress()
         self.sinks = list(sinks)
         self.scheduler = Scheduler(journal, batch_size, settings.scores)
         self.committer = Committer(journal, settings)
+        self.pipe = Pipeline(client, workers)
+        self._ahead: LevelWork | None = None
         self.levels_run = 0
         self._warned: set[str] = set()
         self.last_reports: dict[str, SyncReport] = {}
@@ -65,6 +66,14 @@ class Crawler:
 
     def run(self) -> None:
         """Crawl until no work is left; sinks sync after each level."""
+        finished = False
+        try:
+            self._levels()
+            finished = True
+        finally:
+            self.pipe.close(wait=finished)
+
+    def _levels(self) -> None:
         staged = self.committer.staged
         while True:
             level = self.scheduler.frontier_level()
@@ -97,54 +106,92 @@ class Crawler:
             )
 
     def _level_round(self, level: int) -> list[str]:
-        """One pass over the level's remaining work; returns the transient errors met."""
-        work = self.scheduler.level_work(level)
+        """One pass over the level's remaining work; returns the transient errors met.
+
+        While it runs, the next level is worked on ahead wherever that cannot change the graph
+        (never with --max-nodes, whose admission waits for the whole level): its records are
+        checked as soon as they are committed (a check only concerns the record itself), and
+        its fetches are sent, but their answers are held and committed only once this level
+        is complete, so that every record gets its smallest depth.
+        """
+        work = self._ahead if self._ahead is not None and self._ahead.level == level else None
         if work is None:
+            work = self.scheduler.level_work(level)
+            self.committer.left = work.size
+        else:  # the next level, started ahead: it is complete above, so sealed now
+            self._ahead = None
+            work.seal()
+            for task, result in work.held:
+                self._commit(work, task, result)
+            work.held.clear()
+        if work.done() and not work.errors:
             return []
-        self.committer.left = work.size
-        self.progress.update(level=level, frontier=work.size, force=True)
-        errors: list[str] = []
-        pipe = Pipeline(self.client, self.workers)
-        finished = False
-        try:
-            while True:
-                self._fill(work, pipe)
-                if not len(pipe):
-                    if work.flush():  # every check is in: send the partly filled batches
-                        continue
-                    break
-                answered = pipe.wait()
-                self._fill(work, pipe)  # the workers get more to do before this thread writes
-                for fut, task in answered:  # one transaction per batch
-                    try:
-                        result = fut.result()
-                    except TransientError as exc:
-                        errors.append(str(exc))
-                        continue
-                    if isinstance(task, CheckTask):
-                        for uid, links in self.committer.check(task, result, level):
-                            work.buffer(task.db, uid, links)
-                    else:
-                        self.committer.fetch(task, result, level)
-                    self._show()
-            finished = True
-        finally:
-            pipe.close(wait=finished)
+        self.progress.update(level=level, frontier=max(self.committer.left, 0), force=True)
+        ahead = self._ahead
+        if ahead is None and self._may_look_ahead(level):
+            ahead = self._ahead = self.scheduler.level_work(level + 1, sealed=False)
+        while True:
+            self._fill(work, ahead)
+            if work.done():
+                break
+            answer = self.pipe.get()
+            assert answer is not None
+            owner: LevelWork = answer.owner
+            owner.answered(answer.task)
+            self._fill(work, ahead)  # the workers get more to do before this thread writes
+            if answer.error is not None:
+                if not isinstance(answer.error, TransientError):
+                    raise answer.error
+                owner.errors.append(str(answer.error))
+            elif owner is work:
+                fresh = self._commit(work, answer.task, answer.result)
+                if fresh and ahead is not None:
+                    for db, uids in _by_db(fresh):
+                        ahead.add_records(db, uids)
+                    self.committer.left += len(fresh)
+            elif owner is ahead:
+                if isinstance(answer.task, CheckTask):  # about the record alone: commit now
+                    self._commit(ahead, answer.task, answer.result)
+                else:
+                    ahead.held.append((answer.task, answer.result))
+            # else: an answer for work given up after an error: asked again on resume
+        errors, work.errors = work.errors, []
         return errors
 
-    def _fill(self, work: LevelWork, pipe: Pipeline) -> None:
-        # Full fetch batches first, so the frontier held in memory stays small.
-        while pipe.has_room() and work.has_tasks():
-            if work.fetches:
-                pipe.submit(work.fetches.popleft())
-            elif self.settings.filter.named:
-                # --link: the link names are known; no request to learn them.
-                task = work.checks.popleft()
-                for uid, links in self.committer.named_check(task):
-                    work.buffer(task.db, uid, links)
-                self._show()
-            else:
-                pipe.submit(work.checks.popleft())
+    def _may_look_ahead(self, level: int) -> bool:
+        """Records of level + 1 are expanded, and their depth cannot change once recorded."""
+        return not self.committer.staged and level + 1 < self.settings.depth
+
+    def _commit(self, work: LevelWork, task: Task, result: object) -> list[tuple[str, str]]:
+        """One answer into the journal; returns the new records it added (fetches only)."""
+        fresh: list[tuple[str, str]] = []
+        if isinstance(task, CheckTask):
+            for uid, links in self.committer.check(task, result, work.level):  # type: ignore[arg-type]
+                work.buffer(task.db, uid, links)
+        else:
+            fresh = self.committer.fetch(task, result, work.level)  # type: ignore[arg-type]
+        self._show()
+        return fresh
+
+    def _fill(self, work: LevelWork, ahead: LevelWork | None) -> None:
+        """Hand the pipeline what it has room for: this level first, then the next one's."""
+        room = self.pipe.room()
+        for source, priority in ((work, 0), (ahead, 1)):
+            while room > 0 and source is not None:
+                # answers held for the next level stay few: they wait in memory
+                held = len(source.held) + source.in_flight_fetches
+                task = source.next_task(fetches=source is work or held < self.pipe.target)
+                if task is None:
+                    break
+                if isinstance(task, CheckTask) and self.settings.filter.named:
+                    # --link: the link names are known; no request to learn them.
+                    source.answered(task)
+                    for uid, links in self.committer.named_check(task):
+                        source.buffer(task.db, uid, links)
+                    self._show()
+                    continue
+                self.pipe.submit(task, source, priority)
+                room -= 1
 
     # .. sinks and progress .......................................................................
 
@@ -179,3 +226,11 @@ class Crawler:
 
 def _sink_label(name: str) -> str:
     return "Neo4j" if name.lower().startswith("neo4j") else f"store {name!r}"
+
+
+def _by_db(records: list[tuple[str, str]]) -> list[tuple[str, list[str]]]:
+    """(db, [uid, …]) groups, in the order each database first appears."""
+    groups: dict[str, list[str]] = {}
+    for db, uid in records:
+        groups.setdefault(db, []).append(uid)
+    return list(groups.items())

@@ -1,20 +1,45 @@
 """Requests in flight: batches sent through the client on worker threads, answers collected.
 
+How many requests are in flight follows Little's law: to keep the allowed rate full while each
+request takes `latency` seconds, about `rate × latency` must be out at once. The pipeline
+measures the latency of its own requests (from the moment the client's limiter grants a send
+slot to the answer, so time spent waiting for a slot does not inflate it), keeps
+`rate × latency × HEADROOM` workers busy (at least MIN_IN_FLIGHT, at most MAX_IN_FLIGHT), and a
+few more tasks queued so that a worker that finishes takes its next batch at once, without
+waiting for the main thread, which may be committing a large answer.
+
 Worker threads only talk to the client (whose limiter keeps the rate); they never touch the
-journal. What a batch's requests found comes back as a result for the committer.
+journal. What a batch's requests found comes back, with the task, for the committer.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import math
+import queue
+import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..errors import BadInput, PermanentError
 from ..eutils.models import BatchOutcome, IdLinkSet, SearchResult
 from ..names import normalize_db
 from .tasks import CheckResult, CheckTask, FetchResult, FetchTask, Task
+
+# Requests in flight = rate × latency × HEADROOM (+1), bounded. The headroom covers latency
+# that varies from batch to batch and tasks that take several requests (split, re-asked).
+HEADROOM = 1.5
+MIN_IN_FLIGHT = 2
+MAX_IN_FLIGHT = 64
+# Before the first answer: a guess on the high side (a request in flight too many only waits
+# for its slot; one too few leaves the rate unused).
+INITIAL_LATENCY = 2.0
+LATENCY_WEIGHT = 0.2  # of each new sample in the moving average
+DEFAULT_RATE = 10.0  # a client that does not say its rate (a stand-in)
 
 
 class Client(Protocol):
@@ -35,35 +60,150 @@ class Client(Protocol):
     def esearch(self, db: str, term: str, retmax: int = 20) -> SearchResult: ...
 
 
+@dataclass(slots=True)
+class Answer:
+    """A task back from a worker: its result, or the exception its requests raised."""
+
+    task: Task
+    owner: Any
+    result: Any = None
+    error: BaseException | None = None
+
+
+class _SlotClock:
+    """Wraps the client's limiter to note, per thread, when the last send slot was granted."""
+
+    def __init__(self, limiter: Any) -> None:
+        self.inner = limiter
+        self._local = threading.local()
+
+    def acquire(self, *args: Any, **kwargs: Any) -> Any:
+        value = self.inner.acquire(*args, **kwargs)
+        self._local.granted = time.monotonic()
+        return value
+
+    def granted(self) -> float | None:
+        return getattr(self._local, "granted", None)
+
+    def forget(self) -> None:
+        self._local.granted = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
 class Pipeline:
-    """A bounded set of requests in flight on a thread pool."""
+    """Worker threads taking tasks by priority (lowest first), answers in completion order."""
 
-    def __init__(self, client: Client, workers: int) -> None:
+    def __init__(self, client: Client, workers: int | None = None) -> None:
         self.client = client
-        self.workers = max(1, workers)
-        self.limit = self.workers * 2
-        self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="elink")
-        self._in_flight: dict[Future, Task] = {}
+        self.fixed = max(1, workers) if workers else None
+        self.rate = float(getattr(client, "rps", 0) or DEFAULT_RATE)
+        self.latency = INITIAL_LATENCY
+        self._tasks: queue.PriorityQueue[tuple[int, int, Answer | None]] = queue.PriorityQueue()
+        self._answers: queue.SimpleQueue[Answer] = queue.SimpleQueue()
+        self._order = itertools.count()
+        self._lock = threading.Lock()
+        self._threads = 0
+        self._idle = 0
+        self._closed = False
+        self.outstanding = 0  # submitted, not yet taken back by `get`
+        self._clock: _SlotClock | None = None
+        limiter = getattr(client, "limiter", None)
+        if limiter is not None and hasattr(limiter, "acquire"):
+            if isinstance(limiter, _SlotClock):
+                self._clock = limiter
+            else:
+                self._clock = _SlotClock(limiter)
+                client.limiter = self._clock  # type: ignore[attr-defined]
 
-    def __len__(self) -> int:
-        return len(self._in_flight)
+    # .. sizing ...................................................................................
 
-    def has_room(self) -> bool:
-        return len(self._in_flight) < self.limit
+    @property
+    def target(self) -> int:
+        """Requests to keep in flight (workers busy)."""
+        if self.fixed:
+            return self.fixed
+        want = math.ceil(self.rate * self.latency * HEADROOM) + 1
+        return max(MIN_IN_FLIGHT, min(MAX_IN_FLIGHT, want))
 
-    def submit(self, task: Task) -> None:
-        run = self.check if isinstance(task, CheckTask) else self.fetch
-        self._in_flight[self._pool.submit(run, task)] = task
+    def room(self) -> int:
+        """How many more tasks to hand over now: enough to keep every worker busy, plus a few
+        queued so that a worker never waits for the main thread."""
+        target = self.target
+        ahead = max(2, target // 4)
+        return max(0, target + ahead - self.outstanding)
 
-    def wait(self) -> list[tuple[Future, Task]]:
-        """Block until at least one request is answered; the answered ones, out of flight."""
-        done, _ = wait(self._in_flight, return_when=FIRST_COMPLETED)
-        return [(fut, self._in_flight.pop(fut)) for fut in done]
+    def _observe(self, seconds: float) -> None:
+        with self._lock:
+            self.latency += LATENCY_WEIGHT * (seconds - self.latency)
+
+    # .. tasks in, answers out ....................................................................
+
+    def submit(self, task: Task, owner: Any, priority: int = 0) -> None:
+        """Queue `task` (lower priority runs first); its answer comes back with `owner`."""
+        self.outstanding += 1
+        self._tasks.put((priority, next(self._order), Answer(task, owner)))
+        with self._lock:
+            spawn = self._tasks.qsize() > self._idle and self._threads < self.target
+            if spawn:
+                self._threads += 1
+                self._idle += 1  # until it takes its first task
+        if spawn:
+            threading.Thread(target=self._work, name="elink", daemon=True).start()
+
+    def get(self, timeout: float | None = None) -> Answer | None:
+        """The next answer (None after `timeout` seconds without one)."""
+        try:
+            answer = self._answers.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        self.outstanding -= 1
+        return answer
 
     def close(self, *, wait: bool) -> None:
-        """On an error or interrupt (wait=False), do not wait for requests in flight: their rows
-        stay pending in the journal and are asked again on resume."""
-        self._pool.shutdown(wait=wait, cancel_futures=True)
+        """Stop the workers. On an error or interrupt (wait=False), requests in flight are not
+        waited for: their rows stay pending in the journal and are asked again on resume."""
+        with self._lock:
+            self._closed = True
+            n = self._threads
+        if not wait:  # drop what no worker took yet
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    self._tasks.get_nowait()
+        for _ in range(n):
+            self._tasks.put((2**62, next(self._order), None))
+        if self._clock is not None and getattr(self.client, "limiter", None) is self._clock:
+            self.client.limiter = self._clock.inner  # type: ignore[attr-defined]
+
+    def _work(self) -> None:
+        while True:
+            _, _, answer = self._tasks.get()
+            with self._lock:
+                self._idle -= 1
+                if answer is None or self._closed:
+                    self._threads -= 1
+                    return
+            self._run(answer)
+            self._answers.put(answer)
+            with self._lock:
+                if self._threads > self.target:  # the target went down: this worker retires
+                    self._threads -= 1
+                    return
+                self._idle += 1
+
+    def _run(self, answer: Answer) -> None:
+        clock = self._clock
+        if clock is not None:
+            clock.forget()
+        try:
+            task = answer.task
+            answer.result = self.check(task) if isinstance(task, CheckTask) else self.fetch(task)
+        except BaseException as exc:  # handed to the main thread, which decides
+            answer.error = exc
+        granted = clock.granted() if clock is not None else None
+        if granted is not None and answer.error is None:
+            self._observe(time.monotonic() - granted)
 
     # .. the requests (worker threads) ............................................................
 

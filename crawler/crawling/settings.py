@@ -16,7 +16,6 @@ from ..store import StorePaths
 SETTINGS_VERSION = 1
 DEFAULT_BATCH = 200
 DEFAULT_DEPTH = 1
-DEFAULT_WORKERS = 8
 MAX_BATCH = 500
 # Counts and depths are stored in SQLite, whose integers are 64-bit.
 MAX_COUNT = 2**62
