@@ -71,11 +71,17 @@ class Answer:
 
 
 class _SlotClock:
-    """Wraps the client's limiter to note, per thread, when the last send slot was granted."""
+    """Wraps the client's limiter to note, per thread, when the last send was recorded."""
 
     def __init__(self, limiter: Any) -> None:
         self.inner = limiter
         self._local = threading.local()
+
+    def record_send(self, *args: Any, **kwargs: Any) -> Any:
+        """The limiter records a send (the client calls it as the request leaves)."""
+        value = self.inner.record_send(*args, **kwargs)
+        self._local.granted = time.monotonic()
+        return value
 
     def acquire(self, *args: Any, **kwargs: Any) -> Any:
         value = self.inner.acquire(*args, **kwargs)
