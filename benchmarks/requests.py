@@ -1,11 +1,14 @@
 """How many E-utilities requests a crawl sends, against the minimum and against the naive pattern.
 
 Runs the real CLI (`python -m crawler crawl …`) against an in-process emulator and counts the
-requests in the emulator's log. For the batch size B used, the minimum is, for every BFS level
-and database: ceil(records expanded / B) acheck requests (none when --link names the link names)
-plus, for every link name fetched, ceil(records that have that link / B) neighbor requests. The
-naive pattern is one elink call per record per link name. Goals (issue 4): <= 1.1x the minimum
-with B >= 200, and >= 50x fewer requests than naive.
+requests in the emulator's log, for the default route (acheck, then one neighbor request per link
+name and batch) and for `--discovery all` (one `cmd=neighbor&db=all` request per batch), whose
+graph must be the same and which sends at most one request per (database, batch) per level.
+For the batch size B used, the minimum of the acheck route is, for every BFS level and database:
+ceil(records expanded / B) acheck requests (none when --link names the link names) plus, for every
+link name fetched, ceil(records that have that link / B) neighbor requests. The naive
+pattern is one elink call per record per link name. Goals (issue 4): <= 1.1x the minimum with
+B >= 200, and >= 50x fewer requests than naive.
 
     python benchmarks/requests.py                     # world 3, size 6000, 6 gene seeds, depth 2
     python benchmarks/requests.py --batch-size 500 --depth 3 --summaries
@@ -77,6 +80,44 @@ def _journal_figures(
     return records, edges, expanded, by_db
 
 
+def run_crawl(
+    args: argparse.Namespace, world: World, seeds: list[str], discovery: str
+) -> tuple[list[dict], subprocess.CompletedProcess[str], float, tuple, tuple[set, set]]:
+    """One crawl through the real CLI; (emulator log, process, seconds, figures, graph)."""
+    tmp = Path(tempfile.mkdtemp(prefix="bench-requests-"))
+    store = tmp / "store"
+    env = {**os.environ, "ENTREZ_GRAPH_RATE_DIR": str(tmp / "rate"),
+           "NCBI_EMAIL": "bench@example.org"}
+    env.pop("NCBI_API_KEY", None)
+    with Emulator(world, rate_limit=0) as emu:
+        cmd = [sys.executable, "-m", "crawler", "crawl", *seeds, "--depth", str(args.depth),
+               "--store", str(store), "--eutils-url", emu.url, "--rps", "100000",
+               "--batch-size", str(args.batch_size), "--format", "json",
+               "--discovery", discovery]
+        for name in args.link:
+            cmd += ["--link", name]
+        if args.summaries:
+            cmd.append("--summaries")
+        print("crawl:", " ".join(cmd[3:]))
+        started = time.monotonic()
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+        crawl_s = time.monotonic() - started
+        log = list(emu.log)
+    if proc.returncode != 0:
+        print(proc.stdout, proc.stderr, sep="\n")
+        raise SystemExit(f"crawl failed with exit code {proc.returncode}")
+    con = sqlite3.connect(store / "journal.sqlite")
+    try:
+        figures = _journal_figures(con, args.depth)
+        graph = (set(con.execute("SELECT db, uid, depth FROM nodes")),
+                 set(con.execute("SELECT dbfrom, uid_from, linkname, dbto, uid_to, score "
+                                 "FROM edges")))
+    finally:
+        con.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return log, proc, crawl_s, figures, graph
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--world", type=int, default=3, help="generated world seed")
@@ -91,35 +132,9 @@ def main() -> int:
     t0 = time.monotonic()
     world = World.generate(seed=args.world, size=args.size)
     seeds = pick_seeds(world, args.seeds)
-    tmp = Path(tempfile.mkdtemp(prefix="bench-requests-"))
-    store = tmp / "store"
-    env = {**os.environ, "ENTREZ_GRAPH_RATE_DIR": str(tmp / "rate"),
-           "NCBI_EMAIL": "bench@example.org"}
-    env.pop("NCBI_API_KEY", None)
-    with Emulator(world, rate_limit=0) as emu:
-        cmd = [sys.executable, "-m", "crawler", "crawl", *seeds, "--depth", str(args.depth),
-               "--store", str(store), "--eutils-url", emu.url, "--rps", "100000",
-               "--batch-size", str(args.batch_size), "--format", "json"]
-        for name in args.link:
-            cmd += ["--link", name]
-        if args.summaries:
-            cmd.append("--summaries")
-        print("crawl:", " ".join(cmd[3:]))
-        started = time.monotonic()
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-        crawl_s = time.monotonic() - started
-        log = list(emu.log)
-    if proc.returncode != 0:
-        print(proc.stdout, proc.stderr, sep="\n")
-        raise SystemExit(f"crawl failed with exit code {proc.returncode}")
-
-    con = sqlite3.connect(store / "journal.sqlite")
-    try:
-        figures = _journal_figures(con, args.depth)
-    finally:
-        con.close()
-        shutil.rmtree(tmp, ignore_errors=True)
+    log, proc, crawl_s, figures, graph = run_crawl(args, world, seeds, "acheck")
     records, edges, expanded, by_db = figures
+    all_log, _, all_s, all_figures, all_graph = run_crawl(args, world, seeds, "all")
 
     kinds: Counter[str] = Counter()
     fetched: set[str] = set()
@@ -187,6 +202,24 @@ def main() -> int:
         print("crawl summary:", json.dumps(summary, sort_keys=True)[:1500])
     except ValueError:
         pass
+    # --discovery all: one db=all request per (database, batch) per level
+    all_kinds = Counter(
+        f"elink {_param(e.get('params', {}), 'cmd') or 'neighbor'}"
+        if "elink" in str(e.get("path", "")) else str(e.get("path", "")).rsplit("/", 1)[-1]
+        for e in all_log
+    )
+    all_elink = sum(v for k, v in all_kinds.items() if k.startswith("elink"))
+    all_expanded = all_figures[2]
+    level_db_all: Counter[tuple[int, str]] = Counter((d, db) for d, db, _ in all_expanded)
+    bound = sum(math.ceil(n / B) for n in level_db_all.values())
+    print()
+    print(f"--discovery all            {all_elink:,} elink requests "
+          f"({', '.join(f'{k} {v}' for k, v in sorted(all_kinds.items()))}; crawl {all_s:.1f} s)")
+    print(f"  at most 1 per (database, batch) per level: {bound:,}   "
+          f"{'met' if all_elink <= bound else 'MISSED'}")
+    print(f"  acheck route / all route {elink_sent / max(all_elink, 1):.1f}x more requests")
+    print(f"  same graph as the acheck route: {'yes' if all_graph == graph else 'NO'} "
+          f"({len(all_graph[0]):,} records, {len(all_graph[1]):,} edges)")
     print("top link names by records:",
           ", ".join(f"{k} {v}" for k, v in sorted(per_link.items(), key=lambda kv: -kv[1])[:8]))
     return 0

@@ -81,6 +81,10 @@ class _Whole(click.ParamType):
               help="Also follow subset link names (pubmed_pubmed_five, …) next to their parent.")
 @click.option("--batch-size", type=_Whole(1), default=DEFAULT_BATCH, show_default=True,
               help="IDs per request (at most 500).")
+@click.option("--discovery", type=click.Choice(["acheck", "all"]), default="acheck",
+              show_default=True,
+              help="How link names are learnt: acheck, then one neighbor request per link name "
+                   "and batch; or all: one cmd=neighbor&db=all request per batch (same graph).")
 @click.option("--workers", type=_Whole(1), default=None,
               help="Requests in flight (the rate limit still applies). Default: the allowed "
                    "rate × the latency observed × 1.5, at most 64.")
@@ -102,7 +106,8 @@ def command(
     depth: int, links: tuple[str, ...], exclude_links: tuple[str, ...], to_dbs: tuple[str, ...],
     to_dbs_old: tuple[str, ...], max_nodes: int | None, max_links_per_record: int | None,
     scores: bool, expand_hubs: bool,
-    include_subsets: bool, batch_size: int, workers: int | None, summaries: bool, store: str,
+    include_subsets: bool, batch_size: int, discovery: str, workers: int | None,
+    summaries: bool, store: str,
     neo4j_uri: str | None, neo4j_user: str | None, neo4j_password: str | None,
     neo4j_database: str | None, no_embedded: bool, eutils_url: str | None, email: str | None,
     rps: float | None, dry_run: bool, retry_failed: bool, fmt: str,
@@ -159,7 +164,8 @@ def command(
             max_links_per_record=max_links_per_record, scores=scores, expand_hubs=expand_hubs,
             include_subsets=include_subsets, batch_size=batch_size, summaries=summaries,
             embedded=not no_embedded, neo4j=neo4j, eutils_url=eutils_url, email=email, rps=rps,
-            dry_run=dry_run, retry_failed=retry_failed, workers=workers, progress=progress,
+            dry_run=dry_run, retry_failed=retry_failed, workers=workers, discovery=discovery,
+            progress=progress,
         )
     finally:
         LOG_LINES.note = None

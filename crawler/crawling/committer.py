@@ -11,7 +11,10 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from ..eutils.models import BatchOutcome
 from ..journal import BULK_CHUNK, Journal, bulk, json_rows
+from ..linknames import is_scored
+from .pipeline import links_of
 from .settings import CrawlSettings
 from .tasks import CheckResult, CheckTask, FetchResult, FetchTask, LinkWant
 
@@ -122,46 +125,16 @@ class Committer:
 
         Returns the records it added that are to be expanded (`new`), in id order."""
         db = task.db
-        cap = self.settings.max_links_per_record
-        next_depth = level + 1
-        node_rows: dict[tuple[str, str], str] = {}
-        edge_rows: list[tuple[str, str, str, str, str, int | None, int]] = []
-        for (uid, ln), links in sorted(result.links.items()):
-            kept = rank(uid, db, links, cap)
-            for position, (dbto, target, score) in enumerate(kept):
-                edge_rows.append((db, uid, ln, dbto, target, score, position))
-                if (dbto, target) not in node_rows:
-                    node_rows[(dbto, target)] = self.settings.initial_state(dbto, next_depth)
-        done = [(db, uid, ln) for uid, ln in result.links]
-        fresh: list[tuple[str, str]] = []
+        done = [(uid, ln) for uid, ln in result.links]
         with self.journal.transaction() as c:
-            # One statement per kind of row (json_each), not executemany: see journal.bulk.
-            if self.staged:
-                bulk(
-                    c,
-                    "INSERT OR IGNORE INTO candidates(level, dbfrom, uid_from, linkname, dbto, "
-                    f"uid_to, score, rank) {json_rows(8)}",
-                    [(level, *row) for row in edge_rows],
-                )
-            else:
-                added = _insert_nodes(
-                    c, [(d, u, next_depth, s) for (d, u), s in node_rows.items()]
-                )
-                self.n_nodes += len(added)
-                fresh = [(d, u) for _, d, u, state in added if state == "new"]
-                self.n_edges += bulk(
-                    c,
-                    "INSERT OR IGNORE INTO edges(dbfrom, uid_from, linkname, dbto, uid_to, score) "
-                    + json_rows(6),
-                    [row[:6] for row in edge_rows],
-                )
-            _set_link_states(c, db, [(uid, ln) for _, uid, ln in done], "done")
+            fresh = self._write_links(c, db, result.links, level)
+            _set_link_states(c, db, done, "done")
             if done:
                 c.execute(
                     "DELETE FROM failed WHERE db=? AND (uid, step) IN (SELECT "
                     "json_extract(value, '$[0]'), 'neighbor:' || json_extract(value, '$[1]') "
                     "FROM json_each(?))",
-                    (db, json.dumps([(uid, ln) for _, uid, ln in done])),
+                    (db, json.dumps(done)),
                 )
             _set_link_states(c, db, sorted(result.no_answer), "no_answer")
             _set_link_states(c, db, sorted(result.failed), "failed")
@@ -174,6 +147,82 @@ class Committer:
         self.n_failed += len({uid for uid, _ in result.failed})
         self.left -= len(result.links) + len(result.no_answer) + len(result.failed)
         return fresh
+
+    def discover(self, task: CheckTask, outcome: BatchOutcome, level: int) -> list[tuple[str, str]]:
+        """`--discovery all`: one db=all answer is the check and the fetches of its records.
+
+        The link names offered are those with links in the answer (db=all marks the others
+        `Empty result`), filtered exactly as acheck's list; scores are kept only where the
+        acheck route would have them (--scores, computed neighbours), so the graph is the
+        same. Records are done (or failed / no_answer) in the same transaction."""
+        db = task.db
+        links: dict[tuple[str, str], list[tuple[str, str, int | None]]] = {}
+        done: list[str] = []
+        for uid in task.uids:
+            linkset = outcome.answered.get(uid)
+            if linkset is None or uid in outcome.failed:
+                continue
+            offered = [(lsdb.linkname, lsdb.dbto) for lsdb in linkset.linksetdbs if lsdb.links]
+            for ln, dbto in self.filter.select(offered):
+                found = links_of(linkset, ln, dbto)
+                if not (self.settings.scores and is_scored(ln)):
+                    found = [(d, u, None) for d, u, _ in found]
+                links[(uid, ln)] = found
+            done.append(uid)
+        failed = {uid: outcome.failed[uid] for uid in task.uids if uid in outcome.failed}
+        silent = sorted(uid for uid in task.uids if uid not in failed and uid not in done
+                        and (uid in outcome.no_answer or uid not in outcome.answered))
+        with self.journal.transaction() as c:
+            fresh = self._write_links(c, db, links, level)
+            _set_states(c, db, done, "done", only_new=True)
+            _set_states(c, db, list(failed), "failed")
+            bulk(
+                c,
+                "INSERT OR REPLACE INTO failed(db, uid, error, step) "
+                + _select_rows(3, "neighbor:all"),
+                [(db, uid, err) for uid, err in failed.items()],
+            )
+            _set_states(c, db, silent, "no_answer")
+            _count(c, "neighbor_all", outcome.requests)
+        self.n_failed += len(failed)
+        self.left -= len(task.uids)
+        return fresh
+
+    def _write_links(
+        self, c: sqlite3.Connection, db: str,
+        links: dict[tuple[str, str], list[tuple[str, str, int | None]]], level: int,
+    ) -> list[tuple[str, str]]:
+        """Edges and the new records they reach (or, with --max-nodes, candidates); returns
+        the records added that are to be expanded, in id order."""
+        cap = self.settings.max_links_per_record
+        next_depth = level + 1
+        node_rows: dict[tuple[str, str], str] = {}
+        edge_rows: list[tuple[str, str, str, str, str, int | None, int]] = []
+        # by link name first: consecutive edge ids of one type load into a store in one COPY
+        for (uid, ln), found in sorted(links.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+            kept = rank(uid, db, found, cap)
+            for position, (dbto, target, score) in enumerate(kept):
+                edge_rows.append((db, uid, ln, dbto, target, score, position))
+                if (dbto, target) not in node_rows:
+                    node_rows[(dbto, target)] = self.settings.initial_state(dbto, next_depth)
+        # One statement per kind of row (json_each), not executemany: see journal.bulk.
+        if self.staged:
+            bulk(
+                c,
+                "INSERT OR IGNORE INTO candidates(level, dbfrom, uid_from, linkname, dbto, "
+                f"uid_to, score, rank) {json_rows(8)}",
+                [(level, *row) for row in edge_rows],
+            )
+            return []
+        added = _insert_nodes(c, [(d, u, next_depth, s) for (d, u), s in node_rows.items()])
+        self.n_nodes += len(added)
+        self.n_edges += bulk(
+            c,
+            "INSERT OR IGNORE INTO edges(dbfrom, uid_from, linkname, dbto, uid_to, score) "
+            + json_rows(6),
+            [row[:6] for row in edge_rows],
+        )
+        return [(d, u) for _, d, u, state in added if state == "new"]
 
     # .. levels ...................................................................................
 

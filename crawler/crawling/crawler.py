@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ..errors import NCBIError, TransientError
+from ..errors import BadInput, NCBIError, TransientError
 from ..progress import NullProgress, Progress
 from .committer import Committer
 from .pipeline import Client, Pipeline
@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from ..journal import Journal
     from ..sinks import Sink, SyncReport
 
+# How records learn their link names: acheck then one neighbor request per link name and
+# batch (the default), or one cmd=neighbor&db=all request per batch.
+DISCOVERY = ("acheck", "all")
 # Rounds of re-asking the batches of one level that failed transiently (after the client's own
 # retries) before the crawl stops with "run the same command again to resume".
 TRANSIENT_ROUNDS = 3
@@ -37,6 +40,7 @@ class Crawler:
         *,
         batch_size: int = DEFAULT_BATCH,
         workers: int | None = None,
+        discovery: str = "acheck",
         progress: Progress | None = None,
         sinks: Sequence[Sink] = (),
     ) -> None:
@@ -46,7 +50,11 @@ class Crawler:
         self.batch_size = batch_size
         self.progress = progress or NullProgress()
         self.sinks = list(sinks)
-        self.scheduler = Scheduler(journal, batch_size, settings.scores)
+        if discovery not in DISCOVERY:
+            raise BadInput(f"invalid --discovery {discovery!r}: expected acheck or all")
+        self.discovery = discovery
+        checks = "named" if settings.filter.named and discovery == "acheck" else discovery
+        self.scheduler = Scheduler(journal, batch_size, settings.scores, checks)
         self.committer = Committer(journal, settings)
         self.pipe = Pipeline(client, workers)
         self._ahead: LevelWork | None = None
@@ -150,7 +158,7 @@ class Crawler:
                         ahead.add_records(db, uids)
                     self.committer.left += len(fresh)
             elif owner is ahead:
-                if isinstance(answer.task, CheckTask):  # about the record alone: commit now
+                if _concerns_record_alone(answer.task):  # commit now
                     self._commit(ahead, answer.task, answer.result)
                 else:
                     ahead.held.append((answer.task, answer.result))
@@ -165,7 +173,9 @@ class Crawler:
     def _commit(self, work: LevelWork, task: Task, result: object) -> list[tuple[str, str]]:
         """One answer into the journal; returns the new records it added (fetches only)."""
         fresh: list[tuple[str, str]] = []
-        if isinstance(task, CheckTask):
+        if isinstance(task, CheckTask) and task.discovery == "all":
+            fresh = self.committer.discover(task, result, work.level)  # type: ignore[arg-type]
+        elif isinstance(task, CheckTask):
             for uid, links in self.committer.check(task, result, work.level):  # type: ignore[arg-type]
                 work.buffer(task.db, uid, links)
         else:
@@ -180,10 +190,15 @@ class Crawler:
             while room > 0 and source is not None:
                 # answers held for the next level stay few: they wait in memory
                 held = len(source.held) + source.in_flight_fetches
-                task = source.next_task(fetches=source is work or held < self.pipe.target)
+                if source.discovery == "all":
+                    held += source.in_flight_checks
+                may_hold = source is work or held < self.pipe.target
+                if source.discovery == "all" and not may_hold:
+                    break
+                task = source.next_task(fetches=may_hold)
                 if task is None:
                     break
-                if isinstance(task, CheckTask) and self.settings.filter.named:
+                if isinstance(task, CheckTask) and task.discovery == "named":
                     # --link: the link names are known; no request to learn them.
                     source.answered(task)
                     for uid, links in self.committer.named_check(task):
@@ -234,3 +249,9 @@ def _by_db(records: list[tuple[str, str]]) -> list[tuple[str, list[str]]]:
     for db, uid in records:
         groups.setdefault(db, []).append(uid)
     return list(groups.items())
+
+
+def _concerns_record_alone(task: Task) -> bool:
+    """An acheck answer only lists a record's link names: safe to commit a level early. A
+    fetch or a db=all answer adds records of the level below: held until the level is done."""
+    return isinstance(task, CheckTask) and task.discovery != "all"

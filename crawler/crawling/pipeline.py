@@ -57,6 +57,8 @@ class Client(Protocol):
         self, dbfrom: str, ids: Iterable[str]
     ) -> tuple[dict[str, IdLinkSet], dict[str, str]]: ...
 
+    def neighbor_all_batch(self, dbfrom: str, ids: Iterable[str]) -> BatchOutcome: ...
+
     def esearch(self, db: str, term: str, retmax: int = 20) -> SearchResult: ...
 
 
@@ -204,7 +206,12 @@ class Pipeline:
             clock.forget()
         try:
             task = answer.task
-            answer.result = self.check(task) if isinstance(task, CheckTask) else self.fetch(task)
+            if not isinstance(task, CheckTask):
+                answer.result = self.fetch(task)
+            elif task.discovery == "all":
+                answer.result = self.discover(task)
+            else:
+                answer.result = self.check(task)
         except BaseException as exc:  # handed to the main thread, which decides
             answer.error = exc
         granted = clock.granted() if clock is not None else None
@@ -219,6 +226,13 @@ class Pipeline:
         except PermanentError as exc:
             return {}, {uid: str(exc) for uid in task.uids}, 1
         return answers, failed, 1
+
+    def discover(self, task: CheckTask) -> BatchOutcome:
+        """--discovery all: every link name of every record in one db=all request."""
+        try:
+            return self.client.neighbor_all_batch(task.db, task.uids)
+        except PermanentError as exc:
+            return BatchOutcome(failed={uid: str(exc) for uid in task.uids}, requests=1)
 
     def fetch(self, task: FetchTask) -> FetchResult:
         result = FetchResult()

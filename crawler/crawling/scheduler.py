@@ -21,8 +21,12 @@ from .tasks import CheckTask, FetchTask, LinkWant, Task
 class LevelWork:
     """The batches of one level still to send, in flight, and (looking ahead) held back."""
 
-    def __init__(self, level: int, batch_size: int, scores: bool, *, sealed: bool = True) -> None:
+    def __init__(
+        self, level: int, batch_size: int, scores: bool, *, sealed: bool = True,
+        discovery: str = "acheck",
+    ) -> None:
         self.level = level
+        self.discovery = discovery
         self.batch_size = batch_size
         self.scores = scores
         self.sealed = sealed
@@ -36,7 +40,7 @@ class LevelWork:
         self.in_flight_fetches = 0
         self.errors: list[str] = []
         # answers that may not be committed yet (fetches of the next level, while this one runs)
-        self.held: list[tuple[FetchTask, Any]] = []
+        self.held: list[tuple[Task, Any]] = []
         self.size = 0  # records to check + links to fetch, as known so far
 
     # .. work in ..................................................................................
@@ -48,7 +52,7 @@ class LevelWork:
             pending.append(uid)
             self.size += 1
             if len(pending) >= self.batch_size:
-                self.checks.append(CheckTask(db, pending[:]))
+                self.checks.append(CheckTask(db, pending[:], self.discovery))
                 pending.clear()
         if self.sealed:
             self._release_checks()
@@ -76,7 +80,7 @@ class LevelWork:
         for db in sorted(self._unchecked):
             uids = self._unchecked[db]
             if uids:
-                self.checks.append(CheckTask(db, uids[:]))
+                self.checks.append(CheckTask(db, uids[:], self.discovery))
         self._unchecked.clear()
 
     def _flush_fetches(self) -> None:
@@ -124,10 +128,13 @@ class LevelWork:
 class Scheduler:
     """Reads the frontier from the journal (the main thread's connection)."""
 
-    def __init__(self, journal: Journal, batch_size: int, scores: bool) -> None:
+    def __init__(
+        self, journal: Journal, batch_size: int, scores: bool, discovery: str = "acheck"
+    ) -> None:
         self.journal = journal
         self.batch_size = batch_size
         self.scores = scores
+        self.discovery = discovery  # how records are checked: "acheck", "named" or "all"
 
     def frontier_level(self) -> int | None:
         """The smallest depth with records to check or links to fetch."""
@@ -151,7 +158,8 @@ class Scheduler:
             "ORDER BY p.db, n.id, p.linkname",
             (level,),
         ).fetchall()
-        work = LevelWork(level, self.batch_size, self.scores, sealed=False)
+        work = LevelWork(level, self.batch_size, self.scores, sealed=False,
+                         discovery=self.discovery)
         by_uid: dict[tuple[str, str], list[LinkWant]] = defaultdict(list)
         for db, uid, ln, dbto, listed in pending:
             by_uid[(db, uid)].append((ln, dbto, bool(listed)))

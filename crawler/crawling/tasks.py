@@ -10,10 +10,12 @@ LinkWant = tuple[str, str, bool]
 
 @dataclass(slots=True)
 class CheckTask:
-    """Which link names do these records have (`acheck`, or the named ones with --link)."""
+    """Which link names do these records have: `acheck`, the named ones with --link (no
+    request), or `all` (--discovery all: one db=all request answers the links themselves)."""
 
     db: str
     uids: list[str]
+    discovery: str = "acheck"  # "acheck" | "named" | "all"
 
 
 @dataclass(slots=True)

@@ -64,13 +64,20 @@ def elink_error(message: str) -> bytes:
 def elink_neighbor(dbfrom: str,
                    linksets: Iterable[tuple[Sequence[str], Sequence[tuple[str, str, Targets]]]],
                    scores: bool = False) -> bytes:
-    """cmd=neighbor / neighbor_score: one LinkSet per (ids, [(dbto, linkname, targets)])."""
+    """cmd=neighbor / neighbor_score: one LinkSet per (ids, [(dbto, linkname, targets)]).
+
+    `scores`: a Score on every link that has one (neighbor_score, and db=all as NCBI sends it)."""
     out = [_DECL, ELINK_DOCTYPE, "<eLinkResult>\n\n"]
     for ids, dbs in linksets:
         out.append(f"  <LinkSet>\n    <DbFrom>{_t(dbfrom)}</DbFrom>\n    <IdList>\n")
         out.extend(f"      <Id>{_t(i)}</Id>\n" for i in ids)
         out.append("    </IdList>\n")
         for dbto, linkname, targets in dbs:
+            if not targets:  # db=all lists every link name; NCBI marks the empty ones so
+                out.append(f"    <LinkSetDb>\n      <DbTo>{_t(dbto)}</DbTo>\n"
+                           f"      <LinkName>{_t(linkname)}</LinkName>\n"
+                           "      <Info>Empty result</Info>\n    </LinkSetDb>\n")
+                continue
             out.append(f"    <LinkSetDb>\n      <DbTo>{_t(dbto)}</DbTo>\n"
                        f"      <LinkName>{_t(linkname)}</LinkName>\n      \n")
             for target, score in targets:

@@ -378,8 +378,11 @@ class Emulator:
 
         if cmd in NEIGHBOR_CMDS:
             target_db = db or "pubmed"
+            # db=all without a link name answers every link name of the database, as NCBI does:
+            # empty ones as <Info>Empty result</Info>, computed neighbours with their scores
+            every = cmd == "neighbor" and target_db == "all" and not linkname
             linksets = [([_echo(u) for u in group],
-                         self._neighbors(dbfrom, group, target_db, linkname, cmd))
+                         self._neighbors(dbfrom, group, target_db, linkname, cmd, every=every))
                         for group in groups]
             reply_fault = None
             if partial is not None and len(linksets) >= 2:
@@ -395,7 +398,8 @@ class Emulator:
                         for ids, sets in linksets]
                 body = render.elink_history(dbfrom, hist, webenv)
             else:
-                body = render.elink_neighbor(dbfrom, linksets, scores=cmd == "neighbor_score")
+                body = render.elink_neighbor(dbfrom, linksets,
+                                             scores=cmd == "neighbor_score" or every)
             reply = Reply(200, body)
             reply.fault = reply_fault
             return reply
@@ -425,10 +429,16 @@ class Emulator:
             urlsets.append(sets)
         return Reply(200, render.elink_urls(dbfrom, urlsets))
 
-    def _neighbors(self, dbfrom: str, group: Sequence[str], db: str, linkname: str, cmd: str
-                   ) -> list[tuple[str, str, list[tuple[str, int | None]]]]:
-        """[(dbto, linkname, [(target, score)])] for one LinkSet, merging comma-joined IDs."""
+    def _neighbors(self, dbfrom: str, group: Sequence[str], db: str, linkname: str, cmd: str,
+                   *, every: bool = False) -> list[tuple[str, str, list[tuple[str, int | None]]]]:
+        """[(dbto, linkname, [(target, score)])] for one LinkSet, merging comma-joined IDs.
+
+        `every` (db=all): also the database's link names without links (empty target lists),
+        in NCBI's order for db=all, by target database and then link name."""
         merged: dict[tuple[str, str], dict[str, int | None]] = {}
+        if every:
+            for spec in CATALOG.get(dbfrom, ()):
+                merged.setdefault((spec.dbto, spec.linkname), {})
         for uid in group:
             for lk in self.world.links_from(dbfrom, uid):
                 if linkname and lk.linkname != linkname:
@@ -439,7 +449,7 @@ class Emulator:
                 old = targets.get(lk.target)
                 if lk.target not in targets or (lk.score or 0) > (old or 0):
                     targets[lk.target] = lk.score
-        order = _linkname_order(dbfrom)
+        order = {} if every else _linkname_order(dbfrom)
         out = []
         for (dbto, name), targets in sorted(merged.items(),
                                             key=lambda kv: (order.get(kv[0][1], 999), kv[0])):

@@ -622,6 +622,14 @@ class EutilsClient:
         outcome.requests = self._thread_count() - start
         return outcome
 
+    def neighbor_all_batch(self, dbfrom: str, ids: Iterable[str]) -> BatchOutcome:
+        """`cmd=neighbor&db=all` over many IDs (repeated id=): every link name of every record.
+
+        One LinkSet per ID with one LinkSetDb per link name of `dbfrom` (`<Info>Empty result
+        </Info>`, no links, for empty ones; scores on computed neighbours), as `elink_batch`
+        gives them: bad IDs isolated, silent ones re-asked alone."""
+        return self.elink_batch(dbfrom, ids, cmd="neighbor", db="all")
+
     def acheck_batch(
         self, dbfrom: str, ids: Iterable[str]
     ) -> tuple[dict[str, IdLinkSet], dict[str, str]]:
