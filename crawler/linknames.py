@@ -109,7 +109,7 @@ class LinkFilter:
                     "links DB ID` for a record's link names)"
                 )
         excluded = sorted({check_linkname(n.strip()) for n in exclude})
-        dbs = sorted({check_db(d, "database in --to") for d in to_dbs})
+        dbs = sorted({check_db(d, "database in --db") for d in to_dbs})
         return cls(tuple(names), tuple(excluded), tuple(dbs), bool(include_subsets))
 
     @property

@@ -109,6 +109,7 @@ def demo(
             report = crawl(
                 root, [SEED], depth=DEPTH, eutils_url=emu.url, email="demo@example.org",
                 rps=RPS, summaries=summaries_available(), progress=progress,
+                switch_endpoint=True,  # every demo's emulator serves the same world, on a new port
             )
         assert isinstance(report, CrawlReport)  # not a dry run
         echo(describe(report))

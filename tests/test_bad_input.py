@@ -250,3 +250,128 @@ def test_the_emulator_escapes_every_character(tmp_path: Path) -> None:
             if path == "esummary.fcgi" and params.get("version"):
                 texts = {e.text for e in root.iter() if e.text}
                 assert "a\ufffdb\ufffdc\ufffd<d>&e\"f'g\ufffdh\ufffd\U0001f600 ]]> &amp;" in texts
+
+
+# -- crawl-side items ---------------------------------------------------------------------------
+
+
+def test_empty_store_path_is_refused(emulator: Emulator, tmp_path: Path,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ENTREZ_GRAPH_RATE_DIR", str(tmp_path.parent / "rate-empty-store"))
+    line = _one_line(CliRunner().invoke(main, ["crawl", "gene:672", "--store", "",
+                                               "--eutils-url", emulator.url]))
+    assert "--store is empty" in line
+    assert list(tmp_path.iterdir()) == [] and emulator.log == []
+
+
+def test_resume_keeps_its_endpoint_and_another_one_must_be_asked_for(
+    world, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ENTREZ_GRAPH_RATE_DIR", str(tmp_path / "rate"))
+    monkeypatch.delenv("ENTREZ_GRAPH_EUTILS_URL", raising=False)
+    store = tmp_path / "store"
+    with Emulator(world, rate_limit=0) as first, Emulator(world, rate_limit=0) as other:
+        args = ["crawl", "gene:672", "--depth", "2", "--max-nodes", "30", "--store", str(store),
+                "--rps", "1000"]
+        # interrupted after the first level: the store holds an unfinished crawl
+        from crawler.crawling.committer import Committer
+
+        original, calls = Committer.fetch, {"n": 0}
+
+        def interrupt(self, *a):
+            calls["n"] += 1
+            if calls["n"] > 3:
+                raise KeyboardInterrupt
+            return original(self, *a)
+
+        monkeypatch.setattr(Committer, "fetch", interrupt)
+        assert CliRunner().invoke(main, [*args, "--eutils-url", first.url]).exit_code == 130
+        monkeypatch.setattr(Committer, "fetch", original)
+        before = len(first.log)
+        from crawler.journal import Journal
+        from crawler.store import StorePaths
+
+        with Journal(StorePaths.of(store).journal, create=False) as journal:
+            stored = journal.settings()
+        assert stored["endpoint"] == first.url and "api_key" not in json.dumps(stored)
+        # another endpoint: refused, nothing sent or changed
+        refused = CliRunner().invoke(main, ["crawl", "--store", str(store), "--eutils-url",
+                                            other.url])
+        line = _one_line(refused)
+        assert f"was crawled from E-utilities at {first.url}" in line
+        assert "--switch-endpoint" in line and other.log == []
+        # `crawl --store DIR` resumes against the stored endpoint (the README's way)
+        resumed = CliRunner().invoke(main, ["crawl", "--store", str(store), "--rps", "1000"])
+        assert resumed.exit_code == 0, resumed.output
+        assert len(first.log) > before and other.log == []
+
+
+def test_settings_mismatch_names_options(emulator: Emulator, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENTREZ_GRAPH_RATE_DIR", str(tmp_path / "rate"))
+    store = tmp_path / "store"
+    base = ["crawl", "gene:672", "--store", str(store), "--eutils-url", emulator.url,
+            "--rps", "1000", "--depth", "1"]
+    assert CliRunner().invoke(main, base).exit_code == 0
+    line = _one_line(CliRunner().invoke(main, [*base, "--max-nodes", "10", "--scores",
+                                               "--db", "protein"]))
+    for said in ("--max-nodes none (given 10)", "--scores off (given on)",
+                 "--db none (given protein)"):
+        assert said in line, line
+    assert "max_nodes" not in line and "seed_specs" not in line and "to_dbs" not in line
+
+
+def test_a_link_no_seed_can_start_is_warned_with_a_count(emulator: Emulator, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENTREZ_GRAPH_RATE_DIR", str(tmp_path / "rate"))
+    result = CliRunner().invoke(main, [
+        "crawl", "gene:672", "--link", "gene_protein_refseq", "--link", "protein_structure",
+        "--link", "pubmed_gene", "--link", "structure_pubmed", "--depth", "2", "--dry-run",
+        "--store", str(tmp_path / "s"), "--eutils-url", emulator.url])
+    assert result.exit_code == 0, result.output
+    warned = [ln for ln in result.stderr.splitlines() if ln.startswith("Warning:")]
+    assert warned == [
+        "Warning: 2 of 4 --link names can never be followed: pubmed_gene starts from pubmed; "
+        "structure_pubmed starts from structure, a database no seed is in and the other --link "
+        "names do not reach within --depth 2"], result.stderr
+
+
+@pytest.mark.parametrize(("signum", "code"), [(15, 143), (2, 130)], ids=["SIGTERM", "SIGINT"])
+def test_crawl_stops_cleanly_on_signals_even_with_sigint_ignored(
+    signum: int, code: int, world, tmp_path: Path
+) -> None:
+    """A background job started by a script inherits SIGINT ignored: both signals still stop
+    the crawl with a message and their exit code, leaving no lock or load file, resumable."""
+    import os
+    import signal
+    import time
+
+    env = {**os.environ, "ENTREZ_GRAPH_RATE_DIR": str(tmp_path / "rate"),
+           "PYTHONUNBUFFERED": "1"}
+    store = tmp_path / "store"
+    with Emulator(world, rate_limit=0, latency_ms=150) as emu:
+        cmd = [sys.executable, "-m", "crawler", "crawl", "gene:672", "--depth", "2", "--store",
+               str(store), "--eutils-url", emu.url, "--rps", "1000"]
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+        deadline = time.monotonic() + 120
+        while len(emu.log) < 4:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == code, (out, err)
+        assert "Traceback" not in err and "run the same command again to resume" in err, err
+        if signum == 15:
+            assert "Stopped by SIGTERM" in err
+        import fcntl
+
+        with open(store / "crawl.lock", "rb+") as lock:  # not held, no PID claiming it
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            assert lock.read() == b""
+        assert not list(store.glob("*.load")) and not list(store.glob("graph.lbdb.load*"))
+        resumed = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert resumed.returncode == 0, resumed.stderr
+        assert "Crawl complete" in resumed.stdout

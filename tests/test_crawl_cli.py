@@ -118,7 +118,7 @@ def test_dry_run_with_uids_sends_and_writes_nothing(tmp_path):
     assert not store.exists()
     result = invoke("gene:672", "--store", str(store), "--dry-run", "--format", "json",
                     *OFFLINE)
-    plan = json.loads(result.output)
+    plan = json.loads(result.stdout)  # EInfo (for the estimate) could not be reached: stderr
     assert plan["seeds"] == ["gene:672"] and plan["depth"] == 1
     assert plan["estimated_requests"] >= 2 and plan["resumes"] is False
     assert not store.exists()
@@ -176,7 +176,9 @@ def test_identifiers_and_query_resolve_through_esearch(emulator, tmp_path):
     plan = json.loads(result.output)
     assert plan["seeds"] == ["nuccore:237757283", "pmc:1234567", "snp:80357906",
                              "structure:17850", "protein:6552302", "gene:672"]
-    assert {e["path"].rsplit("/", 1)[-1] for e in emulator.log} == {"esearch.fcgi"}
+    # lookups only: ESearch for the identifiers, EInfo's link lists for the estimate
+    assert {e["path"].rsplit("/", 1)[-1] for e in emulator.log} <= {"esearch.fcgi",
+                                                                     "einfo.fcgi"}
     assert not (tmp_path / "s").exists()
 
 
@@ -360,14 +362,15 @@ def test_resumed_crawl_keeps_its_journal_when_eutils_is_gone(emulator, tmp_path,
     assert invoke(*args, "--eutils-url", emulator.url).exit_code == 130
     monkeypatch.setattr(Committer, "fetch", original)
     before = snapshot(store)
-    result = invoke(*args, "--eutils-url", closed_port_url())
+    # another endpoint than the store's must be asked for explicitly
+    result = invoke(*args, "--eutils-url", closed_port_url(), "--switch-endpoint")
     assert result.exit_code == 1 and "Error: cannot reach E-utilities" in result.stderr
     after = snapshot(store)
     assert after.keys() == before.keys()
     with Journal(store, create=False) as j:
         assert j.stats()["pending"] > 0
     # and the crawl resumes to completion once E-utilities is back
-    resumed = crawl_ok(emulator.url, store, *args[:4])
+    resumed = crawl_ok(emulator.url, store, *args[:4], "--switch-endpoint")
     assert resumed["complete"]
 
 

@@ -135,7 +135,7 @@ def crawl(url: str, store: Path, *args: str) -> dict:
                "--format", "json"],
     )
     assert result.exit_code == 0, result.output
-    return json.loads(result.output)
+    return json.loads(result.stdout)  # warnings go to stderr
 
 
 LINKS = ["gene_protein", "gene_protein_refseq", "protein_structure", "protein_protein",

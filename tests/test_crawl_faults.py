@@ -97,7 +97,8 @@ def test_poisoned_id_fails_alone_and_its_batch_mates_are_crawled(world: World, d
     with Emulator(world, rate_limit=0, poison=[poisoned[1]]) as emu:
         again = crawl(emu.url, tmp_path / "s", "gene:672", "--depth", "2",
                       "--link", "gene_protein", "--link", "protein_pubmed",
-                      "--link", "protein_structure", "--batch-size", "50", "--retry-failed")
+                      "--link", "protein_structure", "--batch-size", "50", "--retry-failed",
+                      "--switch-endpoint")  # a new emulator of the same world
         asked = [e for e in emu.log if "elink" in e["path"]]
     assert asked and again["failed"] == 1
     assert journal_graph(tmp_path / "s") == (nodes, edges)

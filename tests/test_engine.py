@@ -330,7 +330,7 @@ def test_settings_mismatch_and_resume_of_finished(tmp_path):
     assert client.calls == [] and report.complete  # finished: nothing asked again
     with pytest.raises(SettingsMismatch, match="another --store"):
         run(store, depth=2)
-    with pytest.raises(SettingsMismatch, match="links"):
+    with pytest.raises(SettingsMismatch, match="--link "):  # named as the option
         run(store, depth=1, links=["gene_protein"])
 
 

@@ -89,9 +89,13 @@ class _Group(click.Group):
             _silence_stdout()  # a full disk under stdout must not fail again at exit
             click.echo(f"Error: {error}", err=True)
             sys.exit(error.exit_code)
-        except KeyboardInterrupt:
-            click.echo(_INTERRUPTED.get(ctx.invoked_subcommand or "", "Interrupted."), err=True)
-            sys.exit(130)
+        except KeyboardInterrupt as exc:
+            said = _INTERRUPTED.get(ctx.invoked_subcommand or "", "Interrupted.")
+            name = getattr(exc, "signal_name", None)  # SIGTERM: the same stop, exit 143
+            if name:
+                said = said.replace("Interrupted", f"Stopped by {name}", 1)
+            click.echo(said, err=True)
+            sys.exit(getattr(exc, "exit_code", 130))
 
 
 # Commands that pick up where they stopped when run again (after Ctrl-C, or a full disk).

@@ -8,7 +8,9 @@ missing rows (`entrez-graph sync` later); 130 interrupted.
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 
 import click
 
@@ -30,6 +32,27 @@ from .options import (
 )
 
 EXIT_SINK_BEHIND = 3
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: stopped like Ctrl-C (journal committed, lock released, resumable), exit 143."""
+
+    exit_code = 143
+    signal_name = "SIGTERM"
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+
+
+def _handle_signals() -> dict[int, object]:
+    """SIGINT and SIGTERM stop the crawl cleanly, as `emulate` does: also when a script started
+    it in the background, where the shell leaves SIGINT ignored. Returns the old handlers."""
+    old: dict[int, object] = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            old[signum] = signal.signal(signum, _stop)
+    return old
 
 
 class _Whole(click.ParamType):
@@ -98,6 +121,8 @@ class _Whole(click.ParamType):
 @click.option("--no-embedded", is_flag=True, help="Do not write the embedded store.")
 @eutils_options
 @click.option("--dry-run", is_flag=True, help="Print the plan and an estimate; write nothing.")
+@click.option("--switch-endpoint", is_flag=True,
+              help="Resume a store against another --eutils-url than it was crawled from.")
 @click.option("--retry-failed", is_flag=True,
               help="Ask again for records and links that failed or went unanswered.")
 @format_option(*REPORT_FORMATS, aliases={"text": "table"})
@@ -110,7 +135,7 @@ def command(
     summaries: bool, store: str,
     neo4j_uri: str | None, neo4j_user: str | None, neo4j_password: str | None,
     neo4j_database: str | None, no_embedded: bool, eutils_url: str | None, email: str | None,
-    rps: float | None, dry_run: bool, retry_failed: bool, fmt: str,
+    rps: float | None, dry_run: bool, switch_endpoint: bool, retry_failed: bool, fmt: str,
 ) -> None:
     """Crawl ELink cross-references breadth-first from SEEDS (db:uid or db:accession).
 
@@ -155,6 +180,7 @@ def command(
     neo4j = None
     if config := neo4j_config(neo4j_uri, neo4j_user, neo4j_password, neo4j_database):
         neo4j = Neo4jTarget(config.uri, config.user, config.password, config.database)
+    old_handlers = _handle_signals()
     progress = Progress(sys.stderr)
     LOG_LINES.note = progress.note  # warnings (retries, …) above the live progress line
     try:
@@ -165,11 +191,13 @@ def command(
             include_subsets=include_subsets, batch_size=batch_size, summaries=summaries,
             embedded=not no_embedded, neo4j=neo4j, eutils_url=eutils_url, email=email, rps=rps,
             dry_run=dry_run, retry_failed=retry_failed, workers=workers, discovery=discovery,
-            progress=progress,
+            progress=progress, switch_endpoint=switch_endpoint,
         )
     finally:
         LOG_LINES.note = None
         progress.close()
+        for signum, handler in old_handlers.items():
+            signal.signal(signum, handler)  # type: ignore[arg-type]
     if fmt == "json":  # `--format text` is the old spelling of table
         click.echo(dumps(result))
     elif isinstance(result, CrawlReport):

@@ -8,15 +8,16 @@ its sinks.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import BadInput, NCBIError
+from ..errors import BadInput, NCBIError, SettingsMismatch
 from ..journal import Journal
-from ..linknames import SUBSETS, is_hub
+from ..linknames import SUBSETS, is_hub, split_linkname
 from ..progress import NullProgress, Progress
 from ..seeds import parse_seeds, resolve_seeds
 from ..store import StorePaths
@@ -94,6 +95,7 @@ def crawl(
     workers: int | None = None,
     discovery: str = "acheck",
     progress: Progress | None = None,
+    switch_endpoint: bool = False,
 ) -> CrawlReport | Plan:
     """Crawl (or resume crawling) `store` from seeds; returns the report, or the plan if dry_run.
 
@@ -104,6 +106,10 @@ def crawl(
     latency the crawl observes (crawling.pipeline). `discovery="all"` learns each batch's link
     names and links with one `cmd=neighbor&db=all` request instead of acheck plus one request per
     link name; the graph is the same, so it is not a stored setting.
+
+    The E-utilities endpoint (its URL, never the key) is stored with the settings: resuming
+    without `eutils_url` asks the same endpoint again, and another endpoint on an existing store
+    is refused (SettingsMismatch) unless `switch_endpoint`.
     """
     started = time.monotonic()
     settings = build_settings(
@@ -115,6 +121,8 @@ def crawl(
     check_batch_size(batch_size)
     if discovery not in DISCOVERY:
         raise BadInput(f"invalid --discovery {discovery!r}: expected one of {', '.join(DISCOVERY)}")
+    if not str(store).strip():  # Path("") is the current directory: never crawl into it unasked
+        raise BadInput("--store is empty: give a directory for the crawl's journal and graph")
     root = Path(store)
     check_store_path(root)
     stored = Journal.inspect(StorePaths.of(root).journal) or {}
@@ -123,10 +131,23 @@ def crawl(
 
     progress = progress or NullProgress()
     own_client = client is None
+    stored_endpoint = stored.get("endpoint") if previous else None
     if client is None:
         from ..eutils.client import EutilsClient
 
+        if stored_endpoint and not (eutils_url or os.environ.get("ENTREZ_GRAPH_EUTILS_URL")):
+            eutils_url = stored_endpoint  # `crawl --store DIR` resumes where it crawled from
         client = EutilsClient.from_env(eutils_url=eutils_url, email=email, rps=rps)
+    endpoint = endpoint_of(client)
+    if stored_endpoint and endpoint and endpoint != stored_endpoint and not switch_endpoint:
+        if own_client:
+            client.close()  # type: ignore[attr-defined]
+        raise SettingsMismatch(
+            f"store {root} was crawled from E-utilities at {stored_endpoint}, not {endpoint}: "
+            "resuming against another endpoint would mix two sources into one graph. Give "
+            f"--eutils-url {stored_endpoint} (or no --eutils-url), use another --store, or "
+            "pass --switch-endpoint to go on from the new endpoint"
+        )
     neo4j_sink = None
     try:
         sent_before = client.requests_sent
@@ -148,18 +169,78 @@ def crawl(
         _notes(settings, resolved, progress)
         if dry_run:
             rate = float(getattr(client, "rps", 0) or rps or 3.0)
-            return make_plan(root, settings, resolved, batch_size, rate, bool(previous))
+            return _plan(root, settings, resolved, batch_size, rate, bool(previous), client)
         if sinks is None and neo4j is not None:
             neo4j_sink = connect_neo4j(neo4j)
         return _run(
             root, settings, resolved, client, batch_size=batch_size, workers=workers,
             discovery=discovery, progress=progress, sinks=sinks, embedded=embedded,
             neo4j_sink=neo4j_sink, summaries=summaries, retry_failed=retry_failed, started=started,
-            seed_requests=client.requests_sent - sent_before,
+            seed_requests=client.requests_sent - sent_before, endpoint=endpoint,
         )
     finally:
         if own_client:
             client.close()  # type: ignore[attr-defined]
+
+
+def unreachable_links(settings: CrawlSettings, seeds: list[tuple[str, str]]) -> list[str]:
+    """The --link names whose source database no record of the crawl can be in before its last
+    level: the seeds' databases, then those the named link names lead to, level by level."""
+    flt = settings.filter
+    if not flt.named:
+        return []
+    reached: set[str] = set()
+    frontier = {db for db, _ in seeds}
+    for _ in range(min(settings.depth, len(flt.links) + 1)):
+        frontier -= reached
+        if not frontier:
+            break
+        frontier = {db for db in frontier if not (is_hub(db) and not settings.expand_hubs)}
+        reached |= frontier  # records of these databases get expanded at some level
+        frontier = {to for db in frontier for _, to in flt.named_for(db)}
+    return [ln for ln in flt.links
+            if (pair := split_linkname(ln)) and pair[0] not in reached]
+
+
+def endpoint_of(client: Any) -> str | None:
+    """The E-utilities base URL a client asks, as stored: never a key (redacted if one was
+    written into the URL itself)."""
+    url = getattr(client, "base_url", None)
+    if not isinstance(url, str) or not url:
+        return None
+    from ..eutils.redact import redact
+
+    return redact(url if url.endswith("/") else url + "/")
+
+
+def _plan(
+    root: Path, settings: CrawlSettings, seeds: list[tuple[str, str]], batch_size: int,
+    rate: float, resumes: bool, client: Client,
+) -> Plan:
+    """The dry run's plan: EInfo's link list per database (one request each, at most) feeds the
+    estimate, and a resumed crawl's journal says what is left."""
+    cache: dict[str, list[tuple[str, str]] | None] = {}
+    failed: list[str] = []
+
+    def link_lists(db: str) -> list[tuple[str, str]] | None:
+        if db not in cache:
+            einfo = getattr(client, "einfo", None)
+            if einfo is None or failed:  # E-utilities unreachable: do not ask it again
+                cache[db] = None
+                return None
+            try:
+                info = einfo(db)
+                cache[db] = [(link.name, link.dbto) for link in info.links] if info else None
+            except (NCBIError, BadInput) as exc:
+                failed.append(str(exc))
+                cache[db] = None  # the estimate assumes a number of link names instead
+        return cache[db]
+
+    if not resumes:
+        return make_plan(root, settings, seeds, batch_size, rate, resumes, link_lists=link_lists)
+    with Journal(StorePaths.of(root).journal, create=False, read_only=True) as journal:
+        return make_plan(root, settings, seeds, batch_size, rate, resumes,
+                         link_lists=link_lists, journal=journal)
 
 
 def _notes(settings: CrawlSettings, seeds: list[tuple[str, str]], progress: Progress) -> None:
@@ -170,6 +251,15 @@ def _notes(settings: CrawlSettings, seeds: list[tuple[str, str]], progress: Prog
         progress.note(
             f"note: {', '.join(skipped)} skipped beside {SUBSETS[skipped[0]]} (a subset of "
             "it); add --include-subsets to follow both"
+        )
+    unused = unreachable_links(settings, seeds)
+    if unused:
+        shown = "; ".join(f"{ln} starts from {split_linkname(ln)[0]}"  # type: ignore[index]
+                          for ln in unused[:5]) + ("; …" if len(unused) > 5 else "")
+        progress.note(
+            f"Warning: {len(unused)} of {len(flt.links)} --link names can never be followed: "
+            f"{shown}, a database no seed is in and the other --link names do not reach "
+            f"within --depth {settings.depth}"
         )
     for db, _ in seeds:
         if is_hub(db) and not settings.expand_hubs and settings.depth > 0:
@@ -184,7 +274,7 @@ def _run(
     root: Path, settings: CrawlSettings, seeds: list[tuple[str, str]], client: Client, *,
     batch_size: int, workers: int | None, discovery: str, progress: Progress,
     sinks: Sequence[Sink] | None, embedded: bool, neo4j_sink: Any, summaries: bool,
-    retry_failed: bool, started: float, seed_requests: int = 0,
+    retry_failed: bool, started: float, seed_requests: int = 0, endpoint: str | None = None,
 ) -> CrawlReport:
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -205,9 +295,13 @@ def _run(
             stored = journal.settings()
             if stored:  # checked again under the lock
                 check_settings(settings, stored.get("settings"), root)
+                if endpoint and stored.get("endpoint") != endpoint:
+                    # a store from before endpoints were kept, or --switch-endpoint
+                    journal.set_settings({**stored, "endpoint": endpoint})
             else:
                 journal.set_settings(
-                    {"settings": settings.as_dict(), "seeds": [list(s) for s in seeds]}
+                    {"settings": settings.as_dict(), "seeds": [list(s) for s in seeds],
+                     **({"endpoint": endpoint} if endpoint else {})}
                 )
         if sinks is None:
             opened = open_sinks(root, embedded=embedded, neo4j=None)

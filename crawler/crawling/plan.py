@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..linknames import HUB_DBS, is_hub, split_linkname
+from ..linknames import HUB_DBS, is_hub, is_scored, split_linkname
 from .settings import CrawlSettings
 
-# What an average record is assumed to bring (the real fan-out is unknown until acheck
-# answers): link names per record when acheck chooses, new records per record.
+# What a record is assumed to bring where nothing better is known: link names per record when
+# acheck chooses and EInfo could not say, and new records per record and link name.
 ASSUMED_LINKNAMES = 8
-ASSUMED_FANOUT = 20
+ASSUMED_FANOUT = 5
+# No Entrez database holds more records than this: a deep estimate stops growing there (and the
+# arithmetic stays finite for --depth 1000).
+MAX_RECORDS_PER_DB = 10**9
+
+LinkLists = Callable[[str], "list[tuple[str, str]] | None"]  # db -> EInfo (linkname, dbto)
 
 
 @dataclass(slots=True)
@@ -42,36 +48,147 @@ class Plan:
         return asdict(self)
 
 
+@dataclass(slots=True)
+class _Level:
+    """What one level of the simulated crawl holds: records to check, links to fetch."""
+
+    records: dict[str, float] = field(default_factory=dict)       # db -> records to expand
+    pending: dict[tuple[str, str, str], float] = field(default_factory=dict)  # (db, ln, to) -> n
+
+
+def _names_for(settings: CrawlSettings, db: str, link_lists: LinkLists | None,
+               unknown: set[str]) -> list[tuple[str, str]]:
+    """The (linkname, dbto) pairs a crawl would fetch from records of `db`."""
+    flt = settings.filter
+    if flt.named:
+        return flt.named_for(db)
+    offered = link_lists(db) if link_lists is not None else None
+    if offered is None:
+        unknown.add(db)
+        return [(f"{db}_assumed_{i}", "") for i in range(ASSUMED_LINKNAMES)]
+    return flt.select(offered)
+
+
+def _requests_for(settings: CrawlSettings, db: str, n: float, names: list[tuple[str, str]],
+                  batch_size: int, *, check: bool) -> float:
+    """Requests for `n` records of `db` at one level: acheck batches (unless --link), one
+    neighbor request per link name per batch, one neighbor_score per batch for scored names."""
+    batches = math.ceil(n / batch_size) if n > 0 else 0
+    scored = [ln for ln, _ in names if settings.scores and is_scored(ln)]
+    per_batch = (0 if settings.filter.named or not check else 1) + (len(names) - len(scored))
+    return batches * (per_batch + (1 if scored else 0))
+
+
+def _journal_levels(journal: Any, settings: CrawlSettings) -> dict[int, _Level]:
+    """A stored crawl's work left, by level: records to check, links still to fetch."""
+    levels: dict[int, _Level] = {}
+    q = journal.execute
+    for depth, db, n in q(
+        "SELECT depth, db, count(*) FROM nodes WHERE state='new' GROUP BY depth, db"
+    ).fetchall():
+        levels.setdefault(depth, _Level()).records[db] = float(n)
+    # a deeper --depth than the stored crawl's: its last level's records get expanded now
+    for depth, db, n in q(
+        "SELECT depth, db, count(*) FROM nodes WHERE state='terminal' AND depth < ? "
+        "GROUP BY depth, db", (settings.depth,)
+    ).fetchall():
+        if not (is_hub(db) and not settings.expand_hubs):
+            level = levels.setdefault(depth, _Level())
+            level.records[db] = level.records.get(db, 0.0) + n
+    for depth, db, ln, to, n in q(
+        "SELECT n.depth, p.db, p.linkname, p.dbto, count(*) FROM pending_links p JOIN nodes n "
+        "ON n.db = p.db AND n.uid = p.uid WHERE p.state='pending' "
+        "GROUP BY n.depth, p.db, p.linkname, p.dbto"
+    ).fetchall():
+        levels.setdefault(depth, _Level()).pending[(db, ln, to)] = float(n)
+    return levels
+
+
 def make_plan(
     root: Path, settings: CrawlSettings, seeds: list[tuple[str, str]], batch_size: int,
-    rps: float, resumes: bool,
+    rps: float, resumes: bool, *, link_lists: LinkLists | None = None, journal: Any = None,
 ) -> Plan:
-    """The crawl that would run and a rough request count (later levels depend on fan-out)."""
+    """The crawl that would run and an estimate of the requests it sends.
+
+    Level by level, per database: acheck batches (unless --link) and one neighbor request per
+    link name per batch, the link names being those the filters keep of EInfo's list for the
+    database (`link_lists`, asked once per database) or the named ones. New records per level
+    are assumed (ASSUMED_FANOUT per record and link name); they matter only where a database
+    fills more than one batch. A resumed crawl starts from what its journal (`journal`) still
+    holds to do, so a complete store estimates 0.
+    """
     flt = settings.filter
     dbs = sorted({db for db, _ in seeds})
     if flt.named:
         sources = sorted({pair[0] for pair in map(split_linkname, flt.links) if pair})
-        per_db: dict[str, list[str]] = {
+        link_names: dict[str, list[str]] | str = {
             db: [ln for ln, _ in flt.named_for(db)] for db in sources
         }
-        link_names: dict[str, list[str]] | str = per_db
-        names_per_record = max(1.0, sum(len(v) for v in per_db.values()) / max(len(per_db), 1))
     else:
         link_names = "whatever acheck lists for each record, after the filters"
-        names_per_record = float(ASSUMED_LINKNAMES)
+
+    def expandable(db: str) -> bool:
+        return not (is_hub(db) and not settings.expand_hubs)
+
+    if journal is not None and resumes:
+        levels = _journal_levels(journal, settings)
+        total = float(journal.execute("SELECT count(*) FROM nodes").fetchone()[0])
+    else:
+        first = _Level()
+        for db, _ in seeds:
+            if expandable(db):
+                first.records[db] = first.records.get(db, 0.0) + 1
+        levels = {0: first} if settings.depth > 0 else {}
+        total = float(len(seeds))
+    unknown: set[str] = set()
+    names: dict[str, list[tuple[str, str]]] = {}
     requests = 0.0
-    records = float(len(seeds))
-    total = records
-    for level in range(settings.depth):
-        expandable = records if level else sum(
-            1 for db, _ in seeds if not (is_hub(db) and not settings.expand_hubs)
-        )
-        batches = math.ceil(expandable / batch_size) if expandable else 0
-        requests += batches * ((0 if flt.named else 1) + names_per_record)
-        records = expandable * ASSUMED_FANOUT
-        if settings.max_nodes is not None:
-            records = max(min(records, settings.max_nodes - total), 0)
-        total += records
+    level = min(levels) if levels else settings.depth
+    while level < settings.depth and levels:
+        work = levels.pop(level, _Level())
+        before = requests
+        arriving: dict[str, float] = {}
+        for db, n in sorted(work.records.items()):
+            if n <= 0:
+                continue
+            if db not in names:
+                names[db] = _names_for(settings, db, link_lists, unknown)
+            requests += _requests_for(settings, db, n, names[db], batch_size, check=True)
+            for _, to in names[db]:
+                arriving[to] = arriving.get(to, 0.0) + n * ASSUMED_FANOUT
+        by_db: dict[str, list[tuple[str, str]]] = {}
+        for (db, ln, to), n in sorted(work.pending.items()):
+            by_db.setdefault(db, []).append((ln, to))
+            arriving[to] = arriving.get(to, 0.0) + n * ASSUMED_FANOUT
+        for db, pairs in by_db.items():
+            n = max(work.pending[(db, ln, to)] for ln, to in pairs)
+            requests += _requests_for(settings, db, n, pairs, batch_size, check=False)
+        if level + 1 >= settings.depth:
+            break
+        nxt = levels.setdefault(level + 1, _Level())
+        room = None if settings.max_nodes is None else max(settings.max_nodes - total, 0.0)
+        for to, n in sorted(arriving.items()):
+            if not to or not expandable(to):
+                continue
+            n = min(n, MAX_RECORDS_PER_DB)
+            if room is not None:
+                n = min(n, room)
+                room -= n
+            nxt.records[to] = nxt.records.get(to, 0.0) + n
+            total += n
+        level += 1
+        if nxt.records == work.records and not work.pending and not nxt.pending:
+            # every database saturated: each further level costs the same (any --depth)
+            requests += (requests - before) * (settings.depth - level)
+            break
+        if not any(v > 0 for v in nxt.records.values()) and not nxt.pending:
+            levels.pop(level, None)
+            if not levels:
+                break
+            level = min(levels)
+    source = "the named link names" if flt.named else "EInfo's link list per database"
+    if unknown:
+        source += f" (~{ASSUMED_LINKNAMES} link names assumed for {', '.join(sorted(unknown))})"
     return Plan(
         store=str(root),
         seeds=[f"{db}:{uid}" for db, uid in seeds],
@@ -89,11 +206,23 @@ def make_plan(
         estimated_requests=math.ceil(requests),
         estimated_seconds=round(requests / rps, 1) if rps else 0.0,
         assumptions=(
-            f"level 0 is exact for --link; later levels assume ~{ASSUMED_FANOUT} new records per "
-            f"record{'' if flt.named else f' and ~{ASSUMED_LINKNAMES} link names per record'}"
+            f"link names from {source}; ~{ASSUMED_FANOUT} new records per record and link "
+            "name" + ("; what the store's journal has left to do" if resumes else "")
         ),
         resumes=resumes,
     )
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:g} s"
+    if seconds < 7200:
+        return f"{seconds / 60:,.0f} min"
+    if seconds < 3 * 86400:
+        return f"{seconds / 3600:,.0f} h"
+    if seconds < 3 * 365 * 86400:
+        return f"{seconds / 86400:,.0f} days"
+    return f"{seconds / (365 * 86400):,.0f} years"
 
 
 def describe_plan(plan: Plan) -> str:
@@ -124,7 +253,8 @@ def describe_plan(plan: Plan) -> str:
     if caps:
         lines.append(f"  caps:        {', '.join(caps)}")
     lines.append(
-        f"  estimate:    ~{plan.estimated_requests} requests, ~{plan.estimated_seconds:g} s at "
+        f"  estimate:    ~{plan.estimated_requests:,} requests, "
+        f"~{_duration(plan.estimated_seconds)} at "
         f"{plan.rps:g} requests/s, batches of {plan.batch_size} ({plan.assumptions})"
     )
     return "\n".join(lines)

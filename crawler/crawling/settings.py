@@ -67,12 +67,14 @@ class CrawlSettings:
         )
 
     def differences(self, stored: dict[str, Any]) -> list[str]:
-        """Human-readable `option: stored -> given` for every setting that differs."""
+        """`--option stored (given new)` for every setting that differs, named as the user
+        types it (`--max-nodes none (given 10)`), never by its internal key."""
         mine = self.as_dict()
         out = []
         for key, value in mine.items():
             if stored.get(key) != value:
-                out.append(f"{key} {_show(stored.get(key))} (given {_show(value)})")
+                option = OPTION_NAMES.get(key, key)
+                out.append(f"{option} {_show(stored.get(key))} (given {_show(value)})")
         return out
 
     def initial_state(self, db: str, depth: int) -> str:
@@ -82,9 +84,29 @@ class CrawlSettings:
         return "new"
 
 
+# The command-line spelling of each stored setting, for messages.
+OPTION_NAMES = {
+    "version": "settings version",
+    "seed_specs": "seeds",
+    "query": "--query",
+    "query_db": "--query-db",
+    "depth": "--depth",
+    "links": "--link",
+    "exclude": "--exclude-link",
+    "to": "--db",
+    "include_subsets": "--include-subsets",
+    "max_nodes": "--max-nodes",
+    "max_links_per_record": "--max-links-per-record",
+    "scores": "--scores",
+    "expand_hubs": "--expand-hubs",
+}
+
+
 def _show(value: Any) -> str:
     if isinstance(value, list):
-        return ",".join(map(str, value)) or "none"
+        return " ".join(map(str, value)) or "none"
+    if isinstance(value, bool):
+        return "on" if value else "off"
     return "none" if value is None else str(value)
 
 
