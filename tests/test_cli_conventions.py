@@ -91,7 +91,7 @@ def test_filters_read_the_same_and_the_old_spelling_works(store: Path, world) ->
                                            "--format", "json", "--store",
                                            str(store.parent / "new")])
         assert result.exit_code == 0, result.output
-        plans.append(json.loads(result.output)["to"])
+        plans.append(json.loads(result.stdout)["to"])
     assert plans == [["protein"], ["protein"]]
 
 
