@@ -48,13 +48,17 @@ def test_estimate_within_one_and_a_half_of_what_is_sent(
         assert complete["estimated_requests"] == 0 and complete["resumes"], case
 
 
-def test_any_depth_gives_a_finite_estimate(emulator: Emulator, tmp_path: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_depth_beyond_any_crawl_is_one_line_and_exit_2(emulator: Emulator, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ENTREZ_GRAPH_RATE_DIR", str(tmp_path / "rate"))
     for depth in ("1000", str(2**62)):
         result = CliRunner().invoke(main, ["crawl", "gene:672", "--depth", depth, "--dry-run",
                                            "--store", str(tmp_path / "s"), "--eutils-url",
                                            emulator.url, "--rps", "1000"])
-        assert result.exit_code == 0 and "Traceback" not in result.output, result.output
-        assert "estimate:" in result.output
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        assert result.output.count("\n") == 1 and "at most 100" in result.output
+    result = CliRunner().invoke(main, ["crawl", "gene:672", "--depth", "100", "--dry-run",
+                                       "--store", str(tmp_path / "s"), "--eutils-url",
+                                       emulator.url, "--rps", "1000"])
+    assert result.exit_code == 0 and "estimate:" in result.output, result.output
     assert not (tmp_path / "s").exists()

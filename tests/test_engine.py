@@ -371,7 +371,7 @@ def test_seed_resolution_and_errors(tmp_path):
         ({"seeds": ["gene"]}, "invalid seed"),
         ({"seeds": ["genes:1"]}, "unknown database"),
         ({"seeds": ["gene:1 2"]}, "invalid ID"),
-        ({"depth": -1}, "invalid depth"),
+        ({"depth": -1}, "invalid --depth"),
         ({"links": ["Gene_Protein"]}, "invalid link name"),
         ({"links": ["foo_bar"]}, "cannot tell the databases"),
         ({"to_dbs": ["nowhere"]}, "unknown database"),

@@ -19,6 +19,8 @@ DEFAULT_DEPTH = 1
 MAX_BATCH = 500
 # Counts and depths are stored in SQLite, whose integers are 64-bit.
 MAX_COUNT = 2**62
+# BFS levels: far beyond any useful crawl, and small enough for every estimate and store.
+MAX_DEPTH = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,8 +129,13 @@ def build_settings(
 ) -> CrawlSettings:
     """Validated settings (BadInput on anything malformed); sends nothing, touches nothing."""
     specs = parse_seeds(seeds)
-    if isinstance(depth, bool) or not isinstance(depth, int) or not 0 <= depth <= MAX_COUNT:
-        raise BadInput(f"invalid depth {depth!r}: must be a whole number >= 0")
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
+        raise BadInput(f"invalid --depth {depth!r}: must be a whole number >= 0")
+    if depth > MAX_DEPTH:
+        raise BadInput(
+            f"invalid --depth {depth}: at most {MAX_DEPTH} (Entrez records are a few links apart: "
+            "a crawl that deep has long reached every record its links can reach)"
+        )
     for name, value in (("--max-nodes", max_nodes), ("--max-links-per-record",
                                                       max_links_per_record)):
         if value is not None and (not isinstance(value, int) or not 1 <= value <= MAX_COUNT):
