@@ -8,11 +8,12 @@ process's peak resident memory (VmHWM sampled from /proc and ru_maxrss after it 
     python benchmarks/crawl_scale.py                  # world 7, size 600000, 10 genes, depth 3
     python benchmarks/crawl_scale.py --extra=--no-embedded    # the crawl without the store
     python benchmarks/crawl_scale.py --profile
+    python benchmarks/crawl_scale.py --py-spy /tmp/crawl.txt   # then: where the threads spend time
 
 By default the crawl runs to its natural end (so the embedded store is loaded too); with
 `--stop-at-target` it is interrupted (SIGINT) as soon as the journal holds --target-edges edges.
 `--profile` runs the crawl under cProfile and prints the top functions by cumulative time.
-Goal (issue 4): peak memory <= 500 MB.
+Goals (issues 4 and 11): peak memory <= 500 MB; >= 100,000 edges/s end to end on 2 cores.
 """
 
 from __future__ import annotations
@@ -104,6 +105,10 @@ def main() -> int:
     ap.add_argument("--extra", default="", help="extra crawl arguments, space separated")
     ap.add_argument("--store", type=Path, default=None, help="store dir (default: a temp dir)")
     ap.add_argument("--profile", action="store_true", help="run the crawl under cProfile")
+    ap.add_argument("--py-spy", metavar="FILE", default=None,
+                    help="sample the crawl with py-spy (pip install py-spy) into FILE, every "
+                         "thread, collapsed stacks; memory figures are then py-spy's, not the "
+                         "crawl's")
     ap.add_argument("--timeout", type=float, default=3600.0)
     ap.add_argument("--eutils-url", default=None,
                     help="crawl an emulator already running at this URL instead of starting one "
@@ -128,6 +133,10 @@ def main() -> int:
     crawl += args.extra.split()
     prof = tmp / "crawl.prof"
     prefix = [sys.executable]
+    if args.py_spy:
+        prefix = [shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy")),
+                  "record", "-o", args.py_spy, "-f", "raw", "-r", "40", "-t", "--",
+                  sys.executable]
     if args.profile:
         prefix += ["-m", "cProfile", "-o", str(prof)]
     cmd = [*prefix, "-m", "crawler", *crawl]

@@ -7,10 +7,9 @@ its sinks.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +33,7 @@ from .settings import (
     check_batch_size,
     check_settings,
 )
+from .syncer import BackgroundSync
 
 if TYPE_CHECKING:
     from ..sinks import Sink
@@ -288,7 +288,7 @@ def _run(
             neo4j_sink.close()
         raise
     journal: Journal | None = None
-    opened: list[Sink] = []
+    syncer: BackgroundSync | None = None
     try:
         journal = Journal(StorePaths.of(root).journal)
         with journal.transaction():
@@ -303,17 +303,28 @@ def _run(
                     {"settings": settings.as_dict(), "seeds": [list(s) for s in seeds],
                      **({"endpoint": endpoint} if endpoint else {})}
                 )
+        # Every sink is made, used and closed on the sinks' thread; the caller's own sinks
+        # (`sinks=`) are used there too, and left open.
+        openers: list[Callable[[], Sink]] = []
+        close: list[bool] = []
         if sinks is None:
-            opened = open_sinks(root, embedded=embedded, neo4j=None)
+            if embedded:
+                graph = StorePaths.of(root).graph
+                openers.append(lambda: _ladybug(graph))
+                close.append(True)
             if neo4j_sink is not None:
-                opened.append(neo4j_sink)
-            neo4j_sink = None
-            use_sinks: Sequence[Sink] = opened
+                openers.append(lambda s=neo4j_sink: s)
+                close.append(True)
+                neo4j_sink = None  # closed on the sinks' thread from now on
         else:
-            use_sinks = sinks
+            openers += [lambda s=s: s for s in sinks]
+            close += [False] * len(sinks)
+        if openers:
+            syncer = BackgroundSync(journal.path, openers, close=close, progress=progress)
+            syncer.start()
         crawler = Crawler(
             journal, client, settings, batch_size=batch_size, workers=workers,
-            discovery=discovery, progress=progress, sinks=use_sinks,
+            discovery=discovery, progress=progress, syncer=syncer,
         )
         crawler.add_seeds(seeds)
         if seed_requests:  # the ESearch lookups that resolved the seeds, sent before the journal
@@ -324,28 +335,31 @@ def _run(
         try:
             crawler.run()
         except NCBIError:
-            crawler.sync_sinks()  # keep the stores as far as the journal got
+            crawler.finish_sinks()  # keep the stores as far as the journal got
             raise
         summary_info = None
         if summaries:
             summary_info = _summaries(journal, client, progress)
-            crawler.sync_sinks()
-        if not crawler.levels_run:
-            crawler.sync_sinks()  # nothing to crawl (finished before): still bring sinks up
+        crawler.finish_sinks()
         progress.close()
         return build_report(
             root, settings, seeds, journal, crawler.requests, crawler.last_reports, started,
             summary_info,
         )
     finally:
-        for sink in opened:
-            with contextlib.suppress(Exception):  # must not hide the crawl's own outcome
-                sink.close()
+        if syncer is not None:
+            syncer.close()
         if neo4j_sink is not None:
             neo4j_sink.close()
         if journal is not None:
             journal.close()
         lock.release()
+
+
+def _ladybug(path: Path) -> Sink:
+    from ..sinks.ladybug import LadybugSink
+
+    return LadybugSink(path)
 
 
 def _summaries(journal: Journal, client: Client, progress: Progress) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """The level loop: the scheduler says what to ask, the pipeline asks, the committer writes.
 
 Levels run in BFS order; a level's transient failures are asked again a few rounds before the
-crawl stops (everything answered is in the journal). Sinks sync after each level.
+crawl stops (everything answered is in the journal). Sinks sync after each level, from their own
+thread (syncer.py), while the next level's requests go on.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from .committer import Committer
 from .pipeline import Client, Pipeline
 from .scheduler import LevelWork, Scheduler
 from .settings import DEFAULT_BATCH, CrawlSettings
+from .syncer import BackgroundSync
 from .tasks import CheckTask, Task
 
 if TYPE_CHECKING:
     from ..journal import Journal
-    from ..sinks import Sink, SyncReport
+    from ..sinks import SyncReport
 
 # How records learn their link names: acheck then one neighbor request per link name and
 # batch (the default), or one cmd=neighbor&db=all request per batch.
@@ -42,14 +44,14 @@ class Crawler:
         workers: int | None = None,
         discovery: str = "acheck",
         progress: Progress | None = None,
-        sinks: Sequence[Sink] = (),
+        syncer: BackgroundSync | None = None,
     ) -> None:
         self.journal = journal
         self.client = client
         self.settings = settings
         self.batch_size = batch_size
         self.progress = progress or NullProgress()
-        self.sinks = list(sinks)
+        self.syncer = syncer  # the sinks, synced from their own thread (started by the caller)
         if discovery not in DISCOVERY:
             raise BadInput(f"invalid --discovery {discovery!r}: expected acheck or all")
         self.discovery = discovery
@@ -59,7 +61,6 @@ class Crawler:
         self.pipe = Pipeline(client, workers)
         self._ahead: LevelWork | None = None
         self.levels_run = 0
-        self._warned: set[str] = set()
         self.last_reports: dict[str, SyncReport] = {}
         self._requests_at_start = client.requests_sent
         self.requests_before = 0  # sent by this run before the crawler started (seed lookups)
@@ -211,21 +212,20 @@ class Crawler:
     # .. sinks and progress .......................................................................
 
     def sync_sinks(self) -> None:
-        """Push the journal into every sink; an unreachable one is reported once, not fatal."""
-        for sink in self.sinks:
-            self.progress.update(phase=f"syncing {sink.name}", force=True)
-            report = sink.sync(self.journal)
-            earlier = self.last_reports.get(sink.name)
-            if earlier is not None:
-                report.repaired += earlier.repaired  # the summary counts every repair of the run
-            self.last_reports[sink.name] = report
-            if report.error and sink.name not in self._warned:
-                self._warned.add(sink.name)
-                self.progress.note(
-                    f"{_sink_label(sink.name)} unavailable: {report.error}; the journal keeps "
-                    "everything; run `entrez-graph sync` later"
-                )
-        self.progress.fields.pop("phase", None)
+        """Ask the sinks' thread to sync what is committed; the crawl goes on meanwhile."""
+        if self.syncer is not None:
+            self.syncer.raise_if_failed()
+            self.syncer.request()
+
+    def finish_sinks(self) -> None:
+        """Wait until every sink holds what the journal holds now (the crawl's end)."""
+        if self.syncer is None:
+            return
+        self.progress.update(phase="syncing stores", force=True)
+        try:
+            self.last_reports = self.syncer.finish()
+        finally:
+            self.progress.fields.pop("phase", None)
 
     @property
     def requests(self) -> int:
@@ -237,10 +237,6 @@ class Crawler:
             requests=self.requests, records=c.n_nodes, edges=c.n_edges,
             frontier=max(c.left, 0), failed=c.n_failed,
         )
-
-
-def _sink_label(name: str) -> str:
-    return "Neo4j" if name.lower().startswith("neo4j") else f"store {name!r}"
 
 
 def _by_db(records: list[tuple[str, str]]) -> list[tuple[str, list[str]]]:
