@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from ..journal import Journal
     from ..sinks import SyncReport
 
+# Within a level, the stores are asked to sync again after this many new edges, so that their
+# load overlaps the crawl instead of waiting for the level's end.
+SYNC_EVERY_EDGES = 100_000
 # How records learn their link names: acheck then one neighbor request per link name and
 # batch (the default), or one cmd=neighbor&db=all request per batch.
 DISCOVERY = ("acheck", "all")
@@ -58,6 +61,7 @@ class Crawler:
         checks = "named" if settings.filter.named and discovery == "acheck" else discovery
         self.scheduler = Scheduler(journal, batch_size, settings.scores, checks)
         self.committer = Committer(journal, settings)
+        self._asked_at = self.committer.n_edges  # edges in the journal at the last sync request
         self.pipe = Pipeline(client, workers)
         self._ahead: LevelWork | None = None
         self.levels_run = 0
@@ -182,6 +186,8 @@ class Crawler:
         else:
             fresh = self.committer.fetch(task, result, work.level)  # type: ignore[arg-type]
         self._show()
+        if self.committer.n_edges - self._asked_at >= SYNC_EVERY_EDGES:
+            self.sync_sinks()  # a long level: let the stores keep up while it runs
         return fresh
 
     def _fill(self, work: LevelWork, ahead: LevelWork | None) -> None:
@@ -213,6 +219,7 @@ class Crawler:
 
     def sync_sinks(self) -> None:
         """Ask the sinks' thread to sync what is committed; the crawl goes on meanwhile."""
+        self._asked_at = self.committer.n_edges
         if self.syncer is not None:
             self.syncer.raise_if_failed()
             self.syncer.request()
