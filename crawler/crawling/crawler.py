@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from ..errors import BadInput, NCBIError, TransientError
 from ..progress import NullProgress, Progress
 from .committer import Committer
-from .pipeline import Client, Pipeline
+from .pipeline import Answer, Client, Pipeline
 from .scheduler import LevelWork, Scheduler
 from .settings import DEFAULT_BATCH, CrawlSettings
 from .syncer import BackgroundSync
@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 # Within a level, the stores are asked to sync again after this many new edges, so that their
 # load overlaps the crawl instead of waiting for the level's end.
 SYNC_EVERY_EDGES = 100_000
+# Answers back at the same time commit in one journal transaction (each with the frontier
+# change it causes, so a crash still loses or keeps whole answers), at most this many.
+GROUP_COMMIT = 16
 # How records learn their link names: acheck then one neighbor request per link name and
 # batch (the default), or one cmd=neighbor&db=all request per batch.
 DISCOVERY = ("acheck", "all")
@@ -147,29 +150,39 @@ class Crawler:
             self._fill(work, ahead)
             if work.done():
                 break
-            answer = self.pipe.get()
-            assert answer is not None
-            owner: LevelWork = answer.owner
-            owner.answered(answer.task)
+            first = self.pipe.get()
+            assert first is not None
+            answers = [first]  # and every other answer already back: one transaction for all
+            while len(answers) < GROUP_COMMIT and (more := self.pipe.get(timeout=0)):
+                answers.append(more)
+            for answer in answers:
+                answer.owner.answered(answer.task)
             self._fill(work, ahead)  # the workers get more to do before this thread writes
-            if answer.error is not None:
-                if not isinstance(answer.error, TransientError):
-                    raise answer.error
-                owner.errors.append(str(answer.error))
-            elif owner is work:
-                fresh = self._commit(work, answer.task, answer.result)
-                if fresh and ahead is not None:
-                    for db, uids in _by_db(fresh):
-                        ahead.add_records(db, uids)
-                    self.committer.left += len(fresh)
-            elif owner is ahead:
-                if _concerns_record_alone(answer.task):  # commit now
-                    self._commit(ahead, answer.task, answer.result)
-                else:
-                    ahead.held.append((answer.task, answer.result))
-            # else: an answer for work given up after an error: asked again on resume
+            with self.journal.transaction():
+                for answer in answers:
+                    self._take(answer, work, ahead)
         errors, work.errors = work.errors, []
         return errors
+
+    def _take(self, answer: Answer, work: LevelWork, ahead: LevelWork | None) -> None:
+        """One answer: committed (into the caller's transaction), held, or counted as failed."""
+        owner: LevelWork = answer.owner
+        if answer.error is not None:
+            if not isinstance(answer.error, TransientError):
+                raise answer.error
+            owner.errors.append(str(answer.error))
+        elif owner is work:
+            fresh = self._commit(work, answer.task, answer.result)
+            if fresh and ahead is not None:
+                for db, uids in _by_db(fresh):
+                    ahead.add_records(db, uids)
+                self.committer.left += len(fresh)
+        elif owner is ahead:
+            if _concerns_record_alone(answer.task):  # commit now
+                self._commit(ahead, answer.task, answer.result)
+            else:
+                ahead.held.append((answer.task, answer.result))
+        # else: an answer for work given up after an error: asked again on resume
 
     def _may_look_ahead(self, level: int) -> bool:
         """Records of level + 1 are expanded, and their depth cannot change once recorded."""
