@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--world", type=int, default=3, help="world seed (default 3)")
     ap.add_argument("--size", type=int, default=20000, help="world size (default 20000)")
     ap.add_argument("--dbs", default=DBS, help=f"databases of the seeds (default {DBS})")
-    ap.add_argument("--per-db", type=int, default=400, help="seeds per database (default 400)")
+    ap.add_argument("--per-db", type=int, default=500, help="seeds per database (default 500)")
     ap.add_argument("--depth", type=int, default=2, help="crawl depth (default 2)")
     ap.add_argument("--keep", metavar="DIR", help="keep the stores and emulator logs in DIR")
     ap.add_argument("--crawl-arg", action="append", default=[], metavar="ARG",
