@@ -110,7 +110,7 @@ class _Whole(click.ParamType):
                    "and batch; or all: one cmd=neighbor&db=all request per batch (same graph).")
 @click.option("--workers", type=_Whole(1), default=None,
               help="Requests in flight (the rate limit still applies). Default: the allowed "
-                   "rate × the latency observed × 1.5, at most 64.")
+                   "rate × the latency observed × 1.5, at most 64 (12 above 100/s).")
 @click.option("--summaries", is_flag=True,
               help="After the crawl, fetch names and other properties with ESummary.")
 # Like options.store_option, but checked by the engine so a bad path is one line, exit 2.

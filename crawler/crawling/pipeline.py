@@ -4,7 +4,8 @@ How many requests are in flight follows Little's law: to keep the allowed rate f
 request takes `latency` seconds, about `rate × latency` must be out at once. The pipeline
 measures the latency of its own requests (from the moment the client's limiter grants a send
 slot to the answer, so time spent waiting for a slot does not inflate it), keeps
-`rate × latency × HEADROOM` workers busy (at least MIN_IN_FLIGHT, at most MAX_IN_FLIGHT), and a
+`rate × latency × HEADROOM` workers busy (at least MIN_IN_FLIGHT, at most MAX_IN_FLIGHT, or
+MAX_IN_FLIGHT_LOCAL when the rate is no real limit), and a
 few more tasks queued so that a worker that finishes takes its next batch at once, without
 waiting for the main thread, which may be committing a large answer.
 
@@ -35,6 +36,11 @@ from .tasks import CheckResult, CheckTask, FetchResult, FetchTask, Task
 HEADROOM = 1.5
 MIN_IN_FLIGHT = 2
 MAX_IN_FLIGHT = 64
+# Above this rate the server is not NCBI (an emulator, a local mirror) and the answers come
+# faster than they are parsed and committed: the local CPU, not the latency, bounds what more
+# requests in flight can give, while each holds an answer in memory.
+LOCAL_RATE = 100.0
+MAX_IN_FLIGHT_LOCAL = 12
 # Before the first answer: a guess on the high side (a request in flight too many only waits
 # for its slot; one too few leaves the rate unused).
 INITIAL_LATENCY = 2.0
@@ -133,7 +139,8 @@ class Pipeline:
         if self.fixed:
             return self.fixed
         want = math.ceil(self.rate * self.latency * HEADROOM) + 1
-        return max(MIN_IN_FLIGHT, min(MAX_IN_FLIGHT, want))
+        most = MAX_IN_FLIGHT if self.rate <= LOCAL_RATE else MAX_IN_FLIGHT_LOCAL
+        return max(MIN_IN_FLIGHT, min(most, want))
 
     def room(self) -> int:
         """How many more tasks to hand over now: enough to keep every worker busy, plus a few
