@@ -57,12 +57,16 @@ def _crawl(store: Path, url: str) -> list[str]:
             "--eutils-url", url]
 
 
-def _main_thread_sleeping(pid: int) -> bool:
-    """True while the process's main thread sleeps in time.sleep (the sink's COPY pause)."""
+def _sink_thread_sleeping(pid: int) -> bool:
+    """True while the crawl's sink thread (native name entrez-sync: the sinks sync from their own
+    thread) sleeps in time.sleep (the sink's COPY pause)."""
     try:
-        return Path(f"/proc/{pid}/task/{pid}/wchan").read_text().strip() == "hrtimer_nanosleep"
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            if (task / "comm").read_text().strip() == "entrez-sync":
+                return (task / "wchan").read_text().strip() == "hrtimer_nanosleep"
     except OSError:
         return False
+    return False
 
 
 def _checkpointing(store: Path) -> bool:
@@ -121,9 +125,9 @@ def test_kill_storm_then_resume_gives_exactly_the_journal_and_the_truth(tmp_path
                 hit = _until(lambda b=before: len(emu.log) > b, proc)
                 time.sleep(rng.uniform(0.02, 0.4) * work_s)
             elif kind == "copy":
-                hit = _until(lambda p=proc: _main_thread_sleeping(p.pid), proc)
+                hit = _until(lambda p=proc: _sink_thread_sleeping(p.pid), proc)
                 time.sleep(PAUSE_S / 3)
-                hit = hit and _main_thread_sleeping(proc.pid)
+                hit = hit and _sink_thread_sleeping(proc.pid)
             elif kind == "checkpoint":
                 hit = _until(lambda s=store: _checkpointing(s), proc, poll=0.0002)
             else:
