@@ -703,7 +703,8 @@ class LadybugSink:
     def _expected_at(self, journal: Journal, cursor: Cursor) -> Counts:
         """The journal's counts at `cursor`, read in full once, then only for the rows past the
         cursor they were read at (journal records and links are never rewritten; property values
-        are read again whenever the prop or node cursor moved)."""
+        are read again whenever the prop cursor moved, and for the new records when only the
+        node cursor did)."""
         cached = self._expected
         if cached is None or cached[0].node > cursor.node or cached[0].edge > cursor.edge:
             counts = expected_counts(journal, cursor)
@@ -715,11 +716,15 @@ class LadybugSink:
             nodes.update(records_between(journal, at.node, cursor.node))
             edges = Counter(known.edges)
             edges.update(links_between(journal, at.edge, cursor.edge))
-            same_props = (at.prop, at.node) == (cursor.prop, cursor.node)
-            counts = Counts(
-                dict(sorted(nodes.items())), dict(sorted(edges.items())),
-                known.props if same_props else property_values(journal, cursor),
-            )
+            if at.prop != cursor.prop:  # props rows loaded (or replaced): count them all again
+                props = property_values(journal, cursor)
+            elif at.node != cursor.node:  # new records only: add the values of their props rows
+                props = Counter(known.props)
+                props.update(property_values(journal, cursor, nodes_after=at.node))
+                props = dict(sorted(props.items()))
+            else:
+                props = known.props
+            counts = Counts(dict(sorted(nodes.items())), dict(sorted(edges.items())), props)
         self._expected = (cursor, counts)
         return counts
 

@@ -109,13 +109,14 @@ def links_between(journal: Journal, after: int, upto: int) -> dict[str, int]:
     ).fetchall()))
 
 
-def property_values(journal: Journal, cursor: Cursor) -> dict[str, int]:
+def property_values(journal: Journal, cursor: Cursor, nodes_after: int = 0) -> dict[str, int]:
     """Non-NULL NODE_PROPERTIES values (as the stores coerce them) per database, of the props
-    rows up to the cursor whose records are within it too. Strings and integers are counted in
-    SQL; a year given as text ("2001 May") is coerced in Python exactly as the stores do."""
+    rows up to the cursor whose records are within it too (and past `nodes_after`, for the
+    records a sink has just loaded). Strings and integers are counted in SQL; a year given as
+    text ("2001 May") is coerced in Python exactly as the stores do."""
     scope = (
         "FROM props p JOIN nodes n ON n.db = p.db AND n.uid = p.uid "
-        "WHERE p.id <= ? AND n.id <= ?"
+        f"WHERE p.id <= ? AND n.id <= ? AND n.id > {int(nodes_after)}"
     )
     terms = []
     for k, kind in NODE_PROPERTIES.items():
