@@ -10,22 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BadInput, EntrezGraphError
-from .journal import Journal
+from .journal import Cursor, Journal
+from .sinks.verify import rows_behind
 from .store import StorePaths
 
 EMBEDDED = "embedded"
-
-
-def _rows_after(journal: Journal, table: str, cursor: int) -> int:
-    """Journal rows past a sink's cursor (counted: replaced props rows leave id gaps)."""
-    return journal.execute(f"SELECT count(*) FROM {table} WHERE id > ?", (cursor,)).fetchone()[0]
-
-
-def _behind(journal: Journal, node: int, edge: int, prop: int) -> dict[str, int]:
-    nodes = _rows_after(journal, "nodes", node)
-    edges = _rows_after(journal, "edges", edge)
-    props = _rows_after(journal, "props", prop)
-    return {"nodes": nodes, "edges": edges, "props": props, "total": nodes + edges + props}
 
 
 def _journal_sinks(journal: Journal) -> dict[str, dict[str, Any]]:
@@ -33,7 +22,7 @@ def _journal_sinks(journal: Journal) -> dict[str, dict[str, Any]]:
     rows = journal.execute(
         "SELECT sink, node_cursor, edge_cursor, prop_cursor FROM cursors ORDER BY sink"
     ).fetchall()
-    return {sink: _behind(journal, n, e, p) for sink, n, e, p in rows}
+    return {sink: rows_behind(journal, Cursor(n, e, p)) for sink, n, e, p in rows}
 
 
 def _embedded_sink(journal: Journal, graph: Path) -> dict[str, Any] | None:

@@ -76,6 +76,7 @@ from .verify import (
     property_values,
     props_comparable,
     records_between,
+    rows_behind,
 )
 
 if TYPE_CHECKING:
@@ -229,18 +230,6 @@ def journal_origin(journal: Journal) -> str | None:
     """The journal's first record (`db:uid`): tells a store loaded from another crawl apart."""
     row = journal.execute("SELECT db, uid FROM nodes ORDER BY id LIMIT 1").fetchone()
     return f"{row[0]}:{row[1]}" if row else None
-
-
-def rows_behind(journal: Journal, cursor: Cursor) -> dict[str, int]:
-    """Journal rows past `cursor`, counted (replaced props rows leave gaps in the ids)."""
-    row = journal.execute(
-        "SELECT (SELECT count(*) FROM nodes WHERE id > ?), "
-        "(SELECT count(*) FROM edges WHERE id > ?), "
-        "(SELECT count(*) FROM props WHERE id > ?)",
-        (cursor.node, cursor.edge, cursor.prop),
-    ).fetchone()
-    nodes, edges, props = (int(v) for v in row)
-    return {"nodes": nodes, "edges": edges, "props": props, "total": nodes + edges + props}
 
 
 def _read_cursor(conn: ladybug.Connection) -> Cursor | None:

@@ -152,6 +152,18 @@ def props_comparable(journal: Journal, cursor: Cursor) -> bool:
     return cursor.prop >= int(top)
 
 
+def rows_behind(journal: Journal, cursor: Cursor) -> dict[str, int]:
+    """Journal rows past `cursor`, counted (replaced props rows leave gaps in the ids)."""
+    row = journal.execute(
+        "SELECT (SELECT count(*) FROM nodes WHERE id > ?), "
+        "(SELECT count(*) FROM edges WHERE id > ?), "
+        "(SELECT count(*) FROM props WHERE id > ?)",
+        (cursor.node, cursor.edge, cursor.prop),
+    ).fetchone()
+    nodes, edges, props = (int(v) for v in row)
+    return {"nodes": nodes, "edges": edges, "props": props, "total": nodes + edges + props}
+
+
 def compare(expected: Counts, actual: Counts, *, props: bool = True) -> list[Difference]:
     """Every label / link name whose counts differ, nodes first, then edges, then property
     values (unless `props=False`: see `props_comparable`)."""
