@@ -29,7 +29,9 @@ from .errors import (
     read_only_fs,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Versions this code reads; a writer migrates an older one in place (see `_migrate`).
+READABLE_VERSIONS = (1, 2)
 # Rows per statement of `bulk` (bounds the JSON text held at once; a crawl batch is far smaller).
 BULK_CHUNK = 20_000
 CACHE_KIB = 65_536  # SQLite page cache per connection (default 2 MiB)
@@ -106,7 +108,28 @@ CREATE TABLE IF NOT EXISTS cursors(
     sink TEXT PRIMARY KEY,
     node_cursor INTEGER NOT NULL DEFAULT 0,
     edge_cursor INTEGER NOT NULL DEFAULT 0,
-    prop_cursor INTEGER NOT NULL DEFAULT 0
+    prop_cursor INTEGER NOT NULL DEFAULT 0,
+    change_cursor INTEGER NOT NULL DEFAULT 0
+);
+-- What was removed or updated in the graph tables (a refresh: links NCBI no longer returns,
+-- depths and scores that changed), in order, so that every sink applies it from its own cursor
+-- as it applies additions. kind: `edge-` (the edge db/uid -linkname-> dbto/uid_to removed),
+-- `node-` (the node db/uid removed with its props; its edges have `edge-` rows before it),
+-- `node~` (the node now has `depth` and `fetched`), `edge~` (the edge now has `score` and
+-- `fetched`). row_id: the id of the nodes/edges row concerned, so a store that never held that
+-- row skips the change, and the store proof knows which rows a lagging store still holds.
+CREATE TABLE IF NOT EXISTS changes(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    db TEXT NOT NULL,
+    uid TEXT NOT NULL,
+    linkname TEXT,
+    dbto TEXT,
+    uid_to TEXT,
+    depth INTEGER,
+    score INTEGER,
+    fetched TEXT,
+    row_id INTEGER NOT NULL
 );
 """
 
@@ -140,6 +163,72 @@ def bulk(con: sqlite3.Connection, sql: str, rows: Iterable[Sequence[object]]) ->
     if chunk:
         con.execute(sql, (json.dumps(chunk),))
     return con.total_changes - before
+
+
+def _json_columns(*names: str) -> str:
+    """`SELECT` of named columns of rows passed as one JSON array of arrays (parameter `?`)."""
+    cols = ", ".join(f"json_extract(value, '$[{i}]') AS {n}" for i, n in enumerate(names))
+    return f"SELECT {cols} FROM json_each(?)"
+
+
+def _columns(con: sqlite3.Connection, table: str) -> list[str]:
+    return [r[1] for r in con.execute(f"PRAGMA table_info({table})").fetchall()]
+
+
+def _has_table(con: sqlite3.Connection, table: str) -> bool:
+    return bool(con.execute(
+        "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (table,)
+    ).fetchone())
+
+
+def _add_changes(con: sqlite3.Connection) -> None:
+    """Schema 1 -> 2 for removals and updates: the sinks' change cursor (the `changes` table
+    itself comes from SCHEMA). The caller holds the transaction."""
+    if "change_cursor" not in _columns(con, "cursors"):
+        con.execute(
+            "ALTER TABLE cursors ADD COLUMN change_cursor INTEGER NOT NULL DEFAULT 0"
+        )
+
+
+def _migrate(con: sqlite3.Connection, path: Path) -> None:
+    """Bring an older journal to SCHEMA_VERSION in place, in one transaction (all or nothing).
+
+    Each step is its own small function; tables that are only added come from SCHEMA (all
+    IF NOT EXISTS)."""
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        row = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        version = int(row[0]) if row else None
+        if version == SCHEMA_VERSION:  # another writer migrated it while we waited
+            con.execute("COMMIT")
+            return
+        if version not in READABLE_VERSIONS:
+            raise NotAStore(_incompatible(path, version))
+        _add_changes(con)
+        for statement in _statements(SCHEMA):
+            con.execute(statement)
+        con.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
+            (str(SCHEMA_VERSION),),
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        if con.in_transaction:
+            with suppress(sqlite3.Error):
+                con.execute("ROLLBACK")
+        raise
+
+
+def _statements(script: str) -> list[str]:
+    """A script's statements one by one (so they can run inside a transaction we hold)."""
+    out: list[str] = []
+    buf = ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            out.append(buf.strip())
+            buf = ""
+    return out
 
 
 def _writable(path: Path) -> bool:
@@ -195,6 +284,7 @@ class Cursor:
     node: int = 0
     edge: int = 0
     prop: int = 0
+    change: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +292,25 @@ class MaxIds:
     node: int
     edge: int
     prop: int
+    change: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeRow:
+    """One row of `changes` (see SCHEMA): a removal (`edge-`, `node-`) or update (`node~`,
+    `edge~`) for the sinks to apply; `row_id` is the nodes/edges row it concerns."""
+
+    id: int
+    kind: str
+    db: str
+    uid: str
+    linkname: str | None
+    dbto: str | None
+    uid_to: str | None
+    depth: int | None
+    score: int | None
+    fetched: str | None
+    row_id: int
 
 
 class Journal:
@@ -210,14 +319,17 @@ class Journal:
     FILENAME = "journal.sqlite"
 
     def __init__(
-        self, path: str | Path, *, create: bool = True, read_only: bool | None = None
+        self, path: str | Path, *, create: bool = True, read_only: bool | None = None,
+        migrate: bool | None = None,
     ) -> None:
         """Open (and with `create`, make) the journal.
 
         `read_only` None (the default for `create=False`, which readers use) opens read-only
         only where the file or its directory cannot be written (a read-only mount): readers then
         still work, and a write raises LocalIOError. A disk failure while opening or creating
-        is a LocalIOError naming the file."""
+        is a LocalIOError naming the file. `migrate` (default: `create`, i.e. writers) brings an
+        older journal to SCHEMA_VERSION in place; readers read an older one as it is (tables
+        and columns it lacks read as empty / NULL)."""
         path = Path(path)
         if path.is_dir() or path.suffix == "":
             path = path / self.FILENAME
@@ -229,8 +341,11 @@ class Journal:
         self.read_only = read_only
         self._lock = threading.RLock()
         self._in_tx = 0
+        if migrate is None:
+            migrate = create
         if read_only:
             self._db = self._open_read_only(path)
+            self._read_columns()
             return
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -262,11 +377,15 @@ class Journal:
                         "INSERT OR REPLACE INTO meta(key, value) "
                         f"VALUES ('schema_version', '{SCHEMA_VERSION}');COMMIT;"
                     )
-            elif version != SCHEMA_VERSION:
+            elif version not in READABLE_VERSIONS:
                 raise NotAStore(_incompatible(path, version))
-            elif create:
+            elif version != SCHEMA_VERSION and migrate:
+                with self._lock:
+                    _migrate(self._db, path)
+            elif create and version == SCHEMA_VERSION:
                 with self._lock:  # tables added since the store was made (all IF NOT EXISTS)
                     self._db.executescript(f"BEGIN IMMEDIATE;{SCHEMA}COMMIT;")
+            self._read_columns()
         except sqlite3.DatabaseError as exc:
             self._db.close()
             error = local_io_error(path, exc, doing="open")
@@ -322,7 +441,7 @@ class Journal:
             if version is None:
                 db.close()
                 raise NotAStore(f"{path} is not an entrez-graph journal")
-            if version != SCHEMA_VERSION:
+            if version not in READABLE_VERSIONS:
                 db.close()
                 raise NotAStore(_incompatible(path, version))
             return db
@@ -373,7 +492,7 @@ class Journal:
                 raise BadInput(f"{path} is not an entrez-graph journal")
             row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             version = int(row[0]) if row else None
-            if version != SCHEMA_VERSION:
+            if version not in READABLE_VERSIONS:  # an older one is migrated by the writer
                 raise BadInput(_incompatible(path, version))
             row = db.execute("SELECT value FROM meta WHERE key='settings'").fetchone()
             return json.loads(row[0]) if row else {}
@@ -398,6 +517,12 @@ class Journal:
             return None
         row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         return int(row[0]) if row else None
+
+    def _read_columns(self) -> None:
+        """What this journal's schema has (an older one, opened to read, lacks some)."""
+        with self._lock:
+            self.has_changes = _has_table(self._db, "changes")
+            self.has_fetched = "fetched" in _columns(self._db, "nodes")
 
     def _disk_error(self, exc: sqlite3.Error) -> LocalIOError | None:
         return local_io_error(self.path, exc)
@@ -538,12 +663,51 @@ class Journal:
     # -- reads -----------------------------------------------------------------------------
 
     def max_ids(self) -> MaxIds:
-        """Upper bounds for one consistent sync pass (read once, then read rows up to them)."""
+        """Upper bounds for one consistent sync pass (read once, then read rows up to them).
+
+        One statement, so the four maxima describe one committed state: a change and the rows
+        committed after it are never seen apart. The largest ids ever given (AUTOINCREMENT's
+        `sqlite_sequence`), not of the rows left: removing the newest edge must not move the
+        bound below a sink's cursor."""
+        top = "coalesce((SELECT max(seq) FROM sqlite_sequence WHERE name = '{}'), 0)"
+        tables = ("nodes", "edges", "props") + (("changes",) if self.has_changes else ())
+        row = self.execute("SELECT " + ", ".join(top.format(t) for t in tables)).fetchone()
+        return MaxIds(*(int(v) for v in row))
+
+    def changes_between(self, after: int, upto: int, limit: int = 50_000) -> list[ChangeRow]:
+        """Change rows with ids in (after, upto], in order (none in a schema-1 journal)."""
+        if not self.has_changes:
+            return []
+        rows = self.execute(
+            "SELECT id, kind, db, uid, linkname, dbto, uid_to, depth, score, fetched, row_id "
+            "FROM changes WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
+            (after, upto, limit),
+        ).fetchall()
+        return [ChangeRow(*r) for r in rows]
+
+    def changes_after(self, after: int) -> int:
+        """How many change rows have ids past `after` (a sink's change cursor)."""
+        if not self.has_changes:
+            return 0
+        return int(self.execute(
+            "SELECT count(*) FROM changes WHERE id > ?", (after,)
+        ).fetchone()[0])
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Several reads that see one committed state (a read transaction on this connection;
+        inside a transaction already held here, that one). Keep it short: while it is open,
+        SQLite cannot checkpoint the write-ahead log past it."""
         with self._lock:
-            n = self.execute("SELECT coalesce(max(id), 0) FROM nodes").fetchone()[0]
-            e = self.execute("SELECT coalesce(max(id), 0) FROM edges").fetchone()[0]
-            p = self.execute("SELECT coalesce(max(id), 0) FROM props").fetchone()[0]
-        return MaxIds(n, e, p)
+            if self._in_tx or self._db.in_transaction:
+                yield
+                return
+            self.execute("BEGIN")
+            try:
+                yield
+            finally:
+                with suppress(sqlite3.Error):
+                    self._db.execute("COMMIT")
 
     def nodes_between(self, after: int, upto: int, limit: int = 50_000) -> list[NodeRow]:
         rows = self.execute(
@@ -621,18 +785,169 @@ class Journal:
     # -- sink cursors ----------------------------------------------------------------------
 
     def get_cursor(self, sink: str) -> Cursor:
+        change = "change_cursor" if self.has_changes else "0"
         row = self.execute(
-            "SELECT node_cursor, edge_cursor, prop_cursor FROM cursors WHERE sink=?", (sink,)
+            f"SELECT node_cursor, edge_cursor, prop_cursor, {change} FROM cursors WHERE sink=?",
+            (sink,),
         ).fetchone()
         return Cursor(*row) if row else Cursor()
 
     def set_cursor(self, sink: str, cursor: Cursor) -> None:
         with self.transaction() as db:
             db.execute(
-                "INSERT OR REPLACE INTO cursors(sink, node_cursor, edge_cursor, prop_cursor) "
-                "VALUES (?, ?, ?, ?)",
-                (sink, cursor.node, cursor.edge, cursor.prop),
+                "INSERT OR REPLACE INTO cursors(sink, node_cursor, edge_cursor, prop_cursor, "
+                "change_cursor) VALUES (?, ?, ?, ?, ?)",
+                (sink, cursor.node, cursor.edge, cursor.prop, cursor.change),
             )
+
+    def cursors(self) -> dict[str, Cursor]:
+        """Every sink cursor copied into the journal, by sink name."""
+        change = "change_cursor" if self.has_changes else "0"
+        rows = self.execute(
+            f"SELECT sink, node_cursor, edge_cursor, prop_cursor, {change} FROM cursors "
+            "ORDER BY sink"
+        ).fetchall()
+        return {sink: Cursor(n, e, p, c) for sink, n, e, p, c in rows}
+
+    # -- removals and updates (a refresh) --------------------------------------------------
+    # Each changes the graph tables AND appends the `changes` rows the sinks apply; the caller
+    # holds the transaction (`with journal.transaction() as con:`), so a refresh's answer, its
+    # removals and its frontier change commit as one. Rows naming nothing the journal holds are
+    # skipped (no change row). Each returns how many rows it removed or changed.
+
+    def remove_edges(
+        self, con: sqlite3.Connection, rows: Iterable[Sequence[str]]
+    ) -> int:
+        """Remove the edges (dbfrom, uid_from, linkname, dbto, uid_to), an `edge-` row each."""
+        keys = [tuple(str(v) for v in r[:5]) for r in rows]
+        if not keys:
+            return 0
+        ids: list[int] = []
+        for i in range(0, len(keys), BULK_CHUNK):
+            ids += [r[0] for r in con.execute(
+                f"SELECT e.id FROM ({_json_columns('a', 'b', 'c', 'd', 'f')}) AS j "
+                "JOIN edges e ON e.dbfrom = j.a AND e.uid_from = j.b AND e.linkname = j.c "
+                "AND e.dbto = j.d AND e.uid_to = j.f",
+                (json.dumps(keys[i : i + BULK_CHUNK]),),
+            ).fetchall()]
+        return self._remove_edge_ids(con, ids)
+
+    def _remove_edge_ids(self, con: sqlite3.Connection, ids: list[int]) -> int:
+        ids = sorted(set(ids))
+        for i in range(0, len(ids), BULK_CHUNK):
+            chunk = json.dumps(ids[i : i + BULK_CHUNK])
+            con.execute(
+                "INSERT INTO changes(kind, db, uid, linkname, dbto, uid_to, score, row_id) "
+                "SELECT 'edge-', dbfrom, uid_from, linkname, dbto, uid_to, score, id FROM edges "
+                "WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id",
+                (chunk,),
+            )
+            con.execute("DELETE FROM edges WHERE id IN (SELECT value FROM json_each(?))", (chunk,))
+        return len(ids)
+
+    def remove_nodes(self, con: sqlite3.Connection, keys: Iterable[Sequence[str]]) -> int:
+        """Remove the nodes (db, uid) with their edges (`edge-` rows first), their props and
+        their engine bookkeeping (pending link names, failures, summary markers), a `node-` row
+        each. A record seen again later is a new row with a new id."""
+        wanted = sorted({(str(k[0]), str(k[1])) for k in keys})
+        if not wanted:
+            return 0
+        removed = 0
+        for i in range(0, len(wanted), BULK_CHUNK):
+            chunk = json.dumps(wanted[i : i + BULK_CHUNK])
+            pairs = "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') " \
+                "FROM json_each(?)"
+            node_ids = [r[0] for r in con.execute(
+                f"SELECT id FROM nodes WHERE (db, uid) IN ({pairs}) ORDER BY id", (chunk,)
+            ).fetchall()]
+            if not node_ids:
+                continue
+            edge_ids = [r[0] for r in con.execute(
+                f"SELECT id FROM edges WHERE (dbfrom, uid_from) IN ({pairs}) "
+                f"OR (dbto, uid_to) IN ({pairs})",
+                (chunk, chunk),
+            ).fetchall()]
+            self._remove_edge_ids(con, edge_ids)
+            ids = json.dumps(node_ids)
+            con.execute(
+                "INSERT INTO changes(kind, db, uid, depth, row_id) "
+                "SELECT 'node-', db, uid, depth, id FROM nodes "
+                "WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id",
+                (ids,),
+            )
+            for table in ("props", "pending_links", "failed", "summarized"):
+                if table == "summarized" and not _has_table(con, table):
+                    continue
+                con.execute(f"DELETE FROM {table} WHERE (db, uid) IN ({pairs})", (chunk,))
+            con.execute("DELETE FROM nodes WHERE id IN (SELECT value FROM json_each(?))", (ids,))
+            removed += len(node_ids)
+        return removed
+
+    def update_nodes(
+        self, con: sqlite3.Connection, rows: Iterable[Sequence[object]]
+    ) -> int:
+        """Set (db, uid, depth, fetched) on known nodes (fetched None keeps the stored one), a
+        `node~` row for each whose values changed."""
+        return self._update(
+            con, "nodes", "node~", ("db", "uid"), "depth",
+            [(str(r[0]), str(r[1]), r[2], r[3]) for r in rows],
+        )
+
+    def update_edges(
+        self, con: sqlite3.Connection, rows: Iterable[Sequence[object]]
+    ) -> int:
+        """Set (dbfrom, uid_from, linkname, dbto, uid_to, score, fetched) on known edges
+        (fetched None keeps the stored one), an `edge~` row for each whose values changed."""
+        return self._update(
+            con, "edges", "edge~", ("dbfrom", "uid_from", "linkname", "dbto", "uid_to"),
+            "score", [(*(str(v) for v in r[:5]), r[5], r[6]) for r in rows],
+        )
+
+    def _update(
+        self, con: sqlite3.Connection, table: str, kind: str, key: tuple[str, ...],
+        value: str, rows: list[tuple[object, ...]],
+    ) -> int:
+        """The shared body of update_nodes / update_edges: `rows` are key + (value, fetched)."""
+        if not rows:
+            return 0
+        fetched = "fetched" in _columns(con, table)
+        n = len(key)
+        names = [f"k{i}" for i in range(n)]
+        join = " AND ".join(f"t.{c} = j.k{i}" for i, c in enumerate(key))
+        differs = f"t.{value} IS NOT j.v"
+        if fetched:
+            differs += " OR (j.f IS NOT NULL AND t.fetched IS NOT j.f)"
+        changed: list[tuple[int, object, object]] = []
+        for i in range(0, len(rows), BULK_CHUNK):
+            changed += con.execute(
+                f"SELECT t.id, j.v, j.f FROM ({_json_columns(*names, 'v', 'f')}) AS j "
+                f"JOIN {table} t ON {join} WHERE {differs}",
+                (json.dumps(rows[i : i + BULK_CHUNK]),),
+            ).fetchall()
+        changed = sorted({r[0]: r for r in changed}.values())
+        sets = f"{value} = j.v" + (", fetched = coalesce(j.f, t2.fetched)" if fetched else "")
+        cols = (
+            "db, uid, depth" if table == "nodes"
+            else "db, uid, linkname, dbto, uid_to, score"
+        )
+        source = (
+            "db, uid, depth" if table == "nodes"
+            else "dbfrom, uid_from, linkname, dbto, uid_to, score"
+        )
+        for i in range(0, len(changed), BULK_CHUNK):
+            chunk = changed[i : i + BULK_CHUNK]
+            con.execute(
+                f"UPDATE {table} AS t2 SET {sets} FROM ({_json_columns('id', 'v', 'f')}) AS j "
+                "WHERE t2.id = j.id",
+                (json.dumps(chunk),),
+            )
+            con.execute(
+                f"INSERT INTO changes(kind, {cols}, fetched, row_id) "
+                f"SELECT ?, {source}, {'fetched' if fetched else 'NULL'}, id FROM {table} "
+                "WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id",
+                (kind, json.dumps([r[0] for r in chunk])),
+            )
+        return len(changed)
 
     # -- summary ---------------------------------------------------------------------------
 

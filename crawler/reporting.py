@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BadInput, EntrezGraphError
-from .journal import Cursor, Journal
+from .journal import Journal
 from .sinks.verify import rows_behind
 from .store import StorePaths
 
@@ -19,10 +19,7 @@ EMBEDDED = "embedded"
 
 def _journal_sinks(journal: Journal) -> dict[str, dict[str, Any]]:
     """Sinks whose cursor the journal keeps (Neo4j, keyed by URI and database)."""
-    rows = journal.execute(
-        "SELECT sink, node_cursor, edge_cursor, prop_cursor FROM cursors ORDER BY sink"
-    ).fetchall()
-    return {sink: rows_behind(journal, Cursor(n, e, p)) for sink, n, e, p in rows}
+    return {sink: rows_behind(journal, cursor) for sink, cursor in journal.cursors().items()}
 
 
 def _embedded_sink(journal: Journal, graph: Path) -> dict[str, Any] | None:

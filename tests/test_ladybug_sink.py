@@ -384,7 +384,7 @@ def test_pending_in_without_a_store(store: StorePaths) -> None:
         journal.add_nodes([("gene", "1", 0)])
         journal.set_props("gene", "1", {"name": json.dumps("x")})
         assert LadybugSink.pending_in(store.graph, journal) == {
-            "nodes": 1, "edges": 0, "props": 1, "total": 2}
+            "nodes": 1, "edges": 0, "props": 1, "changes": 0, "total": 2}
     assert not store.graph.exists()
 
 

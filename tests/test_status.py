@@ -58,7 +58,7 @@ def test_status_json_counts(tmp_path: Path) -> None:
     assert report["complete"] is False
     neo = report["sinks"]["neo4j:bolt://localhost:7687/neo4j"]
     # 5 nodes, cursor at 2 -> 3 behind; edges all held; the one props row not yet.
-    assert neo == {"nodes": 3, "edges": 0, "props": 1, "total": 4}
+    assert neo == {"nodes": 3, "edges": 0, "props": 1, "changes": 0, "total": 4}
     assert "embedded" not in report["sinks"]  # no graph file in this store
 
 

@@ -30,7 +30,7 @@ def _sink_line(name: str, info: dict[str, Any]) -> dict[str, Any]:
         note = (
             f"{info['nodes']} records, {info['edges']} edges, {info['props']} property rows "
             "to load"
-        )
+        ) + (f", {info['changes']} removals or updates to apply" if info.get("changes") else "")
     if name.startswith("neo4j:") and "real" not in info and info["total"] == 0:
         note = "in step by its cursor (with --neo4j URI, status counts what it holds)"
     return {"sink": name, "behind": info["total"], "note": note}

@@ -217,13 +217,8 @@ class WriterLock:
 
 
 def journal_snapshot(journal: Journal) -> MaxIds:
-    """The three row-id maxima read in ONE statement, so they describe one committed state."""
-    row = journal.execute(
-        "SELECT (SELECT coalesce(max(id), 0) FROM nodes), "
-        "(SELECT coalesce(max(id), 0) FROM edges), "
-        "(SELECT coalesce(max(id), 0) FROM props)"
-    ).fetchone()
-    return MaxIds(int(row[0]), int(row[1]), int(row[2]))
+    """The row-id maxima read in ONE statement, so they describe one committed state."""
+    return journal.max_ids()
 
 
 def journal_origin(journal: Journal) -> str | None:

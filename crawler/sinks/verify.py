@@ -153,15 +153,18 @@ def props_comparable(journal: Journal, cursor: Cursor) -> bool:
 
 
 def rows_behind(journal: Journal, cursor: Cursor) -> dict[str, int]:
-    """Journal rows past `cursor`, counted (replaced props rows leave gaps in the ids)."""
+    """Journal rows past `cursor`, counted (replaced props rows leave gaps in the ids), and
+    the removals and updates (`changes`) past its change cursor, which it must apply too."""
+    changes = "(SELECT count(*) FROM changes WHERE id > ?)" if journal.has_changes else "?"
     row = journal.execute(
         "SELECT (SELECT count(*) FROM nodes WHERE id > ?), "
         "(SELECT count(*) FROM edges WHERE id > ?), "
-        "(SELECT count(*) FROM props WHERE id > ?)",
-        (cursor.node, cursor.edge, cursor.prop),
+        f"(SELECT count(*) FROM props WHERE id > ?), {changes}",
+        (cursor.node, cursor.edge, cursor.prop, cursor.change if journal.has_changes else 0),
     ).fetchone()
-    nodes, edges, props = (int(v) for v in row)
-    return {"nodes": nodes, "edges": edges, "props": props, "total": nodes + edges + props}
+    nodes, edges, props, changed = (int(v) for v in row)
+    return {"nodes": nodes, "edges": edges, "props": props, "changes": changed,
+            "total": nodes + edges + props + changed}
 
 
 def compare(expected: Counts, actual: Counts, *, props: bool = True) -> list[Difference]:
