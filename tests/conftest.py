@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -24,3 +24,21 @@ def emulator(world: World) -> Iterator[Emulator]:
     """The emulator on 127.0.0.1 (free port, rate limit off, no faults), stopped afterwards."""
     with Emulator(world, rate_limit=0) as emu:
         yield emu
+
+
+@pytest.fixture
+def emulator_at(world: World) -> Iterator[Callable[..., Emulator]]:
+    """Start emulators over `world` at a given version: `emu = emulator_at(1)` (a new free
+    port each time; `emu.stop()` to stop one early); all are stopped afterwards.
+    `emulator_at(1, world=other)` serves another world."""
+    started: list[Emulator] = []
+
+    def start(version: int = 0, *, world: World = world, **kw: object) -> Emulator:
+        emu = Emulator(world.at_version(version) if version != world.version else world,
+                       rate_limit=0, **kw)  # type: ignore[arg-type]
+        started.append(emu.start())
+        return emu
+
+    yield start
+    for emu in started:
+        emu.stop()

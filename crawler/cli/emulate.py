@@ -26,6 +26,11 @@ def _poison_list(value: str | None) -> tuple[str, ...]:
               help="Records in a generated world (links scale with it).")
 @click.option("--graph", type=click.Path(dir_okay=False), default=None,
               help="Serve a link graph from a JSON-lines file (the --dump format).")
+@click.option("--world-version", "world_version", type=click.IntRange(min=0), default=0,
+              show_default=True, metavar="N",
+              help="Serve the world after N steps of change: each drops 5% of the links, adds "
+                   "5% new ones to the growing link names, and replaces or withdraws about 1% "
+                   "of the records (reproducible; 0 = as generated or loaded).")
 @click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
               metavar="PORT",
               help="Port on 127.0.0.1 (0 picks a free one and prints it).")
@@ -46,7 +51,8 @@ def _poison_list(value: str | None) -> tuple[str, ...]:
               help="Append every request as a JSON line (the API key redacted).")
 @click.option("--dump", type=click.Path(dir_okay=False), default=None,
               help="Write the world's records and links as JSON lines and exit.")
-def command(world_seed: int | None, size: int, graph: str | None, port: int, rate_limit: int,
+def command(world_seed: int | None, size: int, graph: str | None, world_version: int, port: int,
+            rate_limit: int,
             latency: float, faults: str, fault_seed: int, poison: str, log: str | None,
             dump: str | None) -> None:
     """Serve a local E-utilities (ELink, ESearch, EInfo, ESummary) until Ctrl-C.
@@ -56,6 +62,7 @@ def command(world_seed: int | None, size: int, graph: str | None, port: int, rat
       entrez-graph emulate --port 8765
       entrez-graph emulate --world 7 --size 50000 --rate-limit 3 --faults 429=0.1,5xx=0.05
       entrez-graph emulate --dump world.jsonl && entrez-graph emulate --graph world.jsonl
+      entrez-graph emulate --port 8765 --world-version 1   # NCBI a month later
       entrez-graph emulate --log requests.jsonl --poison 672
     """
     from ..emulator.faults import parse_faults
@@ -64,15 +71,19 @@ def command(world_seed: int | None, size: int, graph: str | None, port: int, rat
     if dump is not None:
         parse_faults(faults)  # a bad spec is refused even when only dumping
         check_poison(_poison_list(poison))
-        report = dump_world(dump, world_seed=world_seed, size=size, graph=graph)
+        report = dump_world(dump, world_seed=world_seed, size=size, graph=graph,
+                            world_version=world_version)
         click.echo(f"Wrote {report.links} links and the records of {report.databases} "
                    f"databases to {report.path}")
         return
-    emu = emulate(world_seed=world_seed, size=size, graph=graph, port=port,
+    emu = emulate(world_seed=world_seed, size=size, graph=graph, world_version=world_version,
+                  port=port,
                   rate_limit=rate_limit, latency=latency, faults=faults, fault_seed=fault_seed,
                   poison=_poison_list(poison), log=log)
     what = (f"graph {graph}" if graph is not None
             else f"world seed {emu.world.seed}, size {emu.world.size}")
+    if world_version:
+        what += f", version {world_version}"
     # Ctrl-C and SIGTERM stop the server cleanly (log flushed), also when started in the
     # background, where a shell starts the process with SIGINT ignored.
     for signum in (signal.SIGINT, signal.SIGTERM):

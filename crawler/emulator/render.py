@@ -309,6 +309,9 @@ def esummary_error(db: str, message: str) -> bytes:
             f"</eSummaryResult>\n").encode()
 
 
+_GENE_STATUS = {"replaced": 1, "withdrawn": 2}
+
+
 def _el(name: str, value: object) -> str:
     return f"\t<{name}>{_t(value if value is not None else '')}</{name}>\n"
 
@@ -320,7 +323,9 @@ def _docsum_fields(db: str, rec: dict[str, Any]) -> list[str]:
     if db == "gene":
         return [
             _el("Name", rec.get("name")), _el("Description", rec.get("description")),
-            _el("Status", 0), _el("CurrentID", 0), _el("Chromosome", rec.get("chromosome")),
+            # NCBI's gene Status: 0 live, 1 secondary (CurrentID: the current gene), 2 discontinued
+            _el("Status", _GENE_STATUS.get(rec.get("status"), 0)),
+            _el("CurrentID", rec.get("replaced_by", 0)), _el("Chromosome", rec.get("chromosome")),
             _el("GeneticSource", "genomic"), _el("MapLocation", rec.get("maplocation")),
             _el("OtherAliases", rec.get("aliases", "")),
             _el("OtherDesignations", rec.get("description")),
@@ -351,6 +356,10 @@ def _docsum_fields(db: str, rec: dict[str, Any]) -> list[str]:
             _el("Completeness", ""), _el("GeneticCode", 1), _el("Strand", ""),
             _el("Organism", org), _el("Strain", ""), _el("BioSample", ""),
             _el("AccessionVersion", accver),
+            # a record no longer current: its Status, and the accession.version replacing it
+            *([_el("Status", rec["status"]),
+               _el("ReplacedBy", rec.get("replaced_by_accession", ""))]
+              if rec.get("status") else []),
         ]
     if db == "pubmed":
         return [
@@ -403,7 +412,7 @@ def _docsum_fields(db: str, rec: dict[str, Any]) -> list[str]:
                 _el("title", rec.get("name", ""))]
     if db == "snp":
         gene = rec.get("gene", "")
-        return [_el("SNP_ID", uid),
+        return [_el("SNP_ID", rec.get("replaced_by", uid)),  # a merged rs: the current one
                 f"\t<GENES>\n\t\t<GENE_E>\n\t\t\t<NAME>{_t(gene)}</NAME>\n"
                 f"\t\t\t<GENE_ID>{_t(rec.get('gene_id', ''))}</GENE_ID>\n"
                 "\t\t</GENE_E>\n\t</GENES>\n",
@@ -462,7 +471,9 @@ def _docsum_fields(db: str, rec: dict[str, Any]) -> list[str]:
     if db in ("cdd", "homologene"):
         return [_el("Accession", rec.get("accession", "")), _el("Title", rec.get("title", "")),
                 _el("Subtitle", rec.get("description", "")),
-                _el("Description", rec.get("description", "")), _el("Organism", org)]
+                _el("Description", rec.get("description", "")), _el("Organism", org),
+                # a replaced domain model names its live one (CDD's LivePssmID)
+                *([_el("LivePssmID", rec["replaced_by"])] if rec.get("replaced_by") else [])]
     # Other databases: the record's accession and name in generic fields.
     return [_el("Accession", rec.get("accession", "")), _el("Title", rec.get("name", "")),
             _el("Organism", org)]
@@ -476,7 +487,7 @@ _SEQ_FIELDS = ("Caption", "Title", "Extra", "Gi", "CreateDate", "UpdateDate", "F
                "Slen", "Biomol", "MolType", "Topology", "SourceDb", "SegSetSize", "ProjectId",
                "Genome", "SubType", "SubName", "AssemblyGi", "AssemblyAcc", "Tech",
                "Completeness", "GeneticCode", "Strand", "Organism", "Strain", "BioSample",
-               "AccessionVersion")
+               "AccessionVersion", "Status", "ReplacedBy")
 _DTD_MODELS: dict[str, dict[str, Any]] = {
     "protein": {"DocumentSummary": ("seq", _SEQ_FIELDS)},
     "nuccore": {"DocumentSummary": ("seq", _SEQ_FIELDS)},
@@ -519,7 +530,7 @@ _DTD_MODELS["sra"] = {"DocumentSummary": ("seq", ("ExpXml", "Runs", "CreateDate"
 _DTD_MODELS["biosample"] = {"DocumentSummary": ("seq", (
     "Title", "Accession", "Taxonomy", "SampleData"))}
 _DTD_MODELS["cdd"] = _DTD_MODELS["homologene"] = {"DocumentSummary": ("seq", (
-    "Accession", "Title", "Subtitle", "Description", "Organism"))}
+    "Accession", "Title", "Subtitle", "Description", "Organism", "LivePssmID"))}
 _GENERIC_MODEL = {"DocumentSummary": ("seq", ("Accession", "Title", "Organism"))}
 
 

@@ -75,22 +75,33 @@ def check_poison(poison: Iterable[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
+def check_version(version: int) -> int:
+    """A world version is a whole number >= 0 (0: the world as generated or loaded)."""
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        raise BadInput(f"--world-version must be a whole number >= 0, got {version!r}")
+    return version
+
+
 def build_world(
-    *, world_seed: int | None = None, size: int = DEFAULT_SIZE, graph: str | Path | None = None
+    *, world_seed: int | None = None, size: int = DEFAULT_SIZE, graph: str | Path | None = None,
+    world_version: int = 0,
 ) -> World:
     """A world generated from `world_seed` (default 1) with `size` records, or loaded from the
-    JSON-lines file `graph` (the dump format); not both."""
+    JSON-lines file `graph` (the dump format); not both. `world_version` N serves it after N
+    steps of change (links dropped and added, records replaced or withdrawn; versions.py)."""
+    check_version(world_version)
     if graph is not None and world_seed is not None:
         raise BadInput("give either --world SEED or --graph FILE, not both")
     if graph is not None:
         if not Path(graph).is_file():
             raise BadInput(f"graph file {str(graph)!r} does not exist")
-        world = World.load(graph)
+        world = World.load(graph, version=world_version)
         for warning in world.load_warnings(str(graph)):
             log.warning("Warning: %s", warning)
         return world
     check_size(size)
-    return World.generate(seed=DEFAULT_WORLD_SEED if world_seed is None else world_seed, size=size)
+    return World.generate(seed=DEFAULT_WORLD_SEED if world_seed is None else world_seed, size=size,
+                          version=world_version)
 
 
 def emulate(
@@ -99,6 +110,7 @@ def emulate(
     world_seed: int | None = None,
     size: int = DEFAULT_SIZE,
     graph: str | Path | None = None,
+    world_version: int = 0,
     port: int = 0,
     rate_limit: int = 0,
     latency: float = 0.0,
@@ -109,7 +121,8 @@ def emulate(
 ) -> Emulator:
     """Start a local E-utilities on 127.0.0.1 and return it running (`emu.url`, `emu.port`).
 
-    The world is `world`, or built by `build_world(world_seed=, size=, graph=)`. `port` 0 picks a
+    The world is `world`, or built by `build_world(world_seed=, size=, graph=, world_version=)`
+    (a given `world` is served at `world_version` when that is not 0). `port` 0 picks a
     free port; `rate_limit` answers HTTP 429 above that many requests per second (0: off);
     `latency` is milliseconds before each answer; `faults` is a spec such as `429=0.2,5xx=0.1`;
     `poison` IDs make any request holding them fail with HTTP 400; `log` appends every request
@@ -119,9 +132,12 @@ def emulate(
     parse_faults(faults)  # BadInput before anything starts
     poison = check_poison(poison)
     if world is None:
-        world = build_world(world_seed=world_seed, size=size, graph=graph)
+        world = build_world(world_seed=world_seed, size=size, graph=graph,
+                            world_version=world_version)
     elif graph is not None or world_seed is not None:
         raise BadInput("give a world, a world seed or a graph file, not several")
+    elif check_version(world_version) and world_version != world.version:
+        world = world.at_version(world_version)
     emu = Emulator(world, rate_limit=rate_limit, latency_ms=latency, faults=faults,
                    poison=tuple(poison), log_path=log, port=port, fault_seed=fault_seed)
     try:
@@ -142,10 +158,12 @@ class DumpReport:
 
 def dump_world(
     path: str | Path, *, world_seed: int | None = None, size: int = DEFAULT_SIZE,
-    graph: str | Path | None = None,
+    graph: str | Path | None = None, world_version: int = 0,
 ) -> DumpReport:
-    """Write a world's records and links as JSON lines (`emulate --dump`), for `--graph` later."""
-    world = build_world(world_seed=world_seed, size=size, graph=graph)
+    """Write a world's records and links as JSON lines (`emulate --dump`), for `--graph` later
+    (at `world_version`: its links then, and each retired record's `status`/`replaced_by`)."""
+    world = build_world(world_seed=world_seed, size=size, graph=graph,
+                        world_version=world_version)
     try:
         links = world.dump(path)
     except OSError as exc:

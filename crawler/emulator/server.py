@@ -539,7 +539,7 @@ class Emulator:
                 ids = recalled[1][:int(params.get("retmax") or 10000)]
         if not ids:
             raise _Refused("Empty id list - nothing todo")
-        docs = [(u, self.world.record(db, u) if u.isdigit() else None)
+        docs = [(u, self.world.summary(db, u) if u.isdigit() else None)
                 for u in dict.fromkeys(ids)]
         if (params.get("version") or "").strip() != "2.0":
             return render.esummary_v1(db, docs)

@@ -38,6 +38,7 @@ from ..errors import BadInput
 from ..linknames import split_linkname
 from ..names import DB_ALIASES, IDENTIFIER, shorten
 from .pairing import Pairing, degrees
+from .versions import REPLACEABLE, WITHDRAWN_KEEP_DOCSUM, Rates, Retired, Versions
 
 
 class WorldLink(NamedTuple):
@@ -342,6 +343,10 @@ class World:
     def __init__(self) -> None:
         self.seed: int | None = None
         self.size: int = 0
+        self.version: int = 0  # the version served (see versions.py); 0: as generated/loaded
+        self.rates = Rates()
+        self._versions: Versions | None = None
+        self._positions: dict[str, tuple[list[str], dict[str, int]]] = {}
         self._counts: dict[str, int] = {}
         # loaded worlds only
         self._links: dict[tuple[str, str], list[WorldLink]] = {}
@@ -361,13 +366,16 @@ class World:
     # --- construction -------------------------------------------------------------------------
 
     @classmethod
-    def generate(cls, seed: int = 1, size: int = 2000) -> World:
-        """A deterministic world of about `size` records (every database at least a dozen)."""
+    def generate(cls, seed: int = 1, size: int = 2000, version: int = 0,
+                 rates: Rates | None = None) -> World:
+        """A deterministic world of about `size` records (every database at least a dozen),
+        as it is at `version` (0: as generated; N: after N steps of change, versions.py)."""
         if size < 1:
             raise BadInput(f"world size must be positive, got {size}")
         w = cls()
         w.seed = int(seed)
         w.size = int(size)
+        w._set_version(version, rates)
         for db, share in _SHARE.items():
             w._counts[db] = max(_MIN_COUNT, len(_SPECIALS.get(db, ())), int(size * share))
         # The BRCA1 chain (index 0 of each database) is linked by construction: every
@@ -378,10 +386,18 @@ class World:
     def generated(self) -> bool:
         return self.seed is not None
 
+    def _set_version(self, version: int, rates: Rates | None) -> None:
+        if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+            raise BadInput(f"world version must be a whole number >= 0, got {version!r}")
+        self.version = version
+        self.rates = (rates or Rates()).check()
+
     @classmethod
-    def load(cls, path: str | Path) -> World:
-        """A world from JSON lines: link lines and record lines (the `dump` format)."""
+    def load(cls, path: str | Path, version: int = 0, rates: Rates | None = None) -> World:
+        """A world from JSON lines: link lines and record lines (the `dump` format), as it is
+        at `version` (0: as the file says)."""
         w = cls()
+        w._set_version(version, rates)
         p = Path(path)
         try:
             fh = p.open("rb")
@@ -834,9 +850,18 @@ class World:
 
     # --- links --------------------------------------------------------------------------------
 
-    def links_from(self, db: str, uid: str | int) -> list[WorldLink]:
-        """Every link of one record, grouped by link name, scored ones by descending score."""
+    def links_from(self, db: str, uid: str | int, version: int | None = None
+                   ) -> list[WorldLink]:
+        """Every link of one record, grouped by link name, scored ones by descending score,
+        at `version` (default: the world's own)."""
         db, uid = _norm_db(db), str(uid)
+        v = self.version if version is None else int(version)
+        if v:
+            return self._changes().links(v, db, uid)
+        return self._base_links(db, uid)
+
+    def _base_links(self, db: str, uid: str) -> list[WorldLink]:
+        """The links of a record at version 0 (cached; never mutated by callers)."""
         if not self.generated:
             return list(self._links.get((db, uid), ()))
         key = (db, uid)
@@ -851,6 +876,115 @@ class World:
             if len(self._cache) > self._cache_max:
                 self._cache.popitem(last=False)
         return list(links)
+
+    # --- versions (versions.py) ----------------------------------------------------------------
+
+    def _changes(self) -> Versions:
+        with self._rel_lock:
+            if self._versions is None:
+                scored = frozenset(s.linkname for s in _SPEC.values() if s.scored)
+                self._versions = Versions(self, self.rates, hash_=_h, reverse=REVERSE_LINKS,
+                                          subsets=SUBSET_LINKS, scored=scored)
+        return self._versions
+
+    def at_version(self, version: int) -> World:
+        """The same world served at another version (a new object; this one is unchanged)."""
+        if self.generated:
+            return World.generate(self.seed or 0, self.size, version, self.rates)
+        w = World()
+        w.__dict__.update({k: v for k, v in self.__dict__.items()
+                           if k in ("_counts", "_links", "_records", "_linkouts",
+                                    "_linknames", "load_problems")})
+        w._set_version(version, self.rates)
+        return w
+
+    def record_status(self, db: str, uid: str | int, version: int | None = None
+                      ) -> Retired | None:
+        """None while the record is current at `version` (default: the world's own), else
+        `Retired(step, "replaced", by_uid)` or `Retired(step, "withdrawn")`."""
+        db, uid = _norm_db(db), str(uid)
+        v = self.version if version is None else int(version)
+        if not v or self.record(db, uid) is None:
+            return None
+        return self._changes().status(db, uid, v)
+
+    def retired(self, db: str, version: int | None = None) -> dict[str, Retired]:
+        """Every record of `db` not current at `version`, by UID (walks the database)."""
+        out = {}
+        for uid in self.uids(db):
+            st = self.record_status(db, uid, version)
+            if st is not None:
+                out[uid] = st
+        return out
+
+    def summary(self, db: str, uid: str | int) -> dict[str, Any] | None:
+        """What ESummary reports of a record at the world's version: its fields, with
+        `status` ("replaced" / "withdrawn") and `replaced_by` (+ `replaced_by_accession`)
+        when it is no longer current; None where NCBI has no document summary left
+        (`cannot get document summary`: unknown, or withdrawn outside gene/nuccore/protein)."""
+        db, uid = _norm_db(db), str(uid)
+        rec = self.record(db, uid)
+        if rec is None:
+            return None
+        st = self.record_status(db, uid)
+        if st is not None:
+            rec = dict(rec, status=st.kind)
+            if st.by is not None:
+                rec["replaced_by"] = st.by
+        if rec.get("replaced_by") and "replaced_by_accession" not in rec:
+            succ = self.record(db, str(rec["replaced_by"])) or {}
+            rec = dict(rec, replaced_by_accession=succ.get("accessionversion",
+                                                           str(rec["replaced_by"])))
+        if rec.get("status") == "withdrawn" and db not in WITHDRAWN_KEEP_DOCSUM:
+            return None
+        if rec.get("status") == "replaced" and db not in REPLACEABLE:
+            return None
+        return rec
+
+    def link_changes(self, version_from: int, version_to: int, db: str, uid: str | int
+                     ) -> tuple[list[WorldLink], list[WorldLink]]:
+        """(added, dropped): the links of one record at `version_to` and not at
+        `version_from`, and the other way round (compared by link name and target)."""
+        before = self.links_from(db, uid, version_from)
+        after = self.links_from(db, uid, version_to)
+        seen_before = {(lk.linkname, lk.target) for lk in before}
+        seen_after = {(lk.linkname, lk.target) for lk in after}
+        return ([lk for lk in after if (lk.linkname, lk.target) not in seen_before],
+                [lk for lk in before if (lk.linkname, lk.target) not in seen_after])
+
+    def _protected(self, db: str, uid: str) -> bool:
+        """The well-known records (gene 672's chain, ...) never retire."""
+        return self.generated and uid.isdigit() and int(uid) in _SPECIALS.get(db, ())
+
+    def _db_size(self, db: str) -> int:
+        return self.count(db)
+
+    def _position_table(self, db: str) -> tuple[list[str], dict[str, int]]:
+        with self._rel_lock:
+            hit = self._positions.get(db)
+            if hit is None:
+                uids = list(self._records.get(db, {}))
+                hit = self._positions[db] = (uids, {u: k for k, u in enumerate(uids)})
+        return hit
+
+    def _uid_at(self, db: str, k: int) -> str:
+        """The UID at position k of `db` (0 <= k < count)."""
+        if self.generated:
+            return str(self._uid(db, k))
+        return self._position_table(db)[0][k]
+
+    def _pos_of(self, db: str, uid: str) -> int | None:
+        if self.generated:
+            if db not in self._counts or not uid.isdigit():
+                return None
+            return self._index_of(db, int(uid))
+        return self._position_table(db)[1].get(uid)
+
+    def _names_of(self, db: str) -> list[tuple[str, str]]:
+        """(link name, dbto) a record of `db` can have, in version 0's order."""
+        if self.generated:
+            return [(s.linkname, s.dbto) for s in CATALOG.get(db, ())]
+        return list(self._linknames.get(db, {}).items())
 
     def _generate_links(self, db: str, uid: str) -> list[WorldLink]:
         if db not in self._counts or not uid.isdigit():
@@ -1032,6 +1166,8 @@ class World:
     def linkouts(self, db: str, uid: str | int) -> list[LinkOut]:
         """LinkOut entries of a record (some records have none; libraries are separate)."""
         db, uid = _norm_db(db), str(uid)
+        if self.version and self.record_status(db, uid) is not None:
+            return []  # a replaced or withdrawn record keeps no LinkOut
         if not self.generated:
             return list(self._linkouts.get((db, uid), ()))
         if self.record(db, uid) is None:
@@ -1137,11 +1273,16 @@ class World:
 
     # --- dump ---------------------------------------------------------------------------------
 
-    def iter_links(self) -> Iterator[WorldLink]:
+    def iter_links(self, version: int | None = None) -> Iterator[WorldLink]:
+        """Every link of the world at `version` (default: its own), record by record."""
+        v = self.version if version is None else int(version)
         for db in self.databases():
             for uid in self.uids(db):
-                yield from (self._generate_links(db, uid) if self.generated
-                            else self._links.get((db, uid), ()))
+                if v:
+                    yield from self._changes().links(v, db, uid)
+                else:
+                    yield from (self._generate_links(db, uid) if self.generated
+                                else self._links.get((db, uid), ()))
 
     def dump(self, path: str | Path) -> int:
         """Write every record line and link line (JSON lines); returns the number of links."""
@@ -1150,6 +1291,11 @@ class World:
             for db in self.databases():
                 for rec in self.records(db):
                     line = dict(rec)
+                    st = self.record_status(db, rec["uid"])
+                    if st is not None:  # what the version says of it (summary() serves it)
+                        line["status"] = st.kind
+                        if st.by is not None:
+                            line["replaced_by"] = st.by
                     los = self.linkouts(db, rec["uid"])
                     if los:
                         line["linkouts"] = [lo.to_json() for lo in los]
