@@ -140,12 +140,12 @@ class Versions:
             return None
         hit = self._retired.get((db, uid))
         if hit is None or (hit[1] < upto and hit[0] is None):
-            horizon = max(upto, 8)
-            first = next((step for step in range(1, horizon + 1)
+            done = 0 if hit is None else hit[1]  # steps already drawn: none retired it
+            first = next((step for step in range(done + 1, upto + 1)
                           if self._u("retire", step, db, uid) < self.rates.retire), None)
             if len(self._retired) > 500_000:
                 self._retired.clear()
-            self._retired[(db, uid)] = hit = (first, horizon)
+            self._retired[(db, uid)] = hit = (first, upto)
         first = hit[0]
         return first if first is not None and first <= upto else None
 
@@ -271,8 +271,8 @@ class Versions:
                 origin = self._unmoved(step, canon, db, uid)
                 if origin is None:
                     continue
-                for lk in self.w._base_links(db, origin):
-                    if lk.linkname != name or lk.target == origin:
+                for lk in self.w._base_links_named(db, origin, name):
+                    if lk.target == origin:
                         continue
                     key = self.canonical(name, origin, lk.target)
                     if rev == name and key[2] != origin:

@@ -952,6 +952,23 @@ class World:
         return ([lk for lk in after if (lk.linkname, lk.target) not in seen_before],
                 [lk for lk in before if (lk.linkname, lk.target) not in seen_after])
 
+    def _base_links_named(self, db: str, uid: str, name: str) -> list[WorldLink]:
+        """The version-0 links of one link name of a record (not a subset's): only that name
+        is computed when the record's links are not cached (a version asks this of many)."""
+        if not self.generated:
+            return [lk for lk in self._links.get((db, uid), ()) if lk.linkname == name]
+        with self._lock:
+            hit = self._cache.get((db, uid))
+        if hit is not None:
+            return [lk for lk in hit if lk.linkname == name]
+        spec = _SPEC.get(name)
+        i = self._index_of(db, int(uid)) if uid.isdigit() and db in self._counts else None
+        if spec is None or spec.subset_of or i is None or spec not in CATALOG.get(db, ()):
+            return [lk for lk in self._base_links(db, uid) if lk.linkname == name]
+        return [WorldLink(db, uid, name, spec.dbto, str(self._uid(spec.dbto, t)),
+                          score if spec.scored else None)
+                for t, score in self._targets(db, i, spec)]
+
     def _protected(self, db: str, uid: str) -> bool:
         """The well-known records (gene 672's chain, ...) never retire."""
         return self.generated and uid.isdigit() and int(uid) in _SPECIALS.get(db, ())
