@@ -248,3 +248,19 @@ def test_emulate_cli_refuses_a_negative_version_and_dumps_a_version(tmp_path: Pa
     for db in ("gene", "pubmed", "protein"):
         for uid, st in v1.retired(db).items():
             assert loaded.summary(db, uid) == v1.summary(db, uid) or st.kind == "withdrawn"
+
+
+def test_emulate_api_serves_a_version(world: World) -> None:
+    from crawler import emulate
+    from crawler.errors import BadInput
+
+    gone = next(u for u in world.uids("pubmed") if world.record_status("pubmed", u, 1))
+    with emulate(world_seed=1, size=600, world_version=1) as emu, \
+            EutilsClient(base_url=emu.url, rps=1000) as client:
+        assert emu.world.version == 1
+        (doc,) = client.esummary("pubmed", [gone])
+        assert doc.error == "cannot get document summary"
+    with emulate(world=world, world_version=1) as emu:
+        assert emu.world.version == 1 and world.version == 0
+    with pytest.raises(BadInput, match="--world-version"):
+        emulate(world=world, world_version=-1)
