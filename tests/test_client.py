@@ -583,17 +583,16 @@ def test_two_processes_32_callers_never_exceed_10_per_second(
     assert state["sends"] == len(recorded) == 64
     assert all(b - a >= 1.0 + DEFAULT_MARGIN - 1e-6
                for a, b in zip(recorded, recorded[10:], strict=False))
-    # At the server: never more than 10 in a second, as long as the server stamps its arrivals
-    # within the margin of each other's lag. The in-process emulator stamps a request when its
-    # thread gets to it; on a machine busy with other work that lag varies by more than 50 ms,
-    # and then the count only says how late the emulator was, so the lag is measured too.
+    # At the server: the emulator stamps each request when it reached the host (the kernel's
+    # receive time on Linux), and each request left in one write between the limiter's check
+    # and its record; so the n-th arrival is no later than the n-th recorded send, and never
+    # more than 10 arrive in a second, however late the emulator's threads got to them.
     lags = [server - client for server, client in zip(times, recorded, strict=True)]
-    spread = max(lags) - min(lags)
-    # (the limiter records a send once its write returned, so the server may stamp a little
-    # before that; and the n-th arrival is paired with the n-th send)
-    assert min(lags) > -0.2 and spread < 1.0, lags  # each send reached the server, soon
+    assert min(lags) > -0.2, lags  # each send reached the server, soon
     worst = max(bisect_right(times, t + 1.0) - i for i, t in enumerate(times))
-    assert worst <= 10 or spread > DEFAULT_MARGIN, (worst, spread)
+    if sys.platform.startswith("linux"):
+        assert max(lags) <= 1e-5, lags
+        assert worst <= 10, worst
 
 
 # ------------------------------------------------------------------ hardening: deadline, size cap,

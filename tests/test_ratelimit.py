@@ -263,3 +263,100 @@ def test_unwritable_rate_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     lim = RateLimiter(3, host="h")
     assert lim.path.parent.name.startswith("entrez-graph-")
     assert lim.reserve() > 0
+
+
+# ------------------------------------------------------------------ the emulator's window (NCBI's)
+
+
+def test_emulator_window_is_strict_whatever_order_arrivals_are_decided_in() -> None:
+    """The emulator counts arrivals (when requests reached the host), and its threads may decide
+    them out of order: a request is refused if any one-second window holding its arrival would
+    hold more than the limit of answered ones, earlier or later ones alike."""
+    from crawler.emulator import Emulator, World
+
+    emu = Emulator(World.generate(seed=1, size=200), rate_limit=2)
+    ok = lambda t: emu._rate_check("k", 1000.0 + t) is None  # noqa: E731
+    assert ok(0.0) and ok(0.5)
+    assert not ok(0.9)  # [0.0, 1.0) would hold 3
+    assert ok(1.6)  # refused ones do not count: [0.9, 1.9) holds 1.6 alone
+    assert ok(1.2)  # decided after 1.6, arrived before it: [0.5, 1.5) and [1.2, 2.2) hold 2 each
+    assert not ok(1.3)  # [0.31, 1.31) would hold 0.5, 1.2, 1.3
+    assert not ok(1.0)  # late, but [0.5, 1.5) would hold 0.5, 1.0, 1.2
+    assert not ok(2.1)  # [1.2, 2.2) would hold 1.2, 1.6, 2.1
+    assert ok(2.6) and ok(2.2)  # [1.6, 2.6) holds 1.6, 2.2; [2.2, 3.2) holds 2.2, 2.6
+    assert emu._rate_check("other", 1000.0 + 0.95) is None  # another key: its own window
+    answered = sorted(emu._windows["k"])
+    # any 3 answered span at least 1 s: never 3 in a half-open window [s, s + 1)
+    assert all(c - a >= 1.0 - 1e-9 for a, c in zip(answered, answered[2:], strict=False))
+    assert [round(t - 1000.0, 3) for t in answered] == [0.0, 0.5, 1.2, 1.6, 2.2, 2.6]
+
+
+def test_emulator_stamps_requests_when_they_arrive_not_when_read() -> None:
+    """A request that waits in the socket while the connection's thread is busy (here with the
+    previous request's 1 s latency) is counted and logged at its arrival, the kernel's receive
+    time on Linux, not when the thread read it."""
+    import socket as socketlib
+
+    from crawler.emulator import Emulator, World
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("kernel receive timestamps are Linux's")
+    request = b"GET /entrez/eutils/einfo.fcgi?i=%d HTTP/1.1\r\nHost: x\r\n\r\n"
+    with Emulator(World.generate(seed=1, size=200), rate_limit=5, latency_ms=1000) as emu:
+        with socketlib.create_connection(("127.0.0.1", emu.port)) as sock:
+            sock.sendall(request % 1)
+            time.sleep(0.02)
+            sock.sendall(request % 2)  # pipelined: read once the first one is answered
+            reply = b""
+            while reply.count(b"</eInfoResult>") < 2:
+                chunk = sock.recv(65536)
+                assert chunk
+                reply += chunk
+        first, second = sorted(emu.log, key=lambda e: e["params"]["i"])
+    assert first["status"] == second["status"] == 200
+    # the second was read after the first's 1 s latency, but stamped when it arrived
+    assert second["time"] < first["time"] + 1.0 <= second["time"] + second["lag"]
+
+
+def test_a_post_leaves_in_one_write_through_the_limiter() -> None:
+    """httpcore writes a POST's head and body apart; the transport holds the head until the
+    body is there, so the limiter lets the whole request leave at once (a server that counts
+    a request once it arrived sees it no later than the limiter recorded it)."""
+    from crawler.eutils import transport
+
+    class Inner:
+        def __init__(self) -> None:
+            self.writes: list[bytes] = []
+
+        def write(self, buffer: bytes, timeout: float | None = None) -> None:
+            self.writes.append(bytes(buffer))
+
+        def get_extra_info(self, info: str) -> None:
+            return None
+
+    inner = Inner()
+    stream = transport._Stream(inner)  # type: ignore[arg-type]
+    through: list[int] = []
+
+    def hook(write: Callable[[], object]) -> None:
+        through.append(len(inner.writes))
+        write()
+        through.append(len(inner.writes))
+
+    head = (b"POST /entrez/eutils/elink.fcgi HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Length: 11\r\nContent-Type: application/x-www-form-urlencoded\r\n\r\n")
+    with transport.deadline(5.0, hook):
+        stream.write(head)
+        assert inner.writes == [] and through == []  # held
+        stream.write(b"id=1&")
+        stream.write(b"id=22")
+        assert inner.writes == [] and through == []
+        stream.write(b"&")  # the body is complete: one write, through the hook
+        assert through == [0, 1] and inner.writes == [head + b"id=1&id=22&"]
+        stream.write(b"")  # (httpcore's end of message)
+        stream.write(b"later")  # anything after goes straight on
+    assert inner.writes[1:] == [b"", b"later"] and through == [0, 1]
+    get = b"GET /x?id=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+    with transport.deadline(5.0, hook):
+        stream.write(get)  # no body: through the hook at once
+    assert inner.writes[-1] == get and through == [0, 1, 3, 4]

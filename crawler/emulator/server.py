@@ -4,14 +4,24 @@
 Requests are answered from a `World` in NCBI's XML shapes (`render.py`). The server enforces a
 per-key (or per-IP) sliding one-second rate limit with NCBI's 429 JSON body, injects faults from
 a seeded plan, refuses poisoned IDs with HTTP 400, and logs every request (the API key redacted).
+
+Arrival times are the kernel's: each connection's bytes are read with their receive timestamp
+(SO_TIMESTAMPNS), so a request is counted when it reached the host, as a front end counts it,
+not when a handler thread got the GIL to look at it (that lag, up to hundreds of ms while
+other threads render big answers, would make requests sent 100 ms apart look 20 ms apart).
+The window is strict whatever order the threads decide in: a request is refused if any
+one-second window holding its arrival would hold more than the limit of answered ones.
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
+import io
 import json
 import re
 import socket
+import struct
 import sys
 import threading
 import time
@@ -40,6 +50,12 @@ _HTML_5XX = {
     504: "Gateway Timeout",
 }
 _BUILD = "Build251124-2305m.1"
+# Linux's SO_TIMESTAMPNS (not exported by every Python build); elsewhere arrivals are stamped
+# when read.
+_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35 if sys.platform.startswith("linux") else 0)
+_TIMESPEC = struct.Struct("@qq")
+# Answered arrivals kept per key: enough for any window a late decision can still touch.
+_KEEP_S = 30.0
 
 
 class Params:
@@ -128,7 +144,7 @@ class Emulator:
         self._log_lock = threading.Lock()
         self._log_file: Any = None
         self._rate_lock = threading.Lock()
-        self._windows: dict[str, deque[float]] = defaultdict(deque)
+        self._windows: dict[str, list[float]] = defaultdict(list)  # answered arrivals, sorted
         self._rejected: dict[str, deque[float]] = defaultdict(deque)
         self._history_lock = threading.Lock()
         self._history: dict[str, list[tuple[str, list[str]]]] = {}
@@ -211,21 +227,35 @@ class Emulator:
                 self._log_file.write(json.dumps(entry, separators=(",", ":")) + "\n")
                 self._log_file.flush()
 
-    def _rate_check(self, bucket: str) -> Reply | None:
-        """NCBI's limit: at most `rate_limit` answered requests per sliding second per key."""
+    def _rate_check(self, bucket: str, arrival: float) -> Reply | None:
+        """NCBI's limit: at most `rate_limit` answered requests in any one second per key.
+
+        `arrival` is when the request reached the host. Threads may decide out of order (one
+        request waited for the GIL while a later one was decided), so the check is not "how
+        many in the last second" but: would any one-second window [s, s + 1) that holds
+        `arrival` hold more than the limit of answered arrivals, this one included? Then 429.
+        """
         if self.rate_limit <= 0:
             return None
-        now = time.monotonic()
+        n = self.rate_limit
         with self._rate_lock:
             window, rejected = self._windows[bucket], self._rejected[bucket]
-            for q in (window, rejected):
-                while q and now - q[0] >= 1.0:
-                    q.popleft()
-            if len(window) < self.rate_limit:
-                window.append(now)
+            newest = max(arrival, window[-1] if window else arrival)
+            while window and window[0] < newest - _KEEP_S:
+                del window[0]
+            while rejected and rejected[0] <= arrival - 1.0:
+                rejected.popleft()
+            i = bisect.bisect_left(window, arrival)
+            near = [*window[max(0, i - n):i], arrival, *window[i:i + n]]
+            k = min(i, n)  # where this arrival is in `near`
+            # n + 1 answered arrivals within less than a second, this one among them?
+            crowded = any(near[j + n] - near[j] < 1.0
+                          for j in range(max(0, k - n), min(k, len(near) - 1 - n) + 1))
+            if not crowded:
+                window.insert(i, arrival)
                 return None
-            rejected.append(now)
-            count = len(window) + len(rejected)
+            rejected.append(arrival)
+            count = sum(1 for t in window if arrival - 1.0 < t <= arrival) + len(rejected)
         body = json.dumps({"error": "API rate limit exceeded", "api-key": bucket,
                            "count": str(count), "limit": str(self.rate_limit)},
                           separators=(",", ":")).encode()
@@ -257,18 +287,24 @@ class Emulator:
 
     # --- one request --------------------------------------------------------------------------
 
-    def handle(self, method: str, path: str, params: Params, client: str) -> Reply:
-        """Everything except the socket: rate limit, latency, faults, poison, the answer."""
+    def handle(self, method: str, path: str, params: Params, client: str,
+               arrival: float | None = None) -> Reply:
+        """Everything except the socket: rate limit, latency, faults, poison, the answer.
+
+        `arrival`: when the request reached the host (epoch seconds; default now). The latency
+        runs from then, as NCBI's does, not from when a thread got to the request."""
+        if arrival is None:
+            arrival = time.time()
         endpoint = path.rstrip("/").rsplit("/", 1)[-1]
         if endpoint not in ENDPOINTS:
             return Reply(404, b"<html><body><h1>404 Not Found</h1></body></html>\n",
                          "text/html; charset=UTF-8")
         bucket = params.get("api_key") or client
-        limited = self._rate_check(bucket)
+        limited = self._rate_check(bucket, arrival)
         if limited is not None:
             return limited
         if self.latency_ms:
-            time.sleep(self.latency_ms / 1000.0)
+            time.sleep(max(0.0, arrival + self.latency_ms / 1000.0 - time.time()))
         fault, detail = self.faults.draw() if self.faults else (None, 0.0)
         if fault == "drop":
             reply = Reply(0, b"")
@@ -561,6 +597,57 @@ def _menu(name: str, dbto: str, spec: Any) -> tuple[str, str]:
     return menu, f"{title} records linked from this record ({name})"
 
 
+class _StampedReader(io.RawIOBase):
+    """A connection's bytes with the kernel's receive time of each read (SO_TIMESTAMPNS).
+
+    The kernel stamps a segment when it reaches the host; a read reports the stamp of the last
+    segment it took (segments queued together share the latest one). A client that sends a
+    request in one write (ours does) gets its request stamped when it arrived, however long
+    the handler thread took to read it. Without kernel stamps, a read is stamped when it
+    returns."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.kernel = False
+        if _SO_TIMESTAMPNS:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+                self.kernel = True
+        self._ancillary = socket.CMSG_SPACE(_TIMESPEC.size) if self.kernel else 0
+        self.first: float | None = None  # the first read since `mark`
+        self.last: float | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        stamp = None
+        if self.kernel:
+            n, ancillary, _, _ = self.sock.recvmsg_into([buffer], self._ancillary)
+            for level, kind, data in ancillary:
+                if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS:
+                    sec, nsec = _TIMESPEC.unpack_from(data)
+                    stamp = sec + nsec / 1e9
+        else:
+            n = self.sock.recv_into(buffer)
+        if n:
+            self.last = stamp if stamp is not None else time.time()
+            if self.first is None:
+                self.first = self.last
+        return n
+
+    def mark(self) -> None:
+        """A new request starts: its arrival is the next read's stamp."""
+        self.first = None
+
+    def arrival(self) -> float:
+        """When the current request reached the host (if already buffered: the read that
+        brought it)."""
+        if self.first is not None:
+            return self.first
+        return self.last if self.last is not None else time.time()
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "entrez-graph-emulator"
@@ -568,6 +655,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        self.arrivals = _StampedReader(self.connection)
+        self.rfile = io.BufferedReader(self.arrivals)
         # Headers and body leave in one write, and without Nagle's delay: otherwise every
         # keep-alive answer waits ~40 ms for the client's delayed ACK.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -585,6 +674,10 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Silence http.server's stderr lines; the emulator keeps its own log."""
 
+    def handle_one_request(self) -> None:
+        self.arrivals.mark()
+        super().handle_one_request()
+
     def do_GET(self) -> None:
         self._serve("GET")
 
@@ -593,7 +686,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self, method: str) -> None:
         emu: Emulator = self.server.emulator  # type: ignore[attr-defined]
-        started = time.time()
+        started = self.arrivals.arrival()
+        seen = time.time()  # when this thread got to it: the lag is logged
         parts = urlsplit(self.path)
         pairs = parse_qsl(parts.query, keep_blank_values=True)
         if method == "POST":
@@ -602,7 +696,7 @@ class _Handler(BaseHTTPRequestHandler):
             pairs += parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)
         params = Params(pairs)
         try:
-            reply = emu.handle(method, parts.path, params, self.client_address[0])
+            reply = emu.handle(method, parts.path, params, self.client_address[0], started)
         except _Refused as exc:  # a bad parameter outside any endpoint logic
             reply = Reply(200, render.elink_error(str(exc)))
         except Exception as exc:  # never kill a connection thread silently
@@ -612,6 +706,7 @@ class _Handler(BaseHTTPRequestHandler):
             "time": round(started, 6), "path": parts.path, "method": method,
             "params": params.for_log(), "status": reply.status,
             "bytes": 0 if reply.drop else len(reply.body),
+            "lag": round(max(0.0, seen - started), 6),
         }
         if reply.fault:
             entry["fault"] = reply.fault

@@ -8,7 +8,10 @@ and connect of a request gets at most what is left of that request's deadline (s
 The same socket layer hands a request's first write to a per-thread `send_through` hook: the rate
 limiter checks its window, lets the bytes leave and records the time the write returned, all
 under its lock, so the times it counts bound the real ones (the GIL, httpx's own work, a busy
-machine are not jitter the limiter's margin has to absorb).
+machine are not jitter the limiter's margin has to absorb). httpcore writes a POST's head and
+its body separately; the head is held until the body is there, so the whole request leaves in
+that one write: a server that counts a request when it has arrived (its last byte) cannot see it
+later than the limiter recorded it, however long the GIL kept the sender between two writes.
 
 httpx offers no public way to choose httpcore's network backend; `make_transport` sets it on the
 connection pool it builds and reports whether it could (`installed`), so the client falls back to
@@ -19,6 +22,7 @@ moves it.
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import threading
 import time
@@ -29,6 +33,19 @@ import httpcore
 import httpx
 
 _local = threading.local()
+# A request head (httpcore's first write) followed by a body of this many bytes at most is
+# held until the body is there and sent with it; larger bodies go as they come.
+MAX_COALESCED = 1 << 20
+_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)[ \t]*\r\n", re.IGNORECASE)
+
+
+def _body_follows(head: bytes) -> int:
+    """Bytes of body that follow a complete request head (0 if none, or not a head)."""
+    end = head.find(b"\r\n\r\n")
+    if end < 0 or end + 4 != len(head):
+        return 0
+    match = _LENGTH.search(head, 0, end + 2)
+    return int(match.group(1)) if match else 0
 
 
 @contextlib.contextmanager
@@ -39,11 +56,13 @@ def deadline(
     `send_through(write)` performs the request's first write."""
     _local.deadline = time.monotonic() + seconds
     _local.send_through = send_through
+    _local.held = None
     try:
         yield
     finally:
         _local.deadline = None
         _local.send_through = None
+        _local.held = None
 
 
 def _left(timeout: float | None, exc: type[Exception]) -> float | None:
@@ -67,17 +86,31 @@ class _Stream(httpcore.NetworkStream):
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         hook = getattr(_local, "send_through", None)
-        if hook is not None and buffer:
-            _local.send_through = None
-
-            def first() -> None:
-                rest = buffer[self._send_now(buffer) :]
-                if rest:  # a full socket buffer: rare for a request's first bytes
-                    self._inner.write(rest, _left(timeout, httpcore.WriteTimeout))
-
-            hook(first)
+        if hook is None or not buffer:
+            self._inner.write(buffer, _left(timeout, httpcore.WriteTimeout))
             return
-        self._inner.write(buffer, _left(timeout, httpcore.WriteTimeout))
+        held: tuple[bytearray, int] | None = getattr(_local, "held", None)
+        if held is None:
+            body = _body_follows(buffer)
+            if 0 < body <= MAX_COALESCED:
+                _local.held = (bytearray(buffer), len(buffer) + body)  # the head: wait for the body
+                return
+            data = bytes(buffer)
+        else:
+            pending, total = held
+            pending += buffer
+            if len(pending) < total:
+                return
+            _local.held = None
+            data = bytes(pending)
+        _local.send_through = None
+
+        def first() -> None:
+            rest = data[self._send_now(data) :]
+            if rest:  # a full socket buffer: rare for a request's first bytes
+                self._inner.write(rest, _left(timeout, httpcore.WriteTimeout))
+
+        hook(first)
 
     def _send_now(self, buffer: bytes) -> int:
         """Hand what the socket takes at once to the kernel, in one release of the GIL.
