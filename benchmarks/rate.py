@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -76,6 +77,7 @@ def seeds_of(world: int, size: int, dbs: list[str], per_db: int) -> list[str]:
 
 
 def run_once(args: argparse.Namespace, latency_ms: int, tmp: Path) -> dict:
+    tmp.mkdir(parents=True, exist_ok=True)
     log_path = tmp / f"emulator-{latency_ms}.jsonl"
     emulator, url = start_emulator(args, latency_ms, log_path)
     try:
@@ -90,9 +92,10 @@ def run_once(args: argparse.Namespace, latency_ms: int, tmp: Path) -> dict:
                "--depth", str(args.depth),
                "--store", str(tmp / f"store-{latency_ms}"), "--eutils-url", url,
                "--format", "json", *args.crawl_arg]
-        started = time.monotonic()
+        started = time.time()  # the emulator's log is in epoch seconds too
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-        wall = time.monotonic() - started
+        ended = time.time()
+        wall = ended - started
         time.sleep(0.3)  # let the emulator flush its last log lines
     finally:
         emulator.terminate()
@@ -113,6 +116,9 @@ def run_once(args: argparse.Namespace, latency_ms: int, tmp: Path) -> dict:
         "rate": (len(times) - 1) / span if span > 0 else float("nan"),
         "max_window": max_per_window(times),
         "429": statuses.count(429),
+        "before_s": times[0] - started if times else float("nan"),
+        "after_s": ended - times[-1] if times else float("nan"),
+        "max_lag_s": max((float(e.get("lag", 0.0)) for e in log), default=0.0),
     }
 
 
@@ -126,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dbs", default=DBS, help=f"databases of the seeds (default {DBS})")
     ap.add_argument("--per-db", type=int, default=500, help="seeds per database (default 500)")
     ap.add_argument("--depth", type=int, default=2, help="crawl depth (default 2)")
+    ap.add_argument("--runs", type=int, default=1,
+                    help="runs per latency (median and worst printed; default 1)")
     ap.add_argument("--keep", metavar="DIR", help="keep the stores and emulator logs in DIR")
     ap.add_argument("--crawl-arg", action="append", default=[], metavar="ARG",
                     help="extra argument for `crawl` (repeatable), e.g. --crawl-arg=--no-embedded")
@@ -136,15 +144,30 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         tmp = args.keep or scratch
         Path(tmp).mkdir(parents=True, exist_ok=True)
-        for latency in latencies:
-            r = run_once(args, latency, Path(tmp))
+        for run, latency in ((run, lat) for lat in latencies for run in range(args.runs)):
+            r = run_once(args, latency, Path(tmp) / f"run{run}")
+            r["load"] = os.getloadavg()[0]
             results.append(r)
-            print(f"latency {latency} ms: {r['requests']} requests ({r['edges']} edges) in "
+            print(f"[load {r['load']:.1f}] latency {latency} ms: {r['requests']} requests "
+                  f"({r['edges']} edges) in "
                   f"{r['wall_s']:.1f} s wall; mean {r['rate']:.2f} req/s over {r['span_s']:.1f} s "
                   f"(first to last request); max {r['max_window']} in any 1-s window; "
                   f"{r['429']} x 429; wall / (requests / {args.rate_limit}/s) = "
-                  f"{r['wall_s'] / (r['requests'] / args.rate_limit):.2f}", flush=True)
+                  f"{r['wall_s'] / (r['requests'] / args.rate_limit):.2f} (start to first request "
+                  f"{r['before_s']:.1f} s, last request to exit {r['after_s']:.1f} s; the "
+                  f"emulator's threads got to a request up to {r['max_lag_s'] * 1000:.0f} ms after "
+                  f"it arrived)", flush=True)
     limit = args.rate_limit
+    if args.runs > 1:
+        for latency in latencies:
+            rs = [r for r in results if r["latency_ms"] == latency]
+            ratio = sorted(r["wall_s"] / (r["requests"] / limit) for r in rs)
+            rate = sorted(r["rate"] for r in rs)
+            print(f"latency {latency} ms, {len(rs)} runs (load {min(r['load'] for r in rs):.1f}"
+                  f"-{max(r['load'] for r in rs):.1f}): mean req/s median "
+                  f"{statistics.median(rate):.2f}, worst {rate[0]:.2f}; max in a 1-s window "
+                  f"{max(r['max_window'] for r in rs)}; 429s {sum(r['429'] for r in rs)}; wall "
+                  f"ratio median {statistics.median(ratio):.2f}, worst {ratio[-1]:.2f}")
     ok = all(r["requests"] >= 300 and r["rate"] >= 0.93 * limit and r["max_window"] <= limit
              and r["429"] == 0 for r in results)
     print(f"goal (>= 300 requests, mean >= {0.93 * limit:g} req/s, <= {limit} per window, "

@@ -82,13 +82,12 @@ def parse_seed(text: str) -> SeedSpec:
 
 
 def parse_seeds(texts: Iterable[str]) -> list[SeedSpec]:
-    """Parsed seeds in order, duplicates dropped."""
-    out: list[SeedSpec] = []
+    """Parsed seeds in order, duplicates dropped (a dict keeps the order: thousands of seeds
+    are one pass, not a quadratic list search)."""
+    out: dict[SeedSpec, None] = {}
     for t in texts:
-        spec = parse_seed(t)
-        if spec not in out:
-            out.append(spec)
-    return out
+        out.setdefault(parse_seed(t))
+    return list(out)
 
 
 def read_seed_lines(source: str) -> list[str]:
@@ -126,12 +125,11 @@ def resolve_seeds(
     query_db: str | None = None,
 ) -> list[tuple[str, str]]:
     """(db, uid) seeds in order, duplicates dropped; BadInput names every seed that failed."""
-    seeds: list[tuple[str, str]] = []
+    seeds: dict[tuple[str, str], None] = {}  # in order, duplicates dropped
     problems: list[str] = []
 
     def add(db: str, uid: str) -> None:
-        if (db, uid) not in seeds:
-            seeds.append((db, uid))
+        seeds.setdefault((db, uid))
 
     for spec in specs:
         if spec.is_uid:
@@ -183,4 +181,4 @@ def resolve_seeds(
         raise BadInput("; ".join(problems))
     if not seeds:
         raise BadInput("no seeds: give DB:UID arguments, --seeds-file or --query")
-    return seeds
+    return list(seeds)
