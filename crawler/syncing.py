@@ -143,6 +143,7 @@ def report_dict(report: SyncReport) -> dict[str, Any]:
         "nodes": report.nodes,
         "edges": report.edges,
         "props": report.props,
+        "changes": report.changes,
         "pending": report.pending,
         "repaired": report.repaired,
         "error": report.error,

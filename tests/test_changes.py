@@ -125,3 +125,153 @@ def test_a_schema_1_journal_is_read_as_it_is_and_migrated_by_writers(tmp_path: P
             writer.remove_nodes(con, [("gene", "1")])
         writer.set_cursor("neo4j:x", Cursor(1, 0, 0, 1))
         assert writer.cursors() == {"neo4j:x": Cursor(1, 0, 0, 1)}
+
+
+# -- through the sinks: a real crawl, changes written as the refresh engine writes them ---------
+
+import json  # noqa: E402
+import os  # noqa: E402
+import random  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from collections import Counter  # noqa: E402
+
+from click.testing import CliRunner  # noqa: E402
+from storecheck import assert_store_is_journal, journal_graph, store_graph  # noqa: E402
+
+from crawler.cli import main  # noqa: E402
+from crawler.emulator import Emulator  # noqa: E402
+from crawler.store import StorePaths  # noqa: E402
+
+CRAWL = ["gene:672", "--depth", "2", "--rps", "1000", "--summaries"]
+
+
+def _run(args: list[str]) -> tuple[int, str]:
+    result = CliRunner().invoke(main, args)
+    return result.exit_code, result.output
+
+
+@pytest.fixture
+def crawled(tmp_path: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("ENTREZ_GRAPH_RATE_DIR", str(tmp_path / "rate"))
+    store = tmp_path / "store"
+    code, out = _run(["crawl", *CRAWL, "--store", str(store), "--eutils-url", emulator.url])
+    assert code == 0, out
+    assert_store_is_journal(store)
+    return store
+
+
+def _embedded(store: Path) -> dict:
+    code, out = _run(["status", "--store", str(store), "--format", "json"])
+    assert code == 0, out
+    return json.loads(out)["sinks"]["embedded"]
+
+
+def _refresh_like(store: Path, seed: int = 7) -> dict[str, int]:
+    """Remove ~15% of the links (of every link name), two records with all their links, and
+    update depths and scores: what a refresh against a changed world writes."""
+    rng = random.Random(seed)
+    with Journal(StorePaths.of(store).journal) as journal:
+        edges = list(journal.iter_edges())
+        nodes = [n for n in journal.iter_nodes() if n.depth == 2]
+        gone = [e for e in edges if rng.random() < 0.15]
+        records = rng.sample(nodes, 2)
+        kept = [e for e in edges if e not in gone]
+        with journal.transaction() as con:
+            n_edges = journal.remove_edges(
+                con, [(e.dbfrom, e.uid_from, e.linkname, e.dbto, e.uid_to) for e in gone])
+            n_nodes = journal.remove_nodes(con, [(n.db, n.uid) for n in records])
+            n_depth = journal.update_nodes(
+                con, [(n.db, n.uid, 3, None) for n in rng.sample(nodes, 5) if n not in records])
+            n_score = journal.update_edges(con, [
+                (e.dbfrom, e.uid_from, e.linkname, e.dbto, e.uid_to, 4242, None)
+                for e in rng.sample(kept, 20)])
+    assert n_edges and n_nodes == 2 and n_depth and n_score
+    return {"edges": n_edges, "nodes": n_nodes, "depth": n_depth, "score": n_score}
+
+
+def test_sync_applies_removals_and_updates_exactly(crawled: Path) -> None:
+    before = store_graph(crawled)
+    done = _refresh_like(crawled)
+    behind = _embedded(crawled)
+    assert behind["state"] == "behind" and behind["changes"] >= sum(done.values())
+    assert behind["differences"] == []  # a lagging store still proves itself, exactly
+    code, out = _run(["sync", "--embedded", "--store", str(crawled), "--format", "json"])
+    assert code == 0, out
+    (report,) = json.loads(out)
+    assert report["repaired"] == 0 and report["changes"] >= sum(done.values())
+    assert_store_is_journal(crawled)  # every record, depth, link, score and name
+    nodes, edges = store_graph(crawled)
+    assert sum(nodes.values()) == sum(before[0].values()) - 2
+    assert 4242 in {score for (*_, score) in edges}
+    assert _embedded(crawled)["state"] == "in step"
+
+
+def test_removed_then_seen_again_lands_after_its_removal(crawled: Path) -> None:
+    paths = StorePaths.of(crawled)
+    with Journal(paths.journal) as journal:
+        node = next(n for n in journal.iter_nodes() if n.depth == 2)
+        links = [e for e in journal.iter_edges()
+                 if (e.dbto, e.uid_to) == (node.db, node.uid)
+                 or (e.dbfrom, e.uid_from) == (node.db, node.uid)]
+        assert links
+        for synced_between in (True, False):
+            with journal.transaction() as con:
+                journal.remove_nodes(con, [(node.db, node.uid)])
+            if synced_between:
+                code, out = _run(["sync", "--embedded", "--store", str(crawled)])
+                assert code == 0, out
+                assert (node.db, node.uid, node.depth) not in store_graph(crawled)[0]
+            # seen again (a refresh finds the record linked once more): new rows, new ids
+            journal.add_nodes([(node.db, node.uid, node.depth)], state=node.state)
+            journal.add_edges([(e.dbfrom, e.uid_from, e.linkname, e.dbto, e.uid_to, e.score)
+                               for e in links])
+            code, out = _run(["sync", "--embedded", "--store", str(crawled)])
+            assert code == 0, out
+            assert_store_is_journal(crawled)
+            assert (node.db, node.uid, node.depth) in store_graph(crawled)[0]
+
+
+def test_crawl_resume_applies_changes_and_exports_reflect_them(
+    crawled: Path, emulator: Emulator, tmp_path: Path
+) -> None:
+    _refresh_like(crawled, seed=11)
+    code, out = _run(["crawl", *CRAWL, "--store", str(crawled), "--eutils-url", emulator.url])
+    assert code == 0, out
+    assert_store_is_journal(crawled)
+    jnodes, jedges = journal_graph(crawled)
+    want_nodes = {(db, uid) for db, uid, _, _ in jnodes}
+    want_edges = Counter((a, b, ln, c, d) for a, b, ln, c, d, _ in jedges)
+    # graphml (networkx reads it back), node-link json, tsv edge list
+    import networkx as nx
+
+    for fmt in ("graphml", "json", "tsv"):
+        out_path = tmp_path / f"graph.{fmt}"
+        code, out = _run(["export", "--store", str(crawled), str(out_path)])
+        assert code == 0, out
+        if fmt == "graphml":
+            graph = nx.read_graphml(out_path)
+            got_nodes = {(d["db"], d["uid"]) for _, d in graph.nodes(data=True)}
+            got_edges = Counter(
+                (graph.nodes[a]["db"], graph.nodes[a]["uid"], d["linkname"],
+                 graph.nodes[b]["db"], graph.nodes[b]["uid"])
+                for a, b, d in graph.edges(data=True))
+            assert got_nodes == want_nodes
+        elif fmt == "json":
+            data = json.loads(out_path.read_text())
+            by_id = {n["id"]: (n["db"], n["uid"]) for n in data["nodes"]}
+            assert set(by_id.values()) == want_nodes
+            links = data.get("links") or data.get("edges")
+            got_edges = Counter((*by_id[e["source"]], e["linkname"], *by_id[e["target"]])
+                                for e in links)
+        else:
+            lines = out_path.read_text().splitlines()
+            head = lines[0].split("\t")
+            rows = [dict(zip(head, line.split("\t"), strict=True)) for line in lines[1:]]
+            got_edges = Counter((r["source_db"], r["source_uid"], r["linkname"], r["target_db"],
+                                 r["target_uid"]) for r in rows)
+            table = (tmp_path / "graph.nodes.tsv").read_text().splitlines()[1:]
+            assert {tuple(line.split("\t")[:2]) for line in table} == want_nodes
+        assert got_edges == want_edges, fmt

@@ -70,7 +70,7 @@ def test_formats_render(store: Path) -> None:
         out = CliRunner().invoke(main, ["sync", "--store", str(store), "--embedded",
                                         "--format", fmt]).output
         assert out.splitlines()[0] == ("\t" if fmt == "tsv" else ",").join(
-            ["sink", "nodes", "edges", "props", "repaired", "pending", "status"]), out
+            ["sink", "nodes", "edges", "props", "changes", "repaired", "pending", "status"]), out
     # the old `crawl --format text` still works and means table
     old = CliRunner().invoke(main, ["crawl", "--store", str(store), "--format", "text"])
     new = CliRunner().invoke(main, ["crawl", "--store", str(store), "--format", "table"])

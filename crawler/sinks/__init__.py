@@ -27,6 +27,7 @@ class SyncReport:
     nodes: int = 0
     edges: int = 0
     props: int = 0
+    changes: int = 0          # removals and updates applied (a refresh's `changes` rows)
     pending: int = 0          # journal rows this sink does not hold yet (0 when in step)
     repaired: int = 0         # rows reloaded because the store had lost or changed them
     error: str | None = None  # set when the store stayed unreachable; the journal keeps everything

@@ -85,12 +85,48 @@ def coerce_property(value: Any, kind: str) -> Any:
 
 
 def expected_counts(journal: Journal, cursor: Cursor) -> Counts:
-    """What a store holding every journal row up to `cursor` must contain."""
-    return Counts(
-        records_between(journal, 0, cursor.node),
-        links_between(journal, 0, cursor.edge),
-        property_values(journal, cursor),
-    )
+    """What a store holding every journal row up to `cursor` must contain: the journal's rows
+    up to it now, plus those it still holds because the journal removed them after its change
+    cursor (read in one snapshot, so a removal committing meanwhile is counted once)."""
+    with journal.snapshot():
+        current = Counts(
+            records_between(journal, 0, cursor.node),
+            links_between(journal, 0, cursor.edge),
+            property_values(journal, cursor),
+        )
+        return with_pending(current, pending_removals(journal, cursor))
+
+
+def pending_removals(journal: Journal, cursor: Cursor, upto: int | None = None) -> Counts:
+    """Rows a store at `cursor` still holds that the journal has removed since: `edge-` and
+    `node-` change rows past its change cursor (up to `upto`) naming rows within its bounds.
+    `props` is left empty: a removed record's property values are gone from the journal, so
+    with any of these pending the property values are not comparable (`props_comparable`)."""
+    if not journal.has_changes:
+        return Counts()
+    top = f"AND id <= {int(upto)}" if upto is not None else ""
+    nodes = journal.execute(
+        f"SELECT db, count(*) FROM changes WHERE id > ? {top} AND kind = 'node-' "
+        "AND row_id <= ? GROUP BY db",
+        (cursor.change, cursor.node),
+    ).fetchall()
+    edges = journal.execute(
+        f"SELECT linkname, count(*) FROM changes WHERE id > ? {top} AND kind = 'edge-' "
+        "AND row_id <= ? GROUP BY linkname",
+        (cursor.change, cursor.edge),
+    ).fetchall()
+    return Counts(_nonzero(dict(nodes)), _nonzero(dict(edges)), {})
+
+
+def with_pending(current: Counts, pending: Counts) -> Counts:
+    """`current` counts plus the rows of `pending` (what a lagging store still holds)."""
+    if not pending.nodes and not pending.edges:
+        return current
+    nodes = Counter(current.nodes)
+    nodes.update(pending.nodes)
+    edges = Counter(current.edges)
+    edges.update(pending.edges)
+    return Counts(_nonzero(nodes), _nonzero(edges), current.props)
 
 
 def records_between(journal: Journal, after: int, upto: int) -> dict[str, int]:
@@ -147,9 +183,17 @@ def property_values(journal: Journal, cursor: Cursor, nodes_after: int = 0) -> d
 def props_comparable(journal: Journal, cursor: Cursor) -> bool:
     """Whether property values can be compared at `cursor`: only when the store holds every
     props row. A record summarised again gets a new props row (a higher id) and loses its old
-    one, so below a lagging cursor the journal no longer says what the store holds."""
+    one, so below a lagging cursor the journal no longer says what the store holds; and a
+    record removed after the store's change cursor took its property values with it."""
     top = journal.execute("SELECT coalesce(max(id), 0) FROM props").fetchone()[0]
-    return cursor.prop >= int(top)
+    if cursor.prop < int(top):
+        return False
+    if not journal.has_changes:
+        return True
+    return not journal.execute(
+        "SELECT 1 FROM changes WHERE id > ? AND kind = 'node-' AND row_id <= ? LIMIT 1",
+        (cursor.change, cursor.node),
+    ).fetchone()
 
 
 def rows_behind(journal: Journal, cursor: Cursor) -> dict[str, int]:
