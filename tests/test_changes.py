@@ -275,3 +275,59 @@ def test_crawl_resume_applies_changes_and_exports_reflect_them(
             table = (tmp_path / "graph.nodes.tsv").read_text().splitlines()[1:]
             assert {tuple(line.split("\t")[:2]) for line in table} == want_nodes
         assert got_edges == want_edges, fmt
+
+
+def _sleeping(pid: int) -> bool:
+    """True while the process's main thread sleeps in time.sleep (the sink's pause before a
+    COMMIT: ENTREZ_GRAPH_TEST_PAUSE_IN_COPY)."""
+    try:
+        return Path(f"/proc/{pid}/task/{pid}/wchan").read_text().strip() == "hrtimer_nanosleep"
+    except OSError:
+        return False
+
+
+def _wait(cond, proc: subprocess.Popen, timeout: float = 120.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.005)
+    raise AssertionError("the sync neither paused nor ended in time")
+
+
+@pytest.mark.skipif(not Path(f"/proc/{os.getpid()}/task/{os.getpid()}/wchan").exists(),
+                    reason="needs Linux /proc/<pid>/wchan to see the sync in its pause")
+def test_sigkill_while_changes_are_applied_then_resume_is_exact(
+    crawled: Path, tmp_path: Path
+) -> None:
+    """A kill inside the changes' transaction (deletions done, not committed), then one in the
+    next batch's (changes committed with their cursor, new rows not): each resume ends exact."""
+    _refresh_like(crawled, seed=3)
+    with Journal(StorePaths.of(crawled).journal) as journal:  # a removed record seen again
+        gone = next(c for c in journal.changes_between(0, 10**9) if c.kind == "node-")
+        journal.add_nodes([(gone.db, gone.uid, gone.depth)], state="terminal")
+    env = {k: v for k, v in os.environ.items() if k != "NCBI_API_KEY"}
+    env.update(ENTREZ_GRAPH_RATE_DIR=str(tmp_path / "rate"), PYTHONUNBUFFERED="1",
+               ENTREZ_GRAPH_TEST_PAUSE_IN_COPY="0.8")
+    sync = [sys.executable, "-m", "crawler", "sync", "--embedded", "--store", str(crawled)]
+    for pauses_before_kill in (1, 2):
+        proc = subprocess.Popen(sync, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        seen = 0
+        while seen < pauses_before_kill:
+            assert _wait(lambda p=proc: _sleeping(p.pid), proc), proc.communicate()[1][-2000:]
+            seen += 1
+            if seen < pauses_before_kill:
+                assert _wait(lambda p=proc: not _sleeping(p.pid), proc)
+        proc.send_signal(signal.SIGKILL)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == -signal.SIGKILL, err[-2000:]
+    env.pop("ENTREZ_GRAPH_TEST_PAUSE_IN_COPY")
+    done = subprocess.run(sync, env=env, capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    assert_store_is_journal(crawled)
+    assert _embedded(crawled)["state"] == "in step"

@@ -87,7 +87,9 @@ def command(
             for r in rows
         ]
         click.echo(render(
-            shown, ["sink", "nodes", "edges", "props", "changes", "repaired", "pending", "status"], fmt
+            shown,
+            ["sink", "nodes", "edges", "props", "changes", "repaired", "pending", "status"],
+            fmt,
         ))
     if bulk:
         click.echo(
