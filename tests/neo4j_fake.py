@@ -30,6 +30,23 @@ _EDGE = re.compile(
     r"(MERGE|CREATE) \(a\)-\[e:`(\w+)`\]->\(b\) SET e\.score = coalesce\(r\.s, e\.score\) "
     r"RETURN count\(e\) AS n$"
 )
+_REMOVE_EDGES = re.compile(
+    r"^UNWIND \$rows AS r MATCH \(a:`(\w+)` \{uid: r\.f\}\)-\[e:`(\w+)`\]->\(b:`(\w+)` "
+    r"\{uid: r\.t\}\) DELETE e RETURN count\(\*\) AS n$"
+)
+_REMOVE_NODES = re.compile(
+    r"^UNWIND \$rows AS r MATCH \(n:`(\w+)` \{uid: r\.uid\}\) DETACH DELETE n "
+    r"RETURN count\(\*\) AS n$"
+)
+_UPDATE_NODES = re.compile(
+    r"^UNWIND \$rows AS r MATCH \(n:`(\w+)` \{uid: r\.uid\}\) SET n\.depth = r\.depth, "
+    r"n\.fetched = coalesce\(r\.fetched, n\.fetched\) RETURN count\(n\) AS n$"
+)
+_UPDATE_EDGES = re.compile(
+    r"^UNWIND \$rows AS r MATCH \(a:`(\w+)` \{uid: r\.f\}\)-\[e:`(\w+)`\]->\(b:`(\w+)` "
+    r"\{uid: r\.t\}\) SET e\.score = r\.s, e\.fetched = coalesce\(r\.fetched, e\.fetched\) "
+    r"RETURN count\(e\) AS n$"
+)
 _COUNT_NODES = re.compile(r"^MATCH \(n:`(\w+)`\) RETURN count\(n\) AS n$")
 _COUNT_RELS = re.compile(r"^MATCH \(\)-\[r:`(\w+)`\]->\(\) RETURN count\(r\) AS n$")
 _COUNT_PROPS = re.compile(
@@ -266,6 +283,45 @@ class FakeTx:
                 if r["s"] is not None:
                     rel["score"] = r["s"]
             return Result(["n"], [[found]])
+        if m := _REMOVE_EDGES.match(text):
+            self._writes()
+            la, typ, lb = m.groups()
+            gone = {((la, r["f"]), (lb, r["t"])) for r in params["rows"]}
+            kept = [x for x in g.rels if not (x["type"] == typ and (x["a"], x["b"]) in gone)]
+            n, g.rels[:] = len(g.rels) - len(kept), kept
+            return Result(["n"], [[n]])
+        if m := _REMOVE_NODES.match(text):
+            self._writes()
+            keys = {(m.group(1), r["uid"]) for r in params["rows"]}
+            n = sum(1 for k in keys if g.nodes.pop(k, None) is not None)
+            g.rels[:] = [x for x in g.rels if x["a"] not in keys and x["b"] not in keys]
+            return Result(["n"], [[n]])
+        if m := _UPDATE_NODES.match(text):
+            self._writes()
+            n = 0
+            for r in params["rows"]:
+                node = g.nodes.get((m.group(1), r["uid"]))
+                if node is not None:
+                    n += 1
+                    node["depth"] = r["depth"]
+                    if r["fetched"] is not None:
+                        node["fetched"] = r["fetched"]
+            return Result(["n"], [[n]])
+        if m := _UPDATE_EDGES.match(text):
+            self._writes()
+            la, typ, lb = m.groups()
+            n = 0
+            for r in params["rows"]:
+                for x in g.rels:
+                    if x["type"] == typ and x["a"] == (la, r["f"]) and x["b"] == (lb, r["t"]):
+                        n += 1
+                        if r["s"] is None:
+                            x.pop("score", None)
+                        else:
+                            x["score"] = r["s"]
+                        if r["fetched"] is not None:
+                            x["fetched"] = r["fetched"]
+            return Result(["n"], [[n]])
         if text == neo.CURSOR_CONSTRAINT:
             self._writes()
             g.constraints.add(neo.CURSOR_LABEL)
@@ -315,14 +371,15 @@ class FakeTx:
             return Result(["n"], [[len(g.rels)]])
         if text == neo.CREATE_MINE:
             g.cursors.setdefault(
-                jid, {"node": 0, "edge": 0, "prop": 0, "shared": params["shared"]}
+                jid, {"node": 0, "edge": 0, "prop": 0, "change": 0, "shared": params["shared"]}
             )
             return Result([], [])
         if text == neo.MARK_MINE_SHARED:
             g.cursors[jid]["shared"] = True
             return Result([], [])
         if text == neo.MOVE_MINE:
-            g.cursors[jid].update(node=params["node"], edge=params["edge"], prop=params["prop"])
+            g.cursors[jid].update(node=params["node"], edge=params["edge"], prop=params["prop"],
+                                  change=params["change"])
             return Result([], [])
         raise AssertionError(f"the stand-in does not know this statement: {text}")
 

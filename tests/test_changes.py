@@ -331,3 +331,130 @@ def test_sigkill_while_changes_are_applied_then_resume_is_exact(
     assert "Traceback" not in done.stderr
     assert_store_is_journal(crawled)
     assert _embedded(crawled)["state"] == "in step"
+
+
+# -- Neo4j: the same changes, the same order; query building on the stand-in ------------------
+
+import crawler.sinks.neo4j as neo  # noqa: E402
+from crawler.errors import BadInput  # noqa: E402
+from crawler.journal import ChangeRow  # noqa: E402
+
+
+def _neo4j_view_of(fake) -> tuple[set, list]:
+    nodes = {(lb, uid, n.get("depth")) for (lb, uid), n in fake.graph.nodes.items()}
+    return nodes, fake.graph.edge_keys()
+
+
+def _journal_view_of(journal: Journal) -> tuple[set, list]:
+    nodes = {(n.db, n.uid, n.depth) for n in journal.iter_nodes()}
+    edges = sorted((e.dbfrom, e.uid_from, e.linkname, e.dbto, e.uid_to, e.score)
+                   for e in journal.iter_edges())
+    return nodes, edges
+
+
+def test_neo4j_applies_changes_first_idempotently_with_parameters(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from neo4j_fake import fill, install, make_sink
+
+    fake = install(monkeypatch)
+    with Journal(tmp_path / "s") as journal:
+        fill(journal, n_genes=6)
+        with make_sink() as sink:
+            assert sink.sync(journal).ok
+            with journal.transaction() as con:
+                journal.remove_edges(con, [("gene", "1000", "gene_protein_refseq", "protein",
+                                            "50000")])
+                journal.remove_nodes(con, [("structure", "7001"), ("gene", "1002")])
+                journal.update_nodes(con, [("protein", "50031", 4, None)])
+                journal.update_edges(con, [("protein", "50040", "protein_protein", "protein",
+                                            "50041", 77, None)])
+            status = rows_behind(journal, journal.get_cursor(sink.name))
+            assert status["changes"] > 0
+            fake.log.clear()
+            report = sink.sync(journal)
+            assert report.ok and report.changes == journal.max_ids().change
+            assert _neo4j_view_of(fake) == _journal_view_of(journal)
+            texts = [t for t, _ in fake.log if t.startswith("UNWIND")]
+            assert texts and all(" MERGE " not in t for t in texts)  # no addition to write
+            assert any("DETACH DELETE" in t for t in texts)
+            for text, _ in fake.log:  # values travel as parameters, never in the text
+                assert "50000" not in text and "7001" not in text
+            state = fake.graph.cursors[neo.journal_id(journal)]
+            assert state["change"] == journal.max_ids().change
+            # the statements are idempotent: the same windows written again change nothing
+            state["change"] = 0
+            before = _neo4j_view_of(fake)
+            assert sink.sync(journal).ok
+            assert _neo4j_view_of(fake) == before
+            # a removed record seen again: removed first, then written again, in one pass
+            with journal.transaction() as con:
+                journal.remove_nodes(con, [("gene", "1003")])
+            journal.add_nodes([("gene", "1002", 0), ("gene", "1003", 0)])
+            journal.add_edges([("gene", "1003", "gene_protein_refseq", "protein", "50030", None)])
+            fake.log.clear()
+            assert sink.sync(journal).ok
+            texts = [t for t, _ in fake.log if t.startswith("UNWIND")]
+            first_add = next(i for i, t in enumerate(texts) if " MERGE " in t)
+            assert any("DETACH DELETE" in t for t in texts[:first_add])
+            assert all("DELETE" not in t for t in texts[first_add:])
+            assert _neo4j_view_of(fake) == _journal_view_of(journal)
+            assert sink.verify(journal) == []
+
+
+def test_change_statements_validate_identifiers_and_keep_the_order() -> None:
+    def row(i: int, kind: str, linkname: str = "gene_protein", db: str = "gene") -> ChangeRow:
+        edge = kind.startswith("edge")
+        return ChangeRow(i, kind, db, str(i), linkname if edge else None,
+                         "protein" if edge else None, "9" if edge else None, 1, 5, None, i)
+
+    rows = [row(1, "edge~"), row(2, "node~"), row(3, "node-"), row(4, "edge-"),
+            row(5, "edge-")]
+    texts = [t for t, _ in neo.change_statements(rows)]
+    assert all(t.startswith("UNWIND $rows AS r MATCH ") for t in texts)
+    kinds = ["edge-" if "DELETE e " in t else "node-" if "DETACH" in t
+             else "node~" if "n.depth" in t else "edge~" for t in texts]
+    assert kinds == ["edge-", "node-", "node~", "edge~"]
+    assert neo.change_statements([row(1, "edge-"), row(2, "edge-")])[0][1] == [
+        {"f": "1", "t": "9"}, {"f": "2", "t": "9"}]
+    for bad in (row(1, "edge-", linkname="x`]->() DETACH DELETE a //"),
+                row(1, "node-", db="Gene"), row(1, "node~", db="gene; DROP")):
+        with pytest.raises(BadInput):
+            neo.change_statements([bad])
+
+
+@pytest.fixture
+def neo4j_server():
+    from test_neo4j_integration import _skip_reason
+
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(reason)
+    from crawler.sinks.neo4j import Neo4jConfig
+
+    return Neo4jConfig.from_options()
+
+
+def test_neo4j_server_ends_equal_to_the_journal_after_changes(
+    neo4j_server, tmp_path: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real server (opt-in: NEO4J_URI and ENTREZ_GRAPH_TEST_NEO4J=1; it EMPTIES the
+    database): crawl into it, write changes, `sync`: Neo4j holds exactly the journal."""
+    from neo4j import GraphDatabase
+    from test_neo4j_integration import cli_neo4j, cypher, journal_view, neo4j_view
+
+    config = neo4j_server
+    monkeypatch.setenv("ENTREZ_GRAPH_RATE_DIR", str(tmp_path / "rate"))
+    driver = GraphDatabase.driver(config.uri, auth=(config.user, config.password))
+    try:
+        cypher(driver, config, "MATCH (n) DETACH DELETE n")
+        store = tmp_path / "store"
+        code, out = _run(["crawl", *CRAWL, "--store", str(store), "--eutils-url", emulator.url,
+                          *cli_neo4j(config)])
+        assert code == 0, out
+        _refresh_like(store, seed=5)
+        code, out = _run(["sync", "--store", str(store), *cli_neo4j(config)])
+        assert code == 0, out
+        assert neo4j_view(driver, config) == journal_view(store)
+    finally:
+        driver.close()

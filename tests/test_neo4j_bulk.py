@@ -92,7 +92,7 @@ def test_bulk_imports_the_journal_with_our_cursor(store: Path, admin: Path) -> N
         jid, ids = j.get_meta("journal_id"), j.max_ids()
         held = j.get_cursor(f"neo4j:{uri}/graphs")
     [row] = csv.reader([ran["files"]["cursor"]])
-    assert row == [jid, str(ids.node), str(ids.edge), "0", "false"]
+    assert row == [jid, str(ids.node), str(ids.edge), "0", str(ids.change), "false"]
     assert (held.node, held.edge, held.prop) == (ids.node, ids.edge, 0)
     assert not list(store.glob(".neo4j-bulk-*"))  # the CSV is removed afterwards
 

@@ -450,7 +450,7 @@ def test_sync_cli_pushes_exactly_the_missing_rows(
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report == [{"sink": "neo4j:bolt://localhost:7687/neo4j", "nodes": 10, "edges": 10,
-                       "props": 2, "pending": 0, "repaired": 0, "error": None}]
+                       "props": 2, "changes": 0, "pending": 0, "repaired": 0, "error": None}]
     pushed = sum(len(p["rows"]) for _, p in fake.statements("UNWIND"))
     assert pushed == 10 + 10 + 2
     assert fake.graph.edge_keys() == expected

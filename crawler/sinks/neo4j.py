@@ -62,10 +62,19 @@ from tenacity import (
 )
 
 from ..errors import BadInput, StoreError
-from ..journal import Cursor, EdgeRow, NodeRow, PropRow
+from ..journal import ChangeRow, Cursor, EdgeRow, NodeRow, PropRow
 from ..names import check_identifier
 from . import NODE_PROPERTIES, SyncReport
-from .verify import Counts, Difference, coerce_property, compare, describe, expected_counts
+from .verify import (
+    Counts,
+    Difference,
+    coerce_property,
+    compare,
+    describe,
+    expected_counts,
+    pending_removals,
+    rows_behind,
+)
 
 if TYPE_CHECKING:
     from ..journal import Journal
@@ -82,6 +91,7 @@ WINDOW_STATEMENTS = 8
 MAX_WINDOW = 40_000
 IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
 CURSOR_LABEL = "EntrezGraphCursor"  # capitalised: never the name of an Entrez database
+AXES = ("node", "edge", "prop", "change")  # the cursor node's properties, as Cursor's fields
 JOURNAL_ID_KEY = "journal_id"
 SCHEMES = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
 _DATABASE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9.\-]{0,62}$")
@@ -304,6 +314,45 @@ def prop_query(label: str) -> str:
     )
 
 
+def remove_edges_query(dbfrom: str, linkname: str, dbto: str) -> str:
+    """Delete links of one link name between two labels (idempotent: a missing one matches
+    nothing); returns how many were deleted."""
+    return (
+        f"UNWIND $rows AS r "
+        f"MATCH (a:{_q(dbfrom, 'database name')} {{uid: r.f}})"
+        f"-[e:{_q(linkname, 'link name')}]->(b:{_q(dbto, 'database name')} {{uid: r.t}}) "
+        "DELETE e RETURN count(*) AS n"
+    )
+
+
+def remove_nodes_query(label: str) -> str:
+    """Delete records of one label with whatever links they still have (idempotent)."""
+    return (
+        f"UNWIND $rows AS r MATCH (n:{_q(label, 'database name')} {{uid: r.uid}}) "
+        "DETACH DELETE n RETURN count(*) AS n"
+    )
+
+
+def update_nodes_query(label: str) -> str:
+    """Set the journal's depth (and `fetched`, when the change carries one) on records."""
+    return (
+        f"UNWIND $rows AS r MATCH (n:{_q(label, 'database name')} {{uid: r.uid}}) "
+        "SET n.depth = r.depth, n.fetched = coalesce(r.fetched, n.fetched) "
+        "RETURN count(n) AS n"
+    )
+
+
+def update_edges_query(dbfrom: str, linkname: str, dbto: str) -> str:
+    """Set the journal's score (and `fetched`, when the change carries one) on links."""
+    return (
+        f"UNWIND $rows AS r "
+        f"MATCH (a:{_q(dbfrom, 'database name')} {{uid: r.f}})"
+        f"-[e:{_q(linkname, 'link name')}]->(b:{_q(dbto, 'database name')} {{uid: r.t}}) "
+        "SET e.score = r.s, e.fetched = coalesce(r.fetched, e.fetched) "
+        "RETURN count(e) AS n"
+    )
+
+
 def count_nodes_query(label: str) -> str:
     """Records of one label (answered from the count store)."""
     return f"MATCH (n:{_q(label, 'database name')}) RETURN count(n) AS n"
@@ -335,7 +384,7 @@ COUNT_RELS = "MATCH ()-[r]->() RETURN count(r) AS n"
 # MERGE, backed by CURSOR_CONSTRAINT: two processes claiming at once still make one node.
 CREATE_MINE = (
     f"MERGE (c:{CURSOR_LABEL} {{journal: $journal}}) "
-    "ON CREATE SET c.node = 0, c.edge = 0, c.prop = 0, c.shared = $shared"
+    "ON CREATE SET c.node = 0, c.edge = 0, c.prop = 0, c.change = 0, c.shared = $shared"
 )
 CURSOR_CONSTRAINT = (
     "CREATE CONSTRAINT entrez_graph_cursor_journal IF NOT EXISTS "
@@ -352,7 +401,7 @@ LABELS_IN_USE = "CALL db.labels() YIELD label RETURN label"
 TYPES_IN_USE = "CALL db.relationshipTypes() YIELD relationshipType RETURN relationshipType"
 MOVE_MINE = (
     f"MATCH (c:{CURSOR_LABEL} {{journal: $journal}}) "
-    "SET c.node = $node, c.edge = $edge, c.prop = $prop"
+    "SET c.node = $node, c.edge = $edge, c.prop = $prop, c.change = $change"
 )
 DATABASE_NAME = "CALL db.info() YIELD name RETURN name"
 
@@ -464,13 +513,9 @@ def journal_id(journal: Journal) -> str:
 
 
 def pending_rows(journal: Journal, cursor: Cursor) -> int:
-    """Journal rows past `cursor` (counted: replaced props rows leave gaps in the ids)."""
-    total = 0
-    for table, after in (("nodes", cursor.node), ("edges", cursor.edge), ("props", cursor.prop)):
-        total += journal.execute(
-            f"SELECT count(*) FROM {table} WHERE id > ?", (after,)
-        ).fetchone()[0]
-    return total
+    """Journal rows past `cursor` (counted: replaced props rows leave gaps in the ids), and the
+    removals and updates past its change cursor."""
+    return rows_behind(journal, cursor)["total"]
 
 
 class Neo4jSink:
@@ -682,9 +727,15 @@ class Neo4jSink:
         # constraints of every label the journal holds, so a database loaded by
         # `neo4j-admin database import` gets them at its first sync even with nothing to push
         self._ensure_labels(journal_labels(journal))
+        # removals and updates first (a removed row is never re-added; a record seen again has
+        # a new id and lands after its removal), then the additions; then the changes written
+        # meanwhile, so that a row removed while this pass read the additions (never written
+        # here) and one removed after (written, then removed) both end as the journal says
+        cursor = self._push_changes(journal, jid, cursor, upto.change, report)
         cursor = self._push_nodes(journal, jid, cursor, upto.node, report)
         cursor = self._push_edges(journal, jid, cursor, upto.edge, report)
-        self._push_props(journal, jid, cursor, upto.prop, report)
+        cursor = self._push_props(journal, jid, cursor, upto.prop, report)
+        self._push_changes(journal, jid, cursor, journal.max_ids().change, report)
 
     def _commit(
         self,
@@ -702,7 +753,7 @@ class Neo4jSink:
         window is rolled back and the sync continues from wherever the node now stands. A
         window of links may instead be written by parallel sessions (`_commit_parallel`).
         """
-        after = {"node": cursor.node, "edge": cursor.edge, "prop": cursor.prop}
+        after = {k: getattr(cursor, k) for k in AXES}
         new = {**after, axis: last_id}
         try:
             if self.parallel > 1 and len(batch.parts) > 1 and not self._fast_now(jid):
@@ -714,10 +765,10 @@ class Neo4jSink:
             if moved.state is None:
                 moved_to = self._write(_claim_tx, jid).cursor
             else:
-                moved_to = Cursor(*(moved.state[k] or 0 for k in ("node", "edge", "prop")))
+                moved_to = _cursor(moved.state)
             journal.set_cursor(self.name, moved_to)
             return moved_to, False
-        done = Cursor(new["node"], new["edge"], new["prop"])
+        done = Cursor(**new)
         journal.set_cursor(self.name, done)
         return done, True
 
@@ -840,6 +891,28 @@ class Neo4jSink:
             self._ensure_labels(nodes.labels)
             self._write(_heal_tx, nodes.write, props.write)
 
+    def _push_changes(
+        self, journal: Journal, jid: str, cursor: Cursor, upto: int, report: SyncReport
+    ) -> Cursor:
+        """The journal's changes past the change cursor, in windows, each one transaction with
+        the cursor node's move. A change naming a row past the cursor's bounds is skipped (this
+        database never got that row). Every statement is idempotent (MATCH … DELETE, DETACH
+        DELETE, SET), so a window written again after a crash changes nothing more."""
+        def fetch(after: int, upto: int) -> list[ChangeRow]:
+            return journal.changes_between(after, upto, self.window)
+
+        def prepare(rows: list[ChangeRow]) -> _Batch:
+            held = [
+                r for r in rows
+                if r.row_id <= (cursor.edge if r.kind.startswith("edge") else cursor.node)
+            ]
+            report.changes += len(held)
+            return prepare_changes(held, self.batch_size)
+
+        for now, _ in self._loop(journal, jid, cursor, "change", upto, fetch, prepare):
+            cursor = now
+        return cursor
+
     def _push_props(
         self, journal: Journal, jid: str, cursor: Cursor, upto: int, report: SyncReport
     ) -> Cursor:
@@ -862,8 +935,7 @@ class Neo4jSink:
         state, others = self._read(_cursor_and_others_tx, journal_id(journal))
         if state is None:
             return None, bool(others)
-        cursor = Cursor(state["node"] or 0, state["edge"] or 0, state["prop"] or 0)
-        return cursor, bool(others) or bool(state["shared"])
+        return _cursor(state), bool(others) or bool(state["shared"])
 
     def real_counts(self) -> Counts:
         """What the database really holds: records per label, links per type, and property
@@ -873,7 +945,9 @@ class Neo4jSink:
     def verify(self, journal: Journal) -> list[Difference]:
         """Real counts against the journal up to the cursor Neo4j holds (empty: exact)."""
         cursor, _ = self.held_cursor(journal)
-        return compare(expected_counts(journal, cursor or Cursor()), self.real_counts())
+        cursor = cursor or Cursor()
+        return compare(expected_counts(journal, cursor), self.real_counts(),
+                       props=not pending_removals(journal, cursor).nodes)
 
     def verify_and_repair(self, journal: Journal) -> list[Difference]:
         """Compare, rewrite from the journal what is missing, compare again.
@@ -1046,6 +1120,43 @@ def prepare_props(rows: list[PropRow], statement_rows: int = DEFAULT_BATCH) -> _
     return _Batch({r.db for r in rows}, lambda tx, state: _run_all(tx, statements))
 
 
+def change_statements(
+    rows: list[ChangeRow], statement_rows: int = DEFAULT_BATCH
+) -> list[Statement]:
+    """Statements for a window of changes, in this order: links removed, records removed,
+    records updated, links updated (a removed row never comes back under its id, so no later
+    change of the window can concern it); the newest change of a row wins."""
+    groups: dict[str, dict[Any, dict[Any, dict[str, Any]]]] = {
+        kind: defaultdict(dict) for kind in ("edge-", "node-", "node~", "edge~")
+    }
+    for r in rows:
+        if r.kind in ("edge-", "edge~"):
+            key = (r.db, str(r.linkname), str(r.dbto))
+            groups[r.kind][key][(r.uid, r.uid_to)] = {
+                "f": r.uid, "t": r.uid_to, "s": r.score, "fetched": r.fetched}
+        elif r.kind in ("node-", "node~"):
+            groups[r.kind][r.db][r.uid] = {"uid": r.uid, "depth": r.depth, "fetched": r.fetched}
+        else:
+            raise StoreError(f"unknown change kind {r.kind!r} in the journal")
+    out: list[Statement] = []
+    for kind, build in (("edge-", remove_edges_query), ("node-", remove_nodes_query),
+                        ("node~", update_nodes_query), ("edge~", update_edges_query)):
+        for key, by_row in groups[kind].items():
+            text = build(*key) if isinstance(key, tuple) else build(key)
+            params = [
+                {k: v for k, v in p.items() if k in ("f", "t")} if kind == "edge-"
+                else {"uid": p["uid"]} if kind == "node-" else p
+                for p in by_row.values()
+            ]
+            out += [(text, chunk) for chunk in split(params, statement_rows)]
+    return out
+
+
+def prepare_changes(rows: list[ChangeRow], statement_rows: int = DEFAULT_BATCH) -> _Batch:
+    statements = change_statements(rows, statement_rows)
+    return _Batch(set(), lambda tx, state: _run_all(tx, statements))
+
+
 def _run_edges(
     tx: Any, statements: list[tuple[tuple[str, str, str], list[dict[str, Any]]]], create: bool
 ) -> int:
@@ -1104,7 +1215,12 @@ def _state(record: Any) -> dict[str, Any] | None:
     if record is None:
         return None
     props = dict(record["c"] or {})
-    return {k: props.get(k) for k in ("node", "edge", "prop", "shared")}
+    return {k: props.get(k) for k in (*AXES, "shared")}
+
+
+def _cursor(state: dict[str, Any]) -> Cursor:
+    """Our cursor node's state as a Cursor (a node from before removals has no `change`)."""
+    return Cursor(*(int(state.get(k) or 0) for k in AXES))
 
 
 def _claim_tx(tx: Any, jid: str) -> _Claim:
@@ -1119,9 +1235,7 @@ def _claim_tx(tx: Any, jid: str) -> _Claim:
     shared = bool(mine["shared"]) or bool(others)
     if shared and not mine["shared"]:
         tx.run(MARK_MINE_SHARED, {"journal": jid}).consume()
-    return _Claim(
-        Cursor(mine["node"] or 0, mine["edge"] or 0, mine["prop"] or 0), shared, False
-    )
+    return _Claim(_cursor(mine), shared, False)
 
 
 def _batch_tx(
@@ -1133,7 +1247,7 @@ def _batch_tx(
 ) -> int:
     """Lock our cursor node, check it stands where the batch starts, write, move it."""
     state = _state(tx.run(LOCK_MINE, {"journal": jid}).single())
-    if state is None or any((state[k] or 0) != after[k] for k in ("node", "edge", "prop")):
+    if state is None or any((state[k] or 0) != after[k] for k in AXES):
         raise _CursorMoved(state)
     n = write(tx, state)
     tx.run(MOVE_MINE, {"journal": jid, **new}).consume()
@@ -1249,20 +1363,15 @@ def status_of(config: Neo4jConfig, journal: Journal) -> tuple[str, dict[str, Any
             real = sink.real_counts()
         except (Unavailable, Neo4jError, DriverError) as exc:
             return sink.name, {"error": f"Neo4j at {config.uri} not readable now ({exc})"}
-    behind = {
-        table: journal.execute(f"SELECT count(*) FROM {table} WHERE id > ?", (after,)).fetchone()[0]
-        for table, after in (("nodes", cursor.node), ("edges", cursor.edge),
-                             ("props", cursor.prop))
-    }
-    differences = compare(expected, real)
+    behind = rows_behind(journal, cursor)
+    differences = compare(expected, real, props=not pending_removals(journal, cursor).nodes)
     return sink.name, {
         **behind,
-        "total": sum(behind.values()),
         "cursor": {"node": cursor.node, "edge": cursor.edge, "prop": cursor.prop,
-                   "held": held is not None},
+                   "change": cursor.change, "held": held is not None},
         "shared": shared,
         "real": real.as_dict(),
         "expected": expected.as_dict(),
         "differences": [str(d) for d in differences],
-        "in_step": not differences and not sum(behind.values()),
+        "in_step": not differences and not behind["total"],
     }

@@ -105,12 +105,16 @@ def check_stopped(config: Neo4jConfig) -> None:
                  "`docker compose stop neo4j`): neo4j-admin imports into a stopped server only")
 
 
-def _cursor_file(path: Path, jid: str, node: int, edge: int, shared: bool) -> None:
+def _cursor_file(
+    path: Path, jid: str, node: int, edge: int, shared: bool, change: int = 0
+) -> None:
+    """Our cursor node: the export read the journal's current rows, so it holds every change
+    up to `change` (the newest before it started; later ones are applied by the next sync)."""
     with path.open("w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow([f"journal:ID({CURSOR_LABEL})", "node:long", "edge:long", "prop:long",
-                         "shared:boolean"])
-        writer.writerow([jid, node, edge, 0, "true" if shared else "false"])
+                         "change:long", "shared:boolean"])
+        writer.writerow([jid, node, edge, 0, change, "true" if shared else "false"])
 
 
 def bulk_load(paths: StorePaths, config: Neo4jConfig) -> SyncReport:
@@ -139,7 +143,8 @@ def bulk_load(paths: StorePaths, config: Neo4jConfig) -> SyncReport:
             report = export(paths.root, work / "csv", "neo4j-csv")
             after = journal.max_ids()
             cursor_csv = work / "cursor.csv"
-            _cursor_file(cursor_csv, jid, before.node, before.edge, shared=after != before)
+            _cursor_file(cursor_csv, jid, before.node, before.edge, shared=after != before,
+                         change=before.change)
             argv = shlex.split(report.command)
             argv[0], argv[4] = admin, database
             argv.append(f"--nodes={CURSOR_LABEL}={cursor_csv}")
@@ -151,7 +156,7 @@ def bulk_load(paths: StorePaths, config: Neo4jConfig) -> SyncReport:
                                f"(exit {done.returncode}): {said[-1] if said else 'no output'}")
             from ..journal import Cursor
 
-            held = Cursor(before.node, before.edge, 0)
+            held = Cursor(before.node, before.edge, 0, before.change)
             name = cursor_key(config.uri, database)
             journal.set_cursor(name, held)
             return SyncReport(sink=name, nodes=report.nodes, edges=report.edges,
