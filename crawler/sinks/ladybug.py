@@ -488,8 +488,10 @@ class LadybugSink:
             "(key STRING PRIMARY KEY, node INT64, edge INT64, prop INT64, origin STRING, "
             "change INT64)"
         )
-        # the change cursor (removals and updates), in a store made before them
-        self._conn.execute(f"ALTER TABLE {CURSOR_TABLE} ADD IF NOT EXISTS change INT64 DEFAULT 0")
+        # the change cursor (removals and updates), in a store made before them (only then:
+        # DDL on every open would write LadybugDB's WAL each time a crawl or a reader opens it)
+        if "change" not in _columns(self._conn, CURSOR_TABLE):
+            self._conn.execute(f"ALTER TABLE {CURSOR_TABLE} ADD change INT64 DEFAULT 0")
         self._node_tables.clear()
         self._rel_pairs.clear()
         self._load_schema()
