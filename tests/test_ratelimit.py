@@ -48,13 +48,13 @@ def test_reservations_respect_spacing_and_window(tmp_path: Path) -> None:
     slots = [lim.reserve() for _ in range(50)]  # 50 callers at the same instant
     assert lim.spacing() == pytest.approx((1 + DEFAULT_MARGIN) / 10)
     # exactly one spacing apart: any 11 consecutive sends span 1 s + the margin, and 50 sends
-    # take 49 spacings (95 % of the limit), neither more nor less
+    # take 49 spacings (98 % of the limit), neither more nor less
     assert all(b - a == pytest.approx(lim.spacing()) for a, b in pairwise(slots))
     span = 1.0 + DEFAULT_MARGIN - 1e-9
     assert all(b - a >= span for a, b in zip(slots, slots[10:], strict=False))
     assert max_per_window(slots) <= 10
     assert max_per_window(slots, 1.0 + DEFAULT_MARGIN - 1e-6) <= 10  # even the wider window
-    assert slots[-1] - slots[0] == pytest.approx(49 * 1.05 / 10)
+    assert slots[-1] - slots[0] == pytest.approx(49 * (1 + DEFAULT_MARGIN) / 10)
 
 
 def test_fractional_rps_without_key(tmp_path: Path) -> None:
@@ -84,7 +84,7 @@ def test_acquire_sleeps_until_slot(tmp_path: Path) -> None:
     start = clock.now
     slots = [lim.acquire() for _ in range(4)]
     assert slots[0] == start
-    assert all(b - a == pytest.approx(1.05 / 2) for a, b in pairwise(slots))
+    assert all(b - a == pytest.approx((1 + DEFAULT_MARGIN) / 2) for a, b in pairwise(slots))
     assert clock.now == pytest.approx(slots[-1])  # it slept until its slot
 
 
@@ -98,13 +98,51 @@ def test_penalty_is_shared_and_decays(tmp_path: Path) -> None:
     assert t >= clock.now + 2.0
     assert b.slowdown > 1.0
     assert a.state()["factor"] == pytest.approx(1.5)
+    widened = 2 * DEFAULT_MARGIN  # and the margin is twice as wide for every caller
+    assert a.state()["margin"] == pytest.approx(widened) and b.margin_now == pytest.approx(widened)
     # slowed down: 10 / 1.5 = 6.67/s, so 6 per 1 s + margin
-    assert b.reserve() - t == pytest.approx(1.05 / 6)
+    assert b.reserve() - t == pytest.approx((1 + widened) / 6)
     for _ in range(5):
         b.success()
-    assert a.state()["factor"] == 1.0
+    assert a.state()["factor"] == 1.0  # the slow-down is gone after a few successes …
     b.reserve()
     assert b.slowdown == 1.0
+    assert DEFAULT_MARGIN < a.state()["margin"] < widened  # … the wider margin only slowly
+    for _ in range(2000):
+        b.success()
+    assert a.state()["margin"] == DEFAULT_MARGIN and b.margin_now == DEFAULT_MARGIN
+
+
+def test_429s_widen_the_margin_and_the_window_follows_it(tmp_path: Path) -> None:
+    """After 429s every caller keeps n + 1 sends at least 1 s + the widened margin apart (at
+    most MAX_MARGIN), and a caller with a wider margin of its own keeps its own."""
+    from crawler.eutils.ratelimit import MAX_MARGIN
+
+    clock = FakeClock()
+    lim = RateLimiter(10, host="h", rate_dir=tmp_path, clock=clock, sleep=clock.sleep,
+                      penalty_pause=0.0)
+    for _ in range(3):
+        lim.penalize()
+    margin = lim.state()["margin"]
+    assert margin == pytest.approx(8 * DEFAULT_MARGIN)
+    for _ in range(20):
+        lim.penalize()
+    assert lim.state()["margin"] == MAX_MARGIN
+    for _ in range(6):  # the slow-down is gone after a few successes, the margin stays wide
+        lim.success()
+    state = lim.state()
+    wide = state["margin"]
+    assert state["factor"] == 1.0 and MAX_MARGIN - 0.01 < wide < MAX_MARGIN
+    sent = [lim.acquire() for _ in range(40)]  # full speed (10 per window), wider margin
+    assert all(b - a >= 1.0 + wide - 1e-9 for a, b in zip(sent, sent[10:], strict=False))
+    assert sent[-1] - sent[0] == pytest.approx(39 * (1 + wide) / 10)
+    careful = RateLimiter(10, host="h2", rate_dir=tmp_path, clock=clock, sleep=clock.sleep,
+                          margin=0.1)
+    careful.penalize()
+    assert careful.state()["margin"] == pytest.approx(0.2)
+    for _ in range(3000):
+        careful.success()
+    assert careful.state()["margin"] == 0.1  # back to its own, never below
 
 
 def test_state_file_per_host_and_key_never_names_the_key(tmp_path: Path) -> None:

@@ -19,8 +19,10 @@ that wakes late (a busy machine, the GIL) loses nothing: it sends at once if the
 it, and the others keep their slots.
 
 Each step costs two `flock` calls and a few loads and stores in the shared page: no read, parse
-or rewrite of the file. A 429 stores a penalty in the same page (a short pause and a slow-down
-factor) that every caller honours; it decays with each success.
+or rewrite of the file. A 429 stores a penalty in the same page that every caller honours: a
+short pause and a slow-down factor, both gone after a few successes, and a wider margin (twice
+as wide, at most MAX_MARGIN), which narrows back to the caller's own only slowly (a 429 at our
+own rate says the jitter on this path is larger than the margin: it stays so for a while).
 """
 
 from __future__ import annotations
@@ -44,16 +46,23 @@ from ..errors import BadInput, local_io_error
 DEFAULT_RPS_NO_KEY = 3.0
 DEFAULT_RPS_KEY = 10.0
 # Sends are spaced (1 + margin) / n apart: n + 1 of them span 1 s + margin, so a send may reach
-# the server up to `margin` later than its neighbours (scheduling, GIL, network) without an
-# 11th request in any one-second window. 0.05 keeps 95 % of the limit (9.52/s at rps 10);
-# measured by benchmarks/limiter.py under CPU load (see benchmarks/README.md).
-DEFAULT_MARGIN = 0.05
+# the server up to `margin` later than the n-th before it (the network's jitter) without an
+# 11th request in any one-second window. A send is recorded once its one write (the whole
+# request, transport.py) returned, so the sender's own stalls (GIL, CPU) need no margin: what
+# is left is the path's jitter. 0.02 keeps 98 % of the limit (9.80/s at rps 10); a 429 widens
+# it for every caller (up to MAX_MARGIN). Measured by benchmarks/limiter.py and rate.py
+# (benchmarks/README.md).
+DEFAULT_MARGIN = 0.02
+MAX_MARGIN = 0.25
+# Of the widening above the caller's own margin, what each success takes back.
+MARGIN_DECAY = 0.005
 MAX_SLOWDOWN = 4.0
 
 # The shared page: magic, last reserved slot, slow-down factor, pause-until (epoch seconds), the
-# number of sends recorded, then a ring of the last _RING send times.
-_MAGIC = b"EGRATE03"
-_HEAD = struct.Struct("<8sdddq")
+# margin a 429 widened (0: none), the number of sends recorded, then a ring of the last _RING
+# send times.
+_MAGIC = b"EGRATE04"
+_HEAD = struct.Struct("<8sddddq")
 _RING = 64
 _SEND = struct.Struct("<d")
 _FILE_SIZE = 1024
@@ -82,12 +91,13 @@ def spacing_for(rps: float, margin: float = DEFAULT_MARGIN) -> float:
 class _State:
     """The shared values, read from and written back to the mapped page under the lock."""
 
-    __slots__ = ("factor", "last", "page", "pause_until", "sends")
+    __slots__ = ("factor", "last", "margin", "page", "pause_until", "sends")
 
     def __init__(self, page: mmap.mmap | None, last: float = 0.0, factor: float = 1.0,
-                 pause_until: float = 0.0, sends: int = 0) -> None:
+                 pause_until: float = 0.0, margin: float = 0.0, sends: int = 0) -> None:
         self.page = page
         self.last, self.factor, self.pause_until, self.sends = last, factor, pause_until, sends
+        self.margin = margin
 
     def sent(self, back: int) -> float:
         """The time of the `back`-th most recent send (1 = the last); 0.0 when there is none."""
@@ -142,6 +152,7 @@ class RateLimiter:
         self._map: mmap.mmap | None = None
         self._pid = 0
         self._last_factor = 1.0
+        self._last_margin = margin
 
     # -- the shared state --------------------------------------------------------------------
 
@@ -189,32 +200,33 @@ class RateLimiter:
                 state = self._read(page)
                 yield state
                 _HEAD.pack_into(page, 0, _MAGIC, state.last, state.factor, state.pause_until,
-                                state.sends)
+                                state.margin, state.sends)
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
 
     def _read(self, page: mmap.mmap) -> _State:
-        magic, last, factor, pause_until, sends = _HEAD.unpack_from(page, 0)
+        magic, last, factor, pause_until, margin, sends = _HEAD.unpack_from(page, 0)
         horizon = self._clock() + _SANE_AHEAD
-        values = (last, factor, pause_until)
+        values = (last, factor, pause_until, margin)
         if (
             magic != _MAGIC
             or not all(math.isfinite(v) for v in values)
             or not 1.0 <= factor <= MAX_SLOWDOWN
+            or not 0.0 <= margin <= MAX_MARGIN
             or last > horizon
             or pause_until > horizon
             or sends < 0
         ):
             page[:] = bytes(_FILE_SIZE)  # new, torn or foreign: start afresh, safely
             return _State(page)
-        return _State(page, last, factor, pause_until, sends)
+        return _State(page, last, factor, pause_until, margin, sends)
 
     def state(self) -> dict[str, float]:
         """The shared values (for tests and diagnostics)."""
         with self._locked() as s:
             sent = [s.sent(k) for k in range(min(s.sends, _RING), 0, -1)]
             return {"last": s.last, "factor": s.factor, "pause_until": s.pause_until,
-                    "sends": s.sends, "sent": sent}
+                    "margin": self._margin(s), "sends": s.sends, "sent": sent}
 
     # -- reserving -----------------------------------------------------------------------------
 
@@ -223,13 +235,21 @@ class RateLimiter:
         with self._locked() as state:
             now = self._clock()
             self._last_factor = state.factor
-            t = max(now, state.pause_until, state.last + self.spacing(state.factor))
+            margin = self._margin(state)
+            t = max(now, state.pause_until, state.last + self.spacing(state.factor, margin))
             state.last = t
             return t
 
-    def spacing(self, factor: float = 1.0) -> float:
-        """Seconds between two reserved sends under a slow-down factor."""
-        return spacing_for(self.rps / factor, self.margin)
+    def spacing(self, factor: float = 1.0, margin: float | None = None) -> float:
+        """Seconds between two reserved sends under a slow-down factor (and a margin: this
+        caller's own unless given)."""
+        return spacing_for(self.rps / factor, self.margin if margin is None else margin)
+
+    def _margin(self, state: _State) -> float:
+        """The margin in force: this caller's, or wider if a 429 widened it for everyone."""
+        margin = max(self.margin, state.margin)
+        self._last_margin = margin
+        return margin
 
     def commit(self, send: Callable[[], object] | None = None) -> tuple[bool, float]:
         """Record a send now if the window allows it: (True, its time) or (False, when it will).
@@ -245,7 +265,8 @@ class RateLimiter:
             now = self._clock()
             rps = self.rps / state.factor
             n = min(_RING, max(1, math.floor(rps)))
-            earliest = max(state.pause_until, state.sent(n) + n * self.spacing(state.factor))
+            spacing = self.spacing(state.factor, self._margin(state))
+            earliest = max(state.pause_until, state.sent(n) + n * spacing)
             if now < earliest:
                 return False, earliest
             if send is None:
@@ -284,21 +305,35 @@ class RateLimiter:
         return self.record_send()
 
     def penalize(self) -> None:
-        """A 429: pause every caller briefly and slow all of them down (up to MAX_SLOWDOWN)."""
+        """A 429: pause every caller briefly, slow all of them down (up to MAX_SLOWDOWN), and
+        widen the margin for all of them (twice as wide, at most MAX_MARGIN)."""
         with self._locked() as state:
             now = self._clock()
             state.factor = min(MAX_SLOWDOWN, state.factor * 1.5)
             self._last_factor = state.factor
+            margin = self._margin(state)
+            state.margin = min(MAX_MARGIN, max(2 * margin, margin + 0.01))
+            self._last_margin = state.margin
             state.pause_until = max(state.pause_until, now + self.penalty_pause)
 
     def success(self) -> None:
-        """A success: let a slow-down decay (only touches the page while one is in force)."""
-        if self._last_factor <= 1.0:
+        """A success: let a slow-down decay fast and a widened margin slowly (only touches the
+        page while either is in force)."""
+        if self._last_factor <= 1.0 and self._last_margin <= self.margin:
             return
         with self._locked() as state:
             factor = state.factor * 0.8
             state.factor = 1.0 if factor < 1.05 else factor
             self._last_factor = state.factor
+            if state.margin > self.margin:
+                margin = state.margin - MARGIN_DECAY * (state.margin - self.margin)
+                state.margin = 0.0 if margin - self.margin < 0.001 else margin
+            self._margin(state)
+
+    @property
+    def margin_now(self) -> float:
+        """The margin seen last (this caller's own, or wider after a 429)."""
+        return self._last_margin
 
     @property
     def slowdown(self) -> float:
