@@ -61,7 +61,8 @@ def main() -> None:
                   f"{time.perf_counter() - started:.1f} s")
             edges = list(journal.iter_edges())
             gone = [e for e in edges if rng.random() < args.remove]
-            scored = [e for e in edges if e.score is not None and e not in gone]
+            removed_ids = {e.id for e in gone}
+            scored = [e for e in edges if e.score is not None and e.id not in removed_ids]
             rescored = rng.sample(scored, int(len(scored) * args.rescore))
             records = rng.sample(list(journal.iter_nodes(["protein"])), args.drop_records)
             started = time.perf_counter()
