@@ -153,13 +153,32 @@ def _run(args: list[str]) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
+@pytest.fixture(scope="module")
+def served(world, tmp_path_factory: pytest.TempPathFactory):
+    """One emulator for the module (a crawl keeps its endpoint) and one crawl into a template
+    store, which each test copies: crawling once keeps this file fast."""
+    with pytest.MonkeyPatch.context() as mp, Emulator(world, rate_limit=0) as emu:
+        tmp = tmp_path_factory.mktemp("changes")
+        mp.setenv("ENTREZ_GRAPH_RATE_DIR", str(tmp / "rate"))
+        store = tmp / "template"
+        code, out = _run(["crawl", *CRAWL, "--store", str(store), "--eutils-url", emu.url])
+        assert code == 0, out
+        assert_store_is_journal(store)
+        yield emu, store
+
+
 @pytest.fixture
-def crawled(tmp_path: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Path:
+def emulator(served) -> Emulator:
+    return served[0]
+
+
+@pytest.fixture
+def crawled(served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    import shutil
+
     monkeypatch.setenv("ENTREZ_GRAPH_RATE_DIR", str(tmp_path / "rate"))
     store = tmp_path / "store"
-    code, out = _run(["crawl", *CRAWL, "--store", str(store), "--eutils-url", emulator.url])
-    assert code == 0, out
-    assert_store_is_journal(store)
+    shutil.copytree(served[1], store)
     return store
 
 
@@ -310,7 +329,7 @@ def test_sigkill_while_changes_are_applied_then_resume_is_exact(
         journal.add_nodes([(gone.db, gone.uid, gone.depth)], state="terminal")
     env = {k: v for k, v in os.environ.items() if k != "NCBI_API_KEY"}
     env.update(ENTREZ_GRAPH_RATE_DIR=str(tmp_path / "rate"), PYTHONUNBUFFERED="1",
-               ENTREZ_GRAPH_TEST_PAUSE_IN_COPY="0.8")
+               ENTREZ_GRAPH_TEST_PAUSE_IN_COPY="0.5")
     sync = [sys.executable, "-m", "crawler", "sync", "--embedded", "--store", str(crawled)]
     for pauses_before_kill in (1, 2):
         proc = subprocess.Popen(sync, env=env, stdout=subprocess.DEVNULL,
