@@ -74,6 +74,15 @@ def rss_peak_kb(pid: int) -> int:
     return 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a live process (from /proc); 0.0 when unreadable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 def journal_counts(journal: Path) -> tuple[int, int]:
     """(records, edges) in a journal being written by another process (WAL: readers never block)."""
     if not journal.exists():
@@ -120,8 +129,10 @@ def main() -> int:
     store = args.store or tmp / "store"
     if args.eutils_url:
         emulator, url = None, args.eutils_url
+        emulator_cpu_at_start = 0.0
     else:
         emulator, url = start_emulator(args.world, args.size, None)
+    emulator_cpu_at_start = cpu_seconds(emulator.pid) if emulator is not None else 0.0
     env = {**os.environ, "ENTREZ_GRAPH_RATE_DIR": str(tmp / "rate"),
            "NCBI_EMAIL": os.environ.get("NCBI_EMAIL", "bench@example.org")}
     env.pop("NCBI_API_KEY", None)
@@ -181,7 +192,11 @@ def main() -> int:
         proc.wait()
         elapsed = time.monotonic() - started
         # Read now: only the crawl has been waited for; the emulator is still running.
-        ru_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        ru_kb = usage.ru_maxrss
+        crawl_cpu = usage.ru_utime + usage.ru_stime
+        emulator_cpu = (cpu_seconds(emulator.pid) - emulator_cpu_at_start
+                        if emulator is not None else 0.0)
     finally:
         if emulator is not None:
             emulator.terminate()
@@ -203,6 +218,11 @@ def main() -> int:
               f"({args.target_edges / reached_at:,.0f} edges/s)")
     else:
         print(f"target of {args.target_edges:,} edges NOT reached: raise --depth or --size")
+    print(f"CPU of the crawl      {crawl_cpu:.1f} s ({crawl_cpu / elapsed:.2f} cores)")
+    if emulator is not None:
+        print(f"CPU of the emulator   {emulator_cpu:.1f} s ({emulator_cpu / elapsed:.2f} cores)")
+    with open("/proc/loadavg") as f:
+        print(f"load average          {' '.join(f.read().split()[:3])}")
     print(f"peak RSS (VmHWM)      {peak_kb / 1024:.1f} MB")
     print(f"peak RSS (ru_maxrss)  {ru_kb / 1024:.1f} MB (the crawl process)")
     print(f"memory goal <= 500 MB {'met' if max(peak_kb, ru_kb) <= 500 * 1024 else 'MISSED'}")
