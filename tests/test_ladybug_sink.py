@@ -411,6 +411,7 @@ def test_runs_and_reopens_load_every_row_once(
     """At most 2 rel tables per transaction and a new Database after every batch: the store still
     holds each journal row exactly once, and the cursor ends on the journal's last rows."""
     monkeypatch.setattr(sink_module, "BATCH_ROWS", 53)
+    monkeypatch.setattr(sink_module, "EDGE_PASS_ROWS", 53)
     monkeypatch.setattr(sink_module, "MAX_RELS_PER_COMMIT", 2)
     monkeypatch.setattr(sink_module, "REOPEN_GROWTH_MB", 0)
     loads: list[int] = []
@@ -441,6 +442,47 @@ def test_runs_and_reopens_load_every_row_once(
     assert loads and max(loads) <= 2
     assert len(loads) > -(-sum(expected[1].values()) // 53)  # runs split the batches
     assert len(reopens) >= len(loads)
+
+
+def test_a_pass_cut_between_its_transactions_is_finished_not_loaded_twice(
+    small_world: World, store: StorePaths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Edges load rel table by rel table, one transaction per group of tables, the cursor moving
+    in the last one. Cut after the first (as a kill would): the store holds those tables beyond
+    its cursor, marked; `status` does not call it diverged, and the next sync finishes the pass
+    without loading any table twice and without a repair."""
+    monkeypatch.setattr(sink_module, "MAX_RELS_PER_COMMIT", 2)
+    real_copy = LadybugSink._copy_edges
+    calls: list[int] = []
+
+    def copy_edges(self: LadybugSink, rows: dict, *, prepare: bool) -> object:
+        if not prepare:
+            calls.append(len(rows))
+            if len(calls) == 2:
+                raise KeyboardInterrupt  # the second transaction of the pass never commits
+        return real_copy(self, rows, prepare=prepare)
+
+    with Journal(store.journal) as journal:
+        fill_journal(journal, small_world, [("gene", "672"), ("pubmed", "100000")], depth=2)
+        expected = journal_graph(journal)
+        monkeypatch.setattr(LadybugSink, "_copy_edges", copy_edges)
+        with LadybugSink(store.graph) as sink, pytest.raises(KeyboardInterrupt):
+            sink.sync(journal)
+        monkeypatch.setattr(LadybugSink, "_copy_edges", real_copy)
+        info = sink_module.inspect_store(store.graph, journal)
+        assert info["state"] == "behind" and info["differences"] == [], info
+        with ladybug.Database(str(store.graph), read_only=True) as db:
+            conn = ladybug.Connection(db)
+            cursor = sink_module._read_cursor(conn)
+            marks = sink_module.pass_marks(conn, cursor.edge)
+            conn.close()
+        assert marks and cursor.edge < max(marks.values())
+        with LadybugSink(store.graph) as sink:
+            report = sink.sync(journal)
+            assert report.repaired == 0 and report.pending == 0
+            assert sink._pass_marks(0) == {}
+        assert sink_module.inspect_store(store.graph, journal)["state"] == "in step"
+    assert store_graph(store.graph) == expected
 
 
 def test_csv_copy_keeps_odd_uids_and_null_scores(store: StorePaths) -> None:

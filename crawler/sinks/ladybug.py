@@ -94,6 +94,11 @@ CURSOR_TABLE = "eg_cursor"
 CURSOR_KEY = "journal"
 PAUSE_ENV = "ENTREZ_GRAPH_TEST_PAUSE_IN_COPY"
 BATCH_ROWS = 50_000
+# Edges are loaded in passes of at most this many journal rows, rel table by rel table (see
+# `_edge_pass`): a COMMIT of a COPY into a non-empty rel table rewrites that table (its cost grows
+# with the table, not with the rows added), so each table is best written once per pass.
+EDGE_PASS_ROWS = 200_000
+PASS_PREFIX = "pass:"  # eg_cursor rows `pass:<link name>`: that table holds the pass up to `edge`
 MAX_RELS_PER_COMMIT = 6
 REOPEN_GROWTH_MB = 64  # 0: after every batch
 # The writer's Database: a buffer pool of 256 MB instead of LadybugDB's default 80% of the RAM
@@ -253,6 +258,29 @@ def _columns(conn: ladybug.Connection, table: str) -> set[str]:
     }
 
 
+def pass_marks(conn: ladybug.Connection, after: int) -> dict[str, int]:
+    """Rel tables an unfinished edge pass loaded beyond the cursor: link name -> pass end."""
+    rows = conn.execute(
+        f"MATCH (c:{CURSOR_TABLE}) WHERE c.key STARTS WITH $prefix RETURN c.key, c.edge",
+        {"prefix": PASS_PREFIX},
+    ).get_all()
+    return {key[len(PASS_PREFIX):]: int(edge) for key, edge in rows
+            if edge is not None and int(edge) > after}
+
+
+def _with_pass_marks(journal: Journal, counts: Counts, cursor: Cursor,
+                     marks: dict[str, int]) -> Counts:
+    """The counts a store holds at `cursor` plus the tables an unfinished pass already loaded."""
+    if not marks:
+        return counts
+    edges = Counter(counts.edges)
+    for end in set(marks.values()):
+        for linkname, n in links_between(journal, cursor.edge, end).items():
+            if marks.get(linkname) == end:
+                edges[linkname] += n
+    return replace(counts, edges=dict(sorted(edges.items())))
+
+
 def real_counts(conn: ladybug.Connection) -> Counts:
     """Records per node table, links per rel table, property values per node table: counted.
 
@@ -303,8 +331,9 @@ def store_files(path: Path) -> list[Path]:
 # How long a reader waits for a crawl's checkpoint to finish before it gives up (a checkpoint
 # takes well under a second per batch; a busy machine can stretch that).
 READ_WAIT_S = 60.0
-# What LadybugDB says to a reader while a checkpoint is being made or left to recover.
-_CHECKPOINTING = ("checkpoint recovery is pending", "may be checkpointing")
+# What LadybugDB says to a reader while a checkpoint is being made or left to recover, or while
+# the writer has just created its WAL file and not yet written it (".wal with size 0 at offset").
+_CHECKPOINTING = ("checkpoint recovery is pending", "may be checkpointing", ".wal with size 0")
 
 
 @contextlib.contextmanager
@@ -428,14 +457,15 @@ def inspect_store(path: str | Path, journal: Journal) -> dict[str, Any]:
     else:
         try:
             with open_reader(path) as conn:
-                cursor = _read_cursor(conn) or Cursor()
+                stored = _read_cursor(conn)
+                cursor = stored or Cursor()
                 held = real_counts(conn)
+                marks = pass_marks(conn, cursor.edge) if stored is not None else {}
         except RuntimeError as exc:
             raise StoreError(f"embedded store {path}: {_first_line(exc)}") from None
         behind = rows_behind(journal, cursor)
-        differences = compare(
-            expected_counts(journal, cursor), held, props=props_comparable(journal, cursor)
-        )
+        expected = _with_pass_marks(journal, expected_counts(journal, cursor), cursor, marks)
+        differences = compare(expected, held, props=props_comparable(journal, cursor))
     state = "diverged" if differences else ("behind" if behind["total"] else "in step")
     return {
         "state": state,
@@ -614,6 +644,7 @@ class LadybugSink:
         try:
             self._check_same_crawl(journal)
             if not self._proven:
+                self._resume_pass(journal, report)
                 self._prove(journal, report)
             self._load(journal, report)
             self._prove(journal, report)
@@ -685,16 +716,8 @@ class LadybugSink:
             self._commit_batch(self._copy_nodes, rows, cursor)
             report.nodes += len(rows)
         while cursor.edge < upto.edge:
-            with journal.snapshot():
-                seen = journal.max_ids().change
-                rows = journal.edges_between(cursor.edge, upto.edge, BATCH_ROWS)
-            cursor = self._apply_changes_upto(journal, cursor, seen, report)
-            if not rows:
-                break
-            for part in _split_by_rel(rows, MAX_RELS_PER_COMMIT):
-                cursor = replace(cursor, edge=part[-1].id)
-                self._commit_batch(self._copy_edges, part, cursor)
-                report.edges += len(part)
+            end = _pass_end(journal, cursor.edge, upto.edge, EDGE_PASS_ROWS)
+            cursor = self._edge_pass(journal, cursor, end, report)
         while cursor.prop < upto.prop:
             with journal.snapshot():
                 seen = journal.max_ids().change
@@ -733,6 +756,114 @@ class LadybugSink:
         return self._apply_changes_upto(
             journal, self.cursor(), journal.max_ids().change, report or SyncReport(self.name)
         )
+
+    def _edge_pass(self, journal: Journal, cursor: Cursor, end: int, report: SyncReport) -> Cursor:
+        """Load the edges with ids in (cursor.edge, end], rel table by rel table; the new cursor.
+
+        Why not in id order: rows of many link names interleave in the journal, and each COMMIT
+        of a COPY into a rel table rewrites the whole table, so id-ordered runs (at most
+        MAX_RELS_PER_COMMIT tables each, for memory) wrote the big tables over and over (a
+        1.1M-edge load: 76 commits, 63 s of its 103 s). Here a pass is one transaction per group
+        of at most MAX_RELS_PER_COMMIT rel tables, each table COPYd once, and the cursor moves
+        in the last one. Each earlier transaction also writes, for its tables, a marker
+        `pass:<link name>` = `end`, so a kill in the middle of a pass never loads a table twice:
+        the next sync finishes the pass first (`_resume_pass`), skipping the marked tables.
+
+        The pass's rows are read in one journal snapshot with the newest change id, and the
+        changes up to it are applied before the pass is loaded (as for every batch, `_load`)."""
+        marks = self._pass_marks(cursor.edge)
+        end = max([end, *marks.values()])
+        tables: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        files: dict[tuple[str, str, str], tuple[str, int]] = {}
+        with journal.snapshot():
+            seen = journal.max_ids().change
+            for linkname, dbfrom, dbto in journal.execute(
+                "SELECT DISTINCT linkname, dbfrom, dbto FROM edges WHERE id > ? AND id <= ?",
+                (cursor.edge, end),
+            ).fetchall():
+                if marks.get(linkname, cursor.edge) < end:
+                    tables[linkname].append((dbfrom, dbto))
+            for linkname in sorted(tables):
+                after = max(cursor.edge, marks.get(linkname, cursor.edge))
+                for dbfrom, dbto in sorted(tables[linkname]):
+                    files[(linkname, dbfrom, dbto)] = self._write_edge_csv(
+                        journal, len(files), after, end, linkname, dbfrom, dbto)
+        cursor = self._apply_changes_upto(journal, cursor, seen, report)
+        groups: list[list[str]] = []
+        pairs = 0
+        for linkname in sorted(tables):
+            if not groups or pairs + len(tables[linkname]) > MAX_RELS_PER_COMMIT:
+                groups.append([])
+                pairs = 0
+            groups[-1].append(linkname)
+            pairs += len(tables[linkname])
+        final = replace(cursor, edge=end)
+        if not groups:  # no rows, or every table was loaded before a kill: move the cursor
+            self._in_transaction(lambda: self._close_pass(final))
+            return final
+        for i, group in enumerate(groups):
+            keys = [(ln, a, b) for ln in group for a, b in sorted(tables[ln])]
+            for linkname, dbfrom, dbto in keys:
+                self._ensure_rel_table(linkname, dbfrom, dbto)  # DDL commits on its own
+            last = i == len(groups) - 1
+
+            def work(group: list[str] = group, keys: list = keys, last: bool = last) -> None:
+                self._copy_edges({k: files[k][0] for k in keys}, prepare=False)
+                if last:
+                    self._close_pass(final)
+                else:
+                    for linkname in group:
+                        self._conn.execute(
+                            f"MERGE (c:{CURSOR_TABLE} {{key: $key}}) SET c.edge = $edge",
+                            {"key": PASS_PREFIX + linkname, "edge": end},
+                        )
+                pause = os.environ.get(PAUSE_ENV)
+                if pause:
+                    time.sleep(float(pause))
+
+            self._in_transaction(work)
+            report.edges += sum(files[k][1] for k in keys)
+            self._after_commit()
+        return final
+
+    def _resume_pass(self, journal: Journal, report: SyncReport) -> None:
+        """A pass a kill interrupted (markers past the cursor): finish it before anything else."""
+        cursor = self.cursor()
+        marks = self._pass_marks(cursor.edge)
+        if marks:
+            self._edge_pass(journal, cursor, max(marks.values()), report)
+
+    def _pass_marks(self, after: int) -> dict[str, int]:
+        return pass_marks(self._conn, after)
+
+    def _close_pass(self, cursor: Cursor) -> None:
+        """Inside the pass's last transaction: the cursor moves, the markers go."""
+        self._write_cursor(cursor)
+        self._conn.execute(
+            f"MATCH (c:{CURSOR_TABLE}) WHERE c.key STARTS WITH $prefix DELETE c",
+            {"prefix": PASS_PREFIX},
+        )
+
+    def _write_edge_csv(
+        self, journal: Journal, index: int, after: int, end: int, linkname: str, dbfrom: str,
+        dbto: str,
+    ) -> tuple[str, int]:
+        """One rel table pair's rows in (after, end] as a CSV file, streamed from SQLite (the
+        `+` keeps SQLite on the id range rather than the (dbfrom, uid_from, …) index)."""
+        rows = journal.execute(
+            "SELECT uid_from, uid_to, score FROM edges WHERE id > ? AND id <= ? "
+            "AND +linkname = ? AND +dbfrom = ? AND +dbto = ? ORDER BY id",
+            (after, end, linkname, dbfrom, dbto),
+        )
+        path = self._csv_dir() / f"edges{index}.csv"
+        n = 0
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(["from", "to", "score"])
+            while chunk := rows.fetchmany(10_000):
+                writer.writerows(chunk)
+                n += len(chunk)
+        return str(path), n
 
     # -- proof and repair --------------------------------------------------------------------
 
@@ -953,6 +1084,10 @@ class LadybugSink:
             with contextlib.suppress(RuntimeError):
                 self._conn.execute("ROLLBACK")
             raise
+        self._after_commit()
+
+    def _after_commit(self) -> None:
+        """Reopen the Database when this process has grown enough (see "Memory" above)."""
         now = _rss_mb()
         if REOPEN_GROWTH_MB <= 0 or now is None or now - self._opened_rss_mb >= REOPEN_GROWTH_MB:
             self._reopen()
@@ -971,21 +1106,25 @@ class LadybugSink:
         return None
 
     def _copy_edges(self, rows: Any, *, prepare: bool) -> Any:
+        """Edge rows (`EdgeRow`s) grouped by rel table, then COPYd; a group may also be the path
+        of a CSV file already written (`_edge_pass`)."""
         if prepare:
-            by_rel: dict[tuple[str, str, str], list[EdgeRow]] = defaultdict(list)
+            if rows and isinstance(rows[0], EdgeRow):
+                rows = [(r.id, r.linkname, r.dbfrom, r.dbto, r.uid_from, r.uid_to, r.score)
+                        for r in rows]
+            by_rel: dict[tuple[str, str, str], list[tuple[Any, ...]]] = defaultdict(list)
             for r in rows:
-                by_rel[(r.linkname, r.dbfrom, r.dbto)].append(r)
+                by_rel[r[1:4]].append(r[4:])
             for linkname, dbfrom, dbto in by_rel:
                 self._ensure_rel_table(linkname, dbfrom, dbto)
             return by_rel
         for (linkname, dbfrom, dbto), group in rows.items():
-            csv_path = self._write_csv("edges", ((r.uid_from, r.uid_to, r.score) for r in group))
+            csv_path = group if isinstance(group, str) else self._write_csv("edges", group)
             options = f"from='{dbfrom}', to='{dbto}', {_CSV_OPTIONS}"
             self._conn.execute(f"COPY `{linkname}` FROM '{csv_path}' ({options})")
         return None
 
-    def _write_csv(self, kind: str, rows: Iterable[tuple[Any, ...]]) -> str:
-        """One COPY's rows as a CSV file in this sink's temp folder (None becomes NULL)."""
+    def _csv_dir(self) -> Path:
         if self._tmp is None:
             # Beside the graph, under the writer lock: a killed sink's files are reused, not left.
             folder = self.path.with_name(self.path.name + ".load")
@@ -993,7 +1132,11 @@ class LadybugSink:
                 folder = Path(tempfile.mkdtemp(prefix="entrez-graph-load-"))
             folder.mkdir(exist_ok=True)
             self._tmp = folder
-        path = self._tmp / f"{kind}.csv"
+        return self._tmp
+
+    def _write_csv(self, kind: str, rows: Iterable[tuple[Any, ...]]) -> str:
+        """One COPY's rows as a CSV file in this sink's temp folder (None becomes NULL)."""
+        path = self._csv_dir() / f"{kind}.csv"
         with open(path, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             writer.writerow(["from", "to", "score"] if kind == "edges" else ["uid", "depth"])
@@ -1121,6 +1264,15 @@ def _rss_mb() -> float | None:
             return int(f.read().split()[1]) * _PAGE / 2**20
     except (OSError, ValueError, IndexError):
         return None
+
+
+def _pass_end(journal: Journal, after: int, upto: int, most: int) -> int:
+    """The id that ends a pass of at most `most` edges after `after` (and at most `upto`)."""
+    row = journal.execute(
+        "SELECT id FROM edges WHERE id > ? AND id <= ? ORDER BY id LIMIT 1 OFFSET ?",
+        (after, upto, most - 1),
+    ).fetchone()
+    return int(row[0]) if row else upto
 
 
 def _split_by_rel(rows: list[EdgeRow], most: int) -> Iterable[list[EdgeRow]]:
