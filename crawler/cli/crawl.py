@@ -20,7 +20,7 @@ from ..crawling.report import CrawlReport, describe, dumps
 from ..crawling.settings import DEFAULT_BATCH, DEFAULT_DEPTH, stored_settings
 from ..errors import BadInput
 from ..progress import Progress
-from ..seeds import read_seed_lines
+from ..seeds import parse_seeds, read_seed_lines
 from . import LOG_LINES
 from .options import (
     DEFAULT_STORE,
@@ -125,6 +125,9 @@ class _Whole(click.ParamType):
               help="Resume a store against another --eutils-url than it was crawled from.")
 @click.option("--retry-failed", is_flag=True,
               help="Ask again for records and links that failed or went unanswered.")
+@click.option("--refresh", metavar="AGE",
+              help="Ask again for what was fetched longer ago than AGE (30d, 12h, 2w; 0s: "
+                   "everything): new links are added, links NCBI no longer returns removed.")
 @format_option(*REPORT_FORMATS, aliases={"text": "table"})
 def command(
     seeds: tuple[str, ...], seeds_file: str | None, query: str | None, query_db: str | None,
@@ -135,12 +138,16 @@ def command(
     summaries: bool, store: str,
     neo4j_uri: str | None, neo4j_user: str | None, neo4j_password: str | None,
     neo4j_database: str | None, no_embedded: bool, eutils_url: str | None, email: str | None,
-    rps: float | None, dry_run: bool, switch_endpoint: bool, retry_failed: bool, fmt: str,
+    rps: float | None, dry_run: bool, switch_endpoint: bool, retry_failed: bool,
+    refresh: str | None, fmt: str,
 ) -> None:
     """Crawl ELink cross-references breadth-first from SEEDS (db:uid or db:accession).
 
     Running the same command again on the same --store resumes an unfinished crawl
     (so does `crawl --store PATH` with no seeds: it takes the stored settings).
+    On a store that holds a crawl, options not given keep their stored values and SEEDS are
+    added to the stored ones; wider options (a larger --depth, more --link names, …) grow the
+    crawl, asking NCBI only for what the store does not know.
 
     \b
     Examples:
@@ -149,34 +156,45 @@ def command(
       entrez-graph crawl nuccore:NM_007294 --db protein --db structure --store brca1-seq
       entrez-graph crawl --query 'BRCA1[gene] AND human[orgn]' --query-db gene --dry-run
       entrez-graph crawl --store brca1              # resume with the stored settings
+      entrez-graph crawl --store brca1 --depth 3    # grow it one level deeper
+      entrez-graph crawl --store brca1 gene:675     # add a seed
+      entrez-graph crawl --store brca1 --refresh 30d
     """
     to_dbs = to_dbs + to_dbs_old
     all_seeds = list(seeds)
     if seeds_file:
         all_seeds += read_seed_lines(seeds_file)
-    if not all_seeds and query is None:
-        # `entrez-graph crawl --store S` resumes the crawl S holds, with its stored settings;
-        # options given explicitly must still match them (checked by the engine).
-        stored = stored_settings(store)
-        if stored is not None:
-            ctx = click.get_current_context()
+    # On a stored crawl, what is not given keeps its stored value and seeds add to the stored
+    # ones: `crawl --store S` resumes it, `crawl --store S --depth 3` grows it (the engine
+    # refuses what would narrow it).
+    stored = stored_settings(store)
+    if stored is not None:
+        ctx = click.get_current_context()
 
-            def given(name: str) -> bool:
-                return ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT
+        def given(name: str) -> bool:
+            return ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT
 
-            all_seeds = list(stored.seed_specs)
+        known = set(stored.seed_specs)
+        all_seeds = list(stored.seed_specs) + [
+            spec for spec in (str(s) for s in parse_seeds(all_seeds)) if spec not in known
+        ]
+        if query is None and query_db is None:
             query, query_db = stored.query, stored.query_db
-            flt = stored.filter
-            depth = depth if given("depth") else stored.depth
-            links = links if given("links") else flt.links
-            exclude_links = exclude_links if given("exclude_links") else flt.exclude
-            to_dbs = to_dbs if given("to_dbs") or given("to_dbs_old") else flt.to_dbs
-            include_subsets = include_subsets or flt.include_subsets
-            max_nodes = max_nodes if given("max_nodes") else stored.max_nodes
-            if not given("max_links_per_record"):
-                max_links_per_record = stored.max_links_per_record
-            scores = scores or stored.scores
-            expand_hubs = expand_hubs or stored.expand_hubs
+        flt = stored.filter
+        depth = depth if given("depth") else stored.depth
+        # named link names and databases add to the stored ones
+        links = tuple(flt.links) + tuple(ln for ln in links if ln not in flt.links) if (
+            flt.links or not links) else links
+        to_given = to_dbs
+        to_dbs = tuple(flt.to_dbs) + tuple(d for d in to_given if d not in flt.to_dbs) if (
+            flt.to_dbs or not to_given) else to_given
+        exclude_links = exclude_links if given("exclude_links") else flt.exclude
+        include_subsets = include_subsets or flt.include_subsets
+        max_nodes = max_nodes if given("max_nodes") else stored.max_nodes
+        if not given("max_links_per_record"):
+            max_links_per_record = stored.max_links_per_record
+        scores = scores or stored.scores
+        expand_hubs = expand_hubs or stored.expand_hubs
     neo4j = None
     if config := neo4j_config(neo4j_uri, neo4j_user, neo4j_password, neo4j_database):
         neo4j = Neo4jTarget(config.uri, config.user, config.password, config.database)
@@ -191,7 +209,7 @@ def command(
             include_subsets=include_subsets, batch_size=batch_size, summaries=summaries,
             embedded=not no_embedded, neo4j=neo4j, eutils_url=eutils_url, email=email, rps=rps,
             dry_run=dry_run, retry_failed=retry_failed, workers=workers, discovery=discovery,
-            progress=progress, switch_endpoint=switch_endpoint,
+            progress=progress, switch_endpoint=switch_endpoint, refresh=refresh,
         )
     finally:
         LOG_LINES.note = None

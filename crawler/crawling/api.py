@@ -20,7 +20,10 @@ from ..linknames import SUBSETS, is_hub, split_linkname
 from ..progress import NullProgress, Progress
 from ..seeds import parse_seeds, resolve_seeds
 from ..store import StorePaths
+from . import grow
+from .answers import AnswerCache
 from .crawler import DISCOVERY, Crawler
+from .grow import GROWING_KEY, Growth, plan_growth, refresh_cutoff
 from .lock import StoreLock, check_store_path
 from .pipeline import Client
 from .plan import Plan, make_plan
@@ -31,12 +34,11 @@ from .settings import (
     CrawlSettings,
     build_settings,
     check_batch_size,
-    check_settings,
 )
 from .syncer import BackgroundSync
 
 if TYPE_CHECKING:
-    from ..sinks import Sink
+    from ..sinks import Sink, SyncReport
 
 
 @dataclass(slots=True)
@@ -96,6 +98,7 @@ def crawl(
     discovery: str = "acheck",
     progress: Progress | None = None,
     switch_endpoint: bool = False,
+    refresh: str | None = None,
 ) -> CrawlReport | Plan:
     """Crawl (or resume crawling) `store` from seeds; returns the report, or the plan if dry_run.
 
@@ -110,6 +113,11 @@ def crawl(
     The E-utilities endpoint (its URL, never the key) is stored with the settings: resuming
     without `eutils_url` asks the same endpoint again, and another endpoint on an existing store
     is refused (SettingsMismatch) unless `switch_endpoint`.
+
+    Settings wider than the stored crawl's (deeper, more seeds, link names or databases, fewer
+    exclusions, larger caps) grow it into exactly the graph a fresh crawl with them would give,
+    asking only for what the store does not know (grow.py); narrower ones are refused.
+    `refresh` (an age: `30d`) asks again for the answers fetched longer ago than that.
     """
     started = time.monotonic()
     settings = build_settings(
@@ -127,7 +135,13 @@ def crawl(
     check_store_path(root)
     stored = Journal.inspect(StorePaths.of(root).journal) or {}
     previous = stored.get("settings")
-    check_settings(settings, previous, root)
+    growth = None
+    if previous:
+        growth = plan_growth(root, CrawlSettings.from_dict(previous), settings, refresh,
+                             stored.get(GROWING_KEY))
+    elif refresh is not None:
+        refresh_cutoff(refresh)
+        raise BadInput(f"--refresh needs a stored crawl to refresh: {root} holds none")
 
     progress = progress or NullProgress()
     own_client = client is None
@@ -153,6 +167,14 @@ def crawl(
         sent_before = client.requests_sent
         if previous:  # resuming: the seeds as resolved when the crawl started
             resolved = [tuple(s) for s in stored["seeds"]]
+            if growth is not None and (growing := stored.get(GROWING_KEY)):
+                resolved = [tuple(s) for s in growing["seeds"]]
+            elif growth is not None:  # more seeds: resolved after the stored ones
+                old = set(CrawlSettings.from_dict(previous).seed_specs)
+                extra = [s for s in settings.seed_specs if s not in old]
+                if extra:
+                    more = resolve_seeds(parse_seeds(extra), client)
+                    resolved += [s for s in more if s not in set(resolved)]
         else:
             try:
                 resolved = resolve_seeds(
@@ -176,7 +198,7 @@ def crawl(
             root, settings, resolved, client, batch_size=batch_size, workers=workers,
             discovery=discovery, progress=progress, sinks=sinks, embedded=embedded,
             neo4j_sink=neo4j_sink, summaries=summaries, retry_failed=retry_failed, started=started,
-            seed_requests=client.requests_sent - sent_before, endpoint=endpoint,
+            seed_requests=client.requests_sent - sent_before, endpoint=endpoint, growth=growth,
         )
     finally:
         if own_client:
@@ -275,6 +297,7 @@ def _run(
     batch_size: int, workers: int | None, discovery: str, progress: Progress,
     sinks: Sequence[Sink] | None, embedded: bool, neo4j_sink: Any, summaries: bool,
     retry_failed: bool, started: float, seed_requests: int = 0, endpoint: str | None = None,
+    growth: Growth | None = None,
 ) -> CrawlReport:
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -294,7 +317,12 @@ def _run(
         with journal.transaction():
             stored = journal.settings()
             if stored:  # checked again under the lock
-                check_settings(settings, stored.get("settings"), root)
+                again = plan_growth(root, CrawlSettings.from_dict(stored["settings"]), settings,
+                                    growth.refresh if growth else None, stored.get(GROWING_KEY))
+                if (again is None) != (growth is None) or (
+                    again is not None and growth is not None and again.settings != growth.settings
+                ):
+                    raise SettingsMismatch(f"store {root} changed while this crawl started")
                 if endpoint and stored.get("endpoint") != endpoint:
                     # a store from before endpoints were kept, or --switch-endpoint
                     journal.set_settings({**stored, "endpoint": endpoint})
@@ -322,6 +350,12 @@ def _run(
         if openers:
             syncer = BackgroundSync(journal.path, openers, close=close, progress=progress)
             syncer.start()
+        if growth is not None:
+            return _grow(
+                root, journal, growth, seeds, client, syncer, batch_size=batch_size,
+                workers=workers, discovery=discovery, progress=progress, summaries=summaries,
+                retry_failed=retry_failed, started=started, seed_requests=seed_requests,
+            )
         crawler = Crawler(
             journal, client, settings, batch_size=batch_size, workers=workers,
             discovery=discovery, progress=progress, syncer=syncer,
@@ -354,6 +388,60 @@ def _run(
         if journal is not None:
             journal.close()
         lock.release()
+
+
+def _grow(
+    root: Path, journal: Journal, growth: Growth, seeds: list[tuple[str, str]], client: Client,
+    syncer: BackgroundSync | None, *, batch_size: int, workers: int | None, discovery: str,
+    progress: Progress, summaries: bool, retry_failed: bool, started: float,
+    seed_requests: int,
+) -> CrawlReport:
+    """The wider (or refreshed) crawl, computed beside the stored one from what it knows, then
+    applied to it; the sinks follow once it is applied."""
+    beside = grow.start(journal, growth, seeds)
+    cache = AnswerCache(journal.path, growth.fresh_after)
+    known = grow.known_answers(journal, growth.fresh_after)
+    progress.note(
+        f"growing {root}: {growth.describe()}; the {known:,} answers it holds"
+        f"{' (fresh enough)' if growth.fresh_after else ''} are reused, only the rest is asked"
+    )
+    try:
+        crawler = Crawler(
+            beside, client, growth.settings, batch_size=batch_size, workers=workers,
+            discovery=discovery, progress=progress, cache=cache,
+        )
+        crawler.add_seeds(seeds)
+        if seed_requests:
+            beside.count_request("esearch", seed_requests)
+        crawler.requests_before = seed_requests
+        if retry_failed:
+            crawler.retry_failed()
+        crawler.run()
+    except BaseException:
+        beside.close()
+        raise
+    finally:
+        cache.close()
+    applied = grow.apply(journal, beside, growth)
+    grow.discard(root)
+    progress.note(
+        f"grown: {applied.nodes_added:,} records and {applied.edges_added:,} links added, "
+        f"{applied.nodes_removed:,} records and {applied.edges_removed:,} links removed, "
+        f"{applied.depth_changed:,} depths changed; {cache.hits:,} answers reused, "
+        f"{crawler.requests:,} requests"
+    )
+    summary_info = None
+    if summaries:
+        summary_info = _summaries(journal, client, progress)
+    reports: dict[str, SyncReport] = {}
+    if syncer is not None:
+        progress.update(phase="syncing stores", force=True)
+        syncer.request()
+        reports = syncer.finish()
+        progress.fields.pop("phase", None)
+    progress.close()
+    return build_report(root, growth.settings, seeds, journal, crawler.requests, reports,
+                        started, summary_info)
 
 
 def _ladybug(path: Path) -> Sink:

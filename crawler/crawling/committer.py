@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING
 from ..eutils.models import BatchOutcome
 from ..journal import BULK_CHUNK, Journal, bulk, json_rows
 from ..linknames import is_scored
+from .answers import ensure_tables, utc_now, write_answers, write_checks
 from .pipeline import links_of
 from .settings import CrawlSettings
-from .tasks import CheckResult, CheckTask, FetchResult, FetchTask, LinkWant
+from .tasks import CheckResult, CheckTask, DiscoverResult, FetchResult, FetchTask, LinkWant
 
 if TYPE_CHECKING:
     import sqlite3
@@ -30,6 +31,7 @@ class Committer:
         self.settings = settings
         self.filter = settings.filter
         self.staged = settings.max_nodes is not None
+        ensure_tables(journal)
         q = journal.execute
         self.n_nodes = q("SELECT count(*) FROM nodes").fetchone()[0]
         self.n_edges = q("SELECT count(*) FROM edges").fetchone()[0]
@@ -67,32 +69,36 @@ class Committer:
         """--link: the link names are known; record them without a request."""
         links = [(ln, dbto, False) for ln, dbto in self.filter.named_for(task.db)]
         chosen = {uid: links for uid in task.uids}
-        return self._write_check(task.db, chosen, {}, set(), kind=None, requests=0)
+        return self._write_check(task.db, chosen, {}, set(), kind=None, requests=0, offers={})
 
     def check(
         self, task: CheckTask, result: CheckResult, level: int
     ) -> list[tuple[str, list[LinkWant]]]:
         """acheck's answer: the filtered link names per record; returns those to fetch."""
-        answers, failed, requests = result
+        answers, failed = result.answers, result.failed
         chosen: dict[str, list[LinkWant]] = {}
+        offers: dict[str, list[tuple[str, str]]] = {}
         silent: set[str] = set()
         for uid in task.uids:
             if uid in failed:
                 continue
             if uid in answers:
-                offered = [(i.linkname, i.dbto) for i in answers[uid].entrez]
+                offered = offers[uid] = [(i.linkname, i.dbto) for i in answers[uid].entrez]
                 chosen[uid] = [(ln, to, True) for ln, to in self.filter.select(offered)]
             else:
                 silent.add(uid)
         fails = {uid: failed[uid] for uid in task.uids if uid in failed}
-        return self._write_check(task.db, chosen, fails, silent, kind="acheck", requests=requests)
+        return self._write_check(task.db, chosen, fails, silent, kind="acheck",
+                                 requests=result.requests, offers=offers, fetched=result.fetched)
 
     def _write_check(
         self, db: str, chosen: dict[str, list[LinkWant]], failed: dict[str, str],
         silent: set[str], *, kind: str | None, requests: int,
+        offers: dict[str, list[tuple[str, str]]], fetched: dict[str, str] | None = None,
     ) -> list[tuple[str, list[LinkWant]]]:
         """The check of one batch and its frontier change, in one transaction."""
         with self.journal.transaction() as c:
+            write_checks(c, db, offers, fetched or {}, utc_now())
             bulk(
                 c,
                 "INSERT OR IGNORE INTO pending_links(db, uid, linkname, dbto, listed, state) "
@@ -127,7 +133,7 @@ class Committer:
         db = task.db
         done = [(uid, ln) for uid, ln in result.links]
         with self.journal.transaction() as c:
-            fresh = self._write_links(c, db, result.links, level)
+            fresh = self._write_links(c, db, result.links, level, result.fetched)
             _set_link_states(c, db, done, "done")
             if done:
                 c.execute(
@@ -148,7 +154,9 @@ class Committer:
         self.left -= len(result.links) + len(result.no_answer) + len(result.failed)
         return fresh
 
-    def discover(self, task: CheckTask, outcome: BatchOutcome, level: int) -> list[tuple[str, str]]:
+    def discover(
+        self, task: CheckTask, result: DiscoverResult | BatchOutcome, level: int
+    ) -> list[tuple[str, str]]:
         """`--discovery all`: one db=all answer is the check and the fetches of its records.
 
         The link names offered are those with links in the answer (db=all marks the others
@@ -156,13 +164,25 @@ class Committer:
         acheck route would have them (--scores, computed neighbours), so the graph is the
         same. Records are done (or failed / no_answer) in the same transaction."""
         db = task.db
+        if isinstance(result, BatchOutcome):
+            result = DiscoverResult(result)
+        outcome: BatchOutcome = result.outcome
         links: dict[tuple[str, str], list[tuple[str, str, int | None]]] = {}
+        offers: dict[str, list[tuple[str, str]]] = {}
         done: list[str] = []
         for uid in task.uids:
+            if uid in result.offers:  # known from the stored crawl
+                offers[uid] = result.offers[uid]
+                for ln, _ in self.filter.select(offers[uid]):
+                    links[(uid, ln)] = result.links[(uid, ln)]
+                done.append(uid)
+                continue
             linkset = outcome.answered.get(uid)
             if linkset is None or uid in outcome.failed:
                 continue
-            offered = [(lsdb.linkname, lsdb.dbto) for lsdb in linkset.linksetdbs if lsdb.links]
+            offered = offers[uid] = [
+                (lsdb.linkname, lsdb.dbto) for lsdb in linkset.linksetdbs if lsdb.links
+            ]
             for ln, dbto in self.filter.select(offered):
                 found = links_of(linkset, ln, dbto)
                 if not (self.settings.scores and is_scored(ln)):
@@ -173,7 +193,8 @@ class Committer:
         silent = sorted(uid for uid in task.uids if uid not in failed and uid not in done
                         and (uid in outcome.no_answer or uid not in outcome.answered))
         with self.journal.transaction() as c:
-            fresh = self._write_links(c, db, links, level)
+            write_checks(c, db, offers, result.fetched, utc_now())
+            fresh = self._write_links(c, db, links, level, result.links_fetched)
             _set_states(c, db, done, "done", only_new=True)
             _set_states(c, db, list(failed), "failed")
             bulk(
@@ -191,20 +212,27 @@ class Committer:
     def _write_links(
         self, c: sqlite3.Connection, db: str,
         links: dict[tuple[str, str], list[tuple[str, str, int | None]]], level: int,
+        fetched: dict[tuple[str, str], str],
     ) -> list[tuple[str, str]]:
         """Edges and the new records they reach (or, with --max-nodes, candidates); returns
-        the records added that are to be expanded, in id order."""
+        the records added that are to be expanded, in id order. The answers themselves are
+        kept too (answers.py), before any cap."""
         cap = self.settings.max_links_per_record
         next_depth = level + 1
         node_rows: dict[tuple[str, str], str] = {}
         edge_rows: list[tuple[str, str, str, str, str, int | None, int]] = []
+        answers = []
         # by link name first: consecutive edge ids of one type load into a store in one COPY
         for (uid, ln), found in sorted(links.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-            kept = rank(uid, db, found, cap)
+            every = rank(uid, db, found, None)
+            kept = every[:cap] if cap is not None else every
+            dbto = found[0][0] if found else ""
+            answers.append((uid, ln, dbto, every, not self.staged and len(kept) == len(every)))
             for position, (dbto, target, score) in enumerate(kept):
                 edge_rows.append((db, uid, ln, dbto, target, score, position))
                 if (dbto, target) not in node_rows:
                     node_rows[(dbto, target)] = self.settings.initial_state(dbto, next_depth)
+        write_answers(c, db, answers, fetched, utc_now())
         # One statement per kind of row (json_each), not executemany: see journal.bulk.
         if self.staged:
             bulk(

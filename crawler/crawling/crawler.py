@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import BadInput, NCBIError, TransientError
 from ..progress import NullProgress, Progress
+from .answers import AnswerCache
 from .committer import Committer
 from .pipeline import Answer, Client, Pipeline
 from .scheduler import LevelWork, Scheduler
@@ -51,6 +52,7 @@ class Crawler:
         discovery: str = "acheck",
         progress: Progress | None = None,
         syncer: BackgroundSync | None = None,
+        cache: AnswerCache | None = None,
     ) -> None:
         self.journal = journal
         self.client = client
@@ -65,7 +67,8 @@ class Crawler:
         self.scheduler = Scheduler(journal, batch_size, settings.scores, checks)
         self.committer = Committer(journal, settings)
         self._asked_at = self.committer.n_edges  # edges in the journal at the last sync request
-        self.pipe = Pipeline(client, workers)
+        # growing a stored crawl: what it knows is answered from it (grow.py)
+        self.pipe = Pipeline(client, workers, cache=cache, select=settings.filter.select)
         self._ahead: LevelWork | None = None
         self.levels_run = 0
         self.last_reports: dict[str, SyncReport] = {}

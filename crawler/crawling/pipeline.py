@@ -27,9 +27,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..errors import BadInput, PermanentError
-from ..eutils.models import BatchOutcome, IdLinkSet, SearchResult
+from ..eutils.models import BatchOutcome, IdLinkSet, LinkInfo, SearchResult
 from ..names import normalize_db
-from .tasks import CheckResult, CheckTask, FetchResult, FetchTask, Task
+from .answers import AnswerCache
+from .tasks import CheckResult, CheckTask, DiscoverResult, FetchResult, FetchTask, Task
+
+Select = Any  # LinkFilter.select: offered (linkname, dbto) pairs -> the ones the crawl follows
 
 # Requests in flight = rate × latency × HEADROOM (+1), bounded. The headroom covers latency
 # that varies from batch to batch and tasks that take several requests (split, re-asked).
@@ -109,8 +112,15 @@ class _SlotClock:
 class Pipeline:
     """Worker threads taking tasks by priority (lowest first), answers in completion order."""
 
-    def __init__(self, client: Client, workers: int | None = None) -> None:
+    def __init__(
+        self, client: Client, workers: int | None = None, *, cache: AnswerCache | None = None,
+        select: Select | None = None,
+    ) -> None:
         self.client = client
+        # a grown or refreshed crawl: answers the stored crawl holds are taken from it, and
+        # only the rest is asked (`select` says which link names --discovery all needs)
+        self.cache = cache
+        self.select = select
         self.fixed = max(1, workers) if workers else None
         self.rate = float(getattr(client, "rps", 0) or DEFAULT_RATE)
         self.latency = INITIAL_LATENCY
@@ -228,21 +238,66 @@ class Pipeline:
     # .. the requests (worker threads) ............................................................
 
     def check(self, task: CheckTask) -> CheckResult:
+        known: dict[str, IdLinkSet] = {}
+        fetched: dict[str, str] = {}
+        ask = task.uids
+        if self.cache is not None:
+            ask = []
+            for uid in task.uids:
+                offered = self.cache.offers(task.db, uid)
+                if offered is None:
+                    ask.append(uid)
+                else:
+                    pairs, fetched[uid] = offered
+                    known[uid] = IdLinkSet(uid, tuple(LinkInfo(to, ln) for ln, to in pairs))
+        if not ask:
+            return CheckResult(known, {}, 0, fetched)
         try:
-            answers, failed = self.client.acheck_batch(task.db, task.uids)
+            answers, failed = self.client.acheck_batch(task.db, ask)
         except PermanentError as exc:
-            return {}, {uid: str(exc) for uid in task.uids}, 1
-        return answers, failed, 1
+            return CheckResult(known, {uid: str(exc) for uid in ask}, 1, fetched)
+        return CheckResult({**known, **answers}, failed, 1, fetched)
 
-    def discover(self, task: CheckTask) -> BatchOutcome:
+    def discover(self, task: CheckTask) -> DiscoverResult:
         """--discovery all: every link name of every record in one db=all request."""
+        result = DiscoverResult(BatchOutcome())
+        ask = task.uids
+        if self.cache is not None and self.select is not None:
+            ask = [uid for uid in task.uids if not self._discover_known(task.db, uid, result)]
+        if not ask:
+            return result
         try:
-            return self.client.neighbor_all_batch(task.db, task.uids)
+            result.outcome = self.client.neighbor_all_batch(task.db, ask)
         except PermanentError as exc:
-            return BatchOutcome(failed={uid: str(exc) for uid in task.uids}, requests=1)
+            result.outcome = BatchOutcome(failed={uid: str(exc) for uid in ask}, requests=1)
+        return result
+
+    def _discover_known(self, db: str, uid: str, result: DiscoverResult) -> bool:
+        """A record whose link names and every followed link name's links are known."""
+        assert self.cache is not None and self.select is not None
+        offered = self.cache.offers(db, uid)
+        if offered is None:
+            return False
+        pairs, when = offered
+        links = {}
+        for ln, _ in self.select(pairs):
+            known = self.cache.links(db, uid, ln)
+            if known is None:
+                return False
+            links[(uid, ln)] = known
+        result.offers[uid] = pairs
+        result.fetched[uid] = when
+        for key, (found, at) in links.items():
+            result.links[key] = found
+            result.links_fetched[key] = at
+        return True
 
     def fetch(self, task: FetchTask) -> FetchResult:
         result = FetchResult()
+        if self.cache is not None:
+            task = self._fetch_known(task, result)
+            if not task.items:
+                return result
         if task.linkname is None:
             self._fetch_scored(task, result)
         else:
@@ -252,6 +307,22 @@ class Pipeline:
                 result,
             )
         return result
+
+    def _fetch_known(self, task: FetchTask, result: FetchResult) -> FetchTask:
+        """Answer what the stored crawl knows; returns the task of the rest."""
+        assert self.cache is not None
+        rest = []
+        for uid, links in task.items:
+            unknown = []
+            for want in links:
+                known = self.cache.links(task.db, uid, want[0])
+                if known is None:
+                    unknown.append(want)
+                else:
+                    result.links[(uid, want[0])], result.fetched[(uid, want[0])] = known
+            if unknown:
+                rest.append((uid, unknown))
+        return FetchTask(task.db, task.linkname, task.dbto, rest)
 
     def _ask(self, dbfrom: str, uids: list[str], result: FetchResult, **kw: Any) -> BatchOutcome:
         try:

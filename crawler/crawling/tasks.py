@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 # A link name to fetch for one record: (linkname, dbto, listed by acheck)
 LinkWant = tuple[str, str, bool]
@@ -36,9 +37,28 @@ class FetchResult:
     no_answer: set[tuple[str, str]] = field(default_factory=set)
     failed: dict[tuple[str, str], str] = field(default_factory=dict)
     requests: int = 0
+    # (uid, linkname) -> when it was fetched, for answers a stored crawl already held
+    fetched: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
-# acheck's answer for one CheckTask: (answers by uid, failed uid -> error, requests sent)
-CheckResult = tuple[dict, dict[str, str], int]
+class CheckResult(NamedTuple):
+    """acheck's answer for one CheckTask."""
+
+    answers: dict  # uid -> IdLinkSet
+    failed: dict[str, str]  # uid -> error
+    requests: int
+    fetched: dict[str, str] | None = None  # uid -> when, for checks a stored crawl held
+
+@dataclass(slots=True)
+class DiscoverResult:
+    """--discovery all's answer for one CheckTask: what db=all said for the records it was
+    asked about, and what a stored crawl already knew of the others."""
+
+    outcome: Any  # BatchOutcome of the records asked
+    offers: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # uid -> link names
+    links: dict[tuple[str, str], list[tuple[str, str, int | None]]] = field(default_factory=dict)
+    fetched: dict[str, str] = field(default_factory=dict)  # uid -> when its check was fetched
+    links_fetched: dict[tuple[str, str], str] = field(default_factory=dict)
+
 
 Task = CheckTask | FetchTask

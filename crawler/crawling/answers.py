@@ -1,0 +1,179 @@
+"""What NCBI answered, kept apart from the graph: a grown or refreshed crawl never asks twice.
+
+The graph (nodes, edges) is what the settings keep of NCBI's answers: caps cut links, --max-nodes
+leaves records out, filters drop link names. A crawl with wider settings needs the answers
+themselves, so every journal also keeps them:
+
+- `answer_checks` / `answer_offers`: the Entrez link names acheck (or db=all) offered a record,
+  before any filter;
+- `answers` / `answer_links`: the links of one (record, link name), before any cap. `own` = 0
+  says the links are exactly the graph's edges of that (record, link name) (the common case: no
+  cap cut them), so they are not written twice; `own` = 1 says they are in `answer_links`.
+
+Each row has the time it was fetched, so `--refresh` can ask again for what has aged.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+from ..journal import Journal, bulk, json_rows
+
+ANSWERS_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS answer_checks(db TEXT NOT NULL, uid TEXT NOT NULL, "
+    "fetched TEXT NOT NULL, PRIMARY KEY(db, uid)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS answer_offers(db TEXT NOT NULL, uid TEXT NOT NULL, "
+    "linkname TEXT NOT NULL, dbto TEXT NOT NULL, PRIMARY KEY(db, uid, linkname))",
+    "CREATE TABLE IF NOT EXISTS answers(db TEXT NOT NULL, uid TEXT NOT NULL, "
+    "linkname TEXT NOT NULL, dbto TEXT NOT NULL, fetched TEXT NOT NULL, own INTEGER NOT NULL, "
+    "PRIMARY KEY(db, uid, linkname)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS answer_links(db TEXT NOT NULL, uid TEXT NOT NULL, "
+    "linkname TEXT NOT NULL, dbto TEXT NOT NULL, uid_to TEXT NOT NULL, score INTEGER, "
+    "PRIMARY KEY(db, uid, linkname, dbto, uid_to)) WITHOUT ROWID",
+)
+
+Links = list[tuple[str, str, int | None]]  # (dbto, uid, score)
+
+
+def utc_now() -> str:
+    """When an answer was fetched: UTC, ISO 8601, to the second (sorts as text)."""
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def ensure_tables(journal: Journal) -> None:
+    """The answer tables (journals made before them gain them, empty)."""
+    with journal.transaction() as c:
+        for statement in ANSWERS_SCHEMA:
+            c.execute(statement)
+
+
+# .. writing (the committer, inside its transaction) ..............................................
+
+
+def write_checks(
+    c: sqlite3.Connection, db: str, offers: dict[str, list[tuple[str, str]]],
+    fetched: dict[str, str], now: str,
+) -> None:
+    """acheck's (or db=all's) unfiltered link names of each answered record."""
+    if not offers:
+        return
+    uids = list(offers)
+    c.execute(
+        "DELETE FROM answer_offers WHERE db=? AND uid IN (SELECT value FROM json_each(?))",
+        (db, _json(uids)),
+    )
+    bulk(c, f"INSERT OR REPLACE INTO answer_checks(db, uid, fetched) {json_rows(3)}",
+         [(db, uid, fetched.get(uid, now)) for uid in uids])
+    bulk(c, f"INSERT OR IGNORE INTO answer_offers(db, uid, linkname, dbto) {json_rows(4)}",
+         [(db, uid, ln, dbto) for uid, pairs in offers.items() for ln, dbto in pairs])
+
+
+def write_answers(
+    c: sqlite3.Connection, db: str, answers: Iterable[tuple[str, str, str, Links, bool]],
+    fetched: dict[tuple[str, str], str], now: str,
+) -> None:
+    """The links of each answered (uid, link name): rows (uid, linkname, dbto, links, in_graph),
+    where `in_graph` says the graph's edges hold exactly these links."""
+    heads: list[tuple[str, str, str, str, str, int]] = []
+    own: list[tuple[str, str, str, str, str, int | None]] = []
+    for uid, ln, dbto, links, in_graph in answers:
+        heads.append((db, uid, ln, dbto, fetched.get((uid, ln), now), 0 if in_graph else 1))
+        if not in_graph:
+            own += [(db, uid, ln, to, target, score) for to, target, score in links]
+    if not heads:
+        return
+    c.execute(
+        "DELETE FROM answer_links WHERE db=? AND (uid, linkname) IN (SELECT "
+        "json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each(?))",
+        (db, _json([h[:3] for h in heads])),
+    )
+    bulk(c, "INSERT OR REPLACE INTO answers(db, uid, linkname, dbto, fetched, own) "
+         + json_rows(6), heads)
+    bulk(c, "INSERT OR IGNORE INTO answer_links(db, uid, linkname, dbto, uid_to, score) "
+         + json_rows(6), own)
+
+
+def _json(rows: object) -> str:
+    import json
+
+    return json.dumps(rows)
+
+
+# .. reading (worker threads of a grown or refreshed crawl) ........................................
+
+
+class AnswerCache:
+    """Answers another journal holds (the stored crawl, while a wider one is computed beside
+    it), read from worker threads, each with its own read-only connection. Answers fetched
+    before `fresh_after` (a `fetched` time) count as unknown: `--refresh` asks them again."""
+
+    def __init__(self, path: Path, fresh_after: str | None = None) -> None:
+        self.path = path
+        self.fresh_after = fresh_after or ""
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self.hits = 0  # (record, link name) answers and checks served
+
+    def _con(self) -> sqlite3.Connection:
+        con = getattr(self._local, "con", None)
+        if con is None:
+            con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+            self._local.con = con
+            with self._lock:
+                self._all.append(con)
+        return con
+
+    def offers(self, db: str, uid: str) -> tuple[list[tuple[str, str]], str] | None:
+        """The link names a record was offered, and when; None if never checked (or aged)."""
+        con = self._con()
+        row = con.execute(
+            "SELECT fetched FROM answer_checks WHERE db=? AND uid=? AND fetched >= ?",
+            (db, uid, self.fresh_after),
+        ).fetchone()
+        if row is None:
+            return None
+        pairs = con.execute(
+            "SELECT linkname, dbto FROM answer_offers WHERE db=? AND uid=? ORDER BY rowid",
+            (db, uid),
+        ).fetchall()
+        self._hit()
+        return [(ln, dbto) for ln, dbto in pairs], row[0]
+
+    def links(self, db: str, uid: str, linkname: str) -> tuple[Links, str] | None:
+        """The links of (record, link name), and when fetched; None if never fetched (or aged)."""
+        con = self._con()
+        row = con.execute(
+            "SELECT fetched, own FROM answers WHERE db=? AND uid=? AND linkname=? AND fetched >= ?",
+            (db, uid, linkname, self.fresh_after),
+        ).fetchone()
+        if row is None:
+            return None
+        fetched, own = row
+        if own:
+            found = con.execute(
+                "SELECT dbto, uid_to, score FROM answer_links WHERE db=? AND uid=? AND linkname=?",
+                (db, uid, linkname),
+            ).fetchall()
+        else:
+            found = con.execute(
+                "SELECT dbto, uid_to, score FROM edges WHERE dbfrom=? AND uid_from=? AND "
+                "linkname=?", (db, uid, linkname),
+            ).fetchall()
+        self._hit()
+        return [(d, u, s) for d, u, s in found], fetched
+
+    def _hit(self) -> None:
+        with self._lock:
+            self.hits += 1
+
+    def close(self) -> None:
+        with self._lock:
+            for con in self._all:
+                con.close()
+            self._all.clear()
