@@ -14,6 +14,9 @@ B >= 200, and >= 50x fewer requests than naive.
     python benchmarks/requests.py --batch-size 500 --depth 3 --summaries
 
 With --summaries (issue 7) it also prints ESummary requests per 1,000 records.
+It also grows a crawl (issue 13): depth 1, then --depth 2, then one more --link name or seed,
+into one store, and prints the requests of those growths beside a fresh crawl with the final
+settings, and whether the graphs are the same.
 """
 
 from __future__ import annotations
@@ -78,6 +81,67 @@ def _journal_figures(
     ).fetchall()
     by_db = dict(con.execute("SELECT db, count(*) FROM nodes GROUP BY db").fetchall())
     return records, edges, expanded, by_db
+
+
+def _elink_count(log: list[dict]) -> int:
+    return sum(1 for e in log if "elink" in str(e.get("path", "")))
+
+
+def grow_figures(args: argparse.Namespace, world: World, seeds: list[str]) -> None:
+    """Requests of a grown crawl (step by step into one store) beside a fresh crawl with the
+    final settings, through the real CLI."""
+    tmp = Path(tempfile.mkdtemp(prefix="bench-grow-"))
+    env = {**os.environ, "ENTREZ_GRAPH_RATE_DIR": str(tmp / "rate"),
+           "NCBI_EMAIL": "bench@example.org"}
+    env.pop("NCBI_API_KEY", None)
+    extra_seed = pick_seeds(world, len(seeds) + 1)[-1]
+    steps = [
+        [*seeds, "--depth", "1"],
+        ["--depth", str(max(args.depth, 2))],
+        [extra_seed],
+    ]
+    final = [*seeds, extra_seed, "--depth", str(max(args.depth, 2))]
+
+    def run(store: Path, emu: Emulator, extra: list[str]) -> tuple[int, float]:
+        before = len(emu.log)
+        cmd = [sys.executable, "-m", "crawler", "crawl", *extra, "--store", str(store),
+               "--eutils-url", emu.url, "--rps", "100000", "--batch-size", str(args.batch_size),
+               "--format", "json", "--no-embedded"]
+        started = time.monotonic()
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            print(proc.stdout, proc.stderr, sep="\n")
+            raise SystemExit(f"crawl failed with exit code {proc.returncode}")
+        return _elink_count(emu.log[before:]), time.monotonic() - started
+
+    def graph(store: Path) -> tuple[set, set]:
+        con = sqlite3.connect(store / "journal.sqlite")
+        try:
+            return (set(con.execute("SELECT db, uid, depth FROM nodes")),
+                    set(con.execute("SELECT dbfrom, uid_from, linkname, dbto, uid_to, score "
+                                    "FROM edges")))
+        finally:
+            con.close()
+
+    try:
+        with Emulator(world, rate_limit=0) as emu:
+            print()
+            print("growing a crawl (elink requests per step, --no-embedded):")
+            grown = 0
+            for i, step in enumerate(steps):
+                n, secs = run(tmp / "grown", emu, step)
+                grown += n if i else 0
+                print(f"  {'crawl' if i == 0 else 'grow '} {' '.join(step):<40} {n:>6,} requests "
+                      f"({secs:.1f} s)")
+            fresh, secs = run(tmp / "fresh", emu, final)
+        print(f"  fresh crawl with the final settings {' '.join(final)}: {fresh:,} requests "
+              f"({secs:.1f} s)")
+        print(f"  the growths asked {grown:,}; a fresh crawl of the final settings "
+              f"asks {fresh:,} ({fresh / max(grown, 1):.1f}x more)")
+        same = graph(tmp / "grown") == graph(tmp / "fresh")
+        print(f"  same graph as the fresh crawl: {'yes' if same else 'NO'}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def run_crawl(
@@ -222,6 +286,7 @@ def main() -> int:
           f"({len(all_graph[0]):,} records, {len(all_graph[1]):,} edges)")
     print("top link names by records:",
           ", ".join(f"{k} {v}" for k, v in sorted(per_link.items(), key=lambda kv: -kv[1])[:8]))
+    grow_figures(args, world, seeds)
     return 0
 
 

@@ -45,11 +45,19 @@ def utc_now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def ensure_tables(journal: Journal) -> None:
-    """The answer tables (journals made before them gain them, empty)."""
+def ensure_tables(journal: Journal, *, uncapped: bool = False) -> None:
+    """The answer tables. A journal made before them gains them, with the answers its graph
+    shows: where no cap cut links (`uncapped`), a fetched link name's edges are its answer."""
     with journal.transaction() as c:
+        new = not c.execute("SELECT 1 FROM sqlite_master WHERE name='answers'").fetchone()
         for statement in ANSWERS_SCHEMA:
             c.execute(statement)
+        if new and uncapped:
+            c.execute(
+                "INSERT OR IGNORE INTO answers(db, uid, linkname, dbto, fetched, own) "
+                "SELECT db, uid, linkname, dbto, ?, 0 FROM pending_links WHERE state='done'",
+                (utc_now(),),
+            )
 
 
 # .. writing (the committer, inside its transaction) ..............................................

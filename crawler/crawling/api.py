@@ -21,12 +21,12 @@ from ..progress import NullProgress, Progress
 from ..seeds import parse_seeds, resolve_seeds
 from ..store import StorePaths
 from . import grow
-from .answers import AnswerCache
+from .answers import AnswerCache, ensure_tables
 from .crawler import DISCOVERY, Crawler
 from .grow import GROWING_KEY, Growth, plan_growth, refresh_cutoff
 from .lock import StoreLock, check_store_path
 from .pipeline import Client
-from .plan import Plan, make_plan
+from .plan import Plan, growth_plan, make_plan
 from .report import CrawlReport, build_report
 from .settings import (
     DEFAULT_BATCH,
@@ -191,7 +191,8 @@ def crawl(
         _notes(settings, resolved, progress)
         if dry_run:
             rate = float(getattr(client, "rps", 0) or rps or 3.0)
-            return _plan(root, settings, resolved, batch_size, rate, bool(previous), client)
+            return _plan(root, settings, resolved, batch_size, rate, bool(previous), client,
+                         growth)
         if sinks is None and neo4j is not None:
             neo4j_sink = connect_neo4j(neo4j)
         return _run(
@@ -237,7 +238,7 @@ def endpoint_of(client: Any) -> str | None:
 
 def _plan(
     root: Path, settings: CrawlSettings, seeds: list[tuple[str, str]], batch_size: int,
-    rate: float, resumes: bool, client: Client,
+    rate: float, resumes: bool, client: Client, growth: Growth | None = None,
 ) -> Plan:
     """The dry run's plan: EInfo's link list per database (one request each, at most) feeds the
     estimate, and a resumed crawl's journal says what is left."""
@@ -258,11 +259,24 @@ def _plan(
                 cache[db] = None  # the estimate assumes a number of link names instead
         return cache[db]
 
+    if growth is not None:  # a fresh crawl's estimate, less what the store already knows
+        plan = make_plan(root, settings, seeds, batch_size, rate, False, link_lists=link_lists)
+        with Journal(StorePaths.of(root).journal, create=False, read_only=True) as journal:
+            if not journal.execute("SELECT 1 FROM sqlite_master WHERE name='answers'").fetchone():
+                return growth_plan(plan, _NoAnswers(), growth.describe(), growth.fresh_after)
+            return growth_plan(plan, journal, growth.describe(), growth.fresh_after)
     if not resumes:
         return make_plan(root, settings, seeds, batch_size, rate, resumes, link_lists=link_lists)
     with Journal(StorePaths.of(root).journal, create=False, read_only=True) as journal:
         return make_plan(root, settings, seeds, batch_size, rate, resumes,
                          link_lists=link_lists, journal=journal)
+
+
+class _NoAnswers:
+    """A journal from before answers were kept: nothing known."""
+
+    def execute(self, sql: str, params: Any = ()) -> list:
+        return []
 
 
 def _notes(settings: CrawlSettings, seeds: list[tuple[str, str]], progress: Progress) -> None:
@@ -398,12 +412,19 @@ def _grow(
 ) -> CrawlReport:
     """The wider (or refreshed) crawl, computed beside the stored one from what it knows, then
     applied to it; the sinks follow once it is applied."""
+    stored = CrawlSettings.from_dict((journal.settings() or {})["settings"])
+    ensure_tables(journal, uncapped=stored.max_nodes is None and stored.max_links_per_record is None)
+    rate = float(getattr(client, "rps", 0) or 3.0)
+    estimate = growth_plan(
+        make_plan(root, growth.settings, seeds, batch_size, rate, False), journal,
+        growth.describe(), growth.fresh_after,
+    )
     beside = grow.start(journal, growth, seeds)
     cache = AnswerCache(journal.path, growth.fresh_after)
-    known = grow.known_answers(journal, growth.fresh_after)
     progress.note(
-        f"growing {root}: {growth.describe()}; the {known:,} answers it holds"
-        f"{' (fresh enough)' if growth.fresh_after else ''} are reused, only the rest is asked"
+        f"growing {root}: {growth.describe()}; the {estimate.known_answers:,} answers it holds"
+        f"{' (fresh enough)' if growth.fresh_after else ''} are reused, only the rest is asked: "
+        f"~{estimate.estimated_requests:,} requests (rough estimate)"
     )
     try:
         crawler = Crawler(
@@ -422,12 +443,12 @@ def _grow(
         raise
     finally:
         cache.close()
-    applied = grow.apply(journal, beside, growth)
+    applied = grow.apply(journal, beside, growth, grow.growing_state(journal)["started"])
     grow.discard(root)
     progress.note(
         f"grown: {applied.nodes_added:,} records and {applied.edges_added:,} links added, "
         f"{applied.nodes_removed:,} records and {applied.edges_removed:,} links removed, "
-        f"{applied.depth_changed:,} depths changed; {cache.hits:,} answers reused, "
+        f"{applied.nodes_updated:,} records updated; {cache.hits:,} answers reused, "
         f"{crawler.requests:,} requests"
     )
     summary_info = None

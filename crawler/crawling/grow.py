@@ -219,6 +219,8 @@ def discard(root: Path) -> None:
 # .. applying the new graph ........................................................................
 
 _KEY_N = "n.db=x.db AND n.uid=x.uid"
+_ANSWER = ("LEFT JOIN nx.answers a ON a.db=x.dbfrom AND a.uid=x.uid_from AND "
+           "a.linkname=x.linkname")
 _KEY_E = ("e.dbfrom=x.dbfrom AND e.uid_from=x.uid_from AND e.linkname=x.linkname AND "
           "e.dbto=x.dbto AND e.uid_to=x.uid_to")
 
@@ -227,19 +229,20 @@ _KEY_E = ("e.dbfrom=x.dbfrom AND e.uid_from=x.uid_from AND e.linkname=x.linkname
 class Applied:
     nodes_added: int = 0
     nodes_removed: int = 0
-    depth_changed: int = 0
+    nodes_updated: int = 0  # depth changed, or (a refresh) asked again
     edges_added: int = 0
     edges_removed: int = 0
     edges_updated: int = 0
     requests: int = 0
 
 
-def apply(journal: Journal, beside: Journal, growth: Growth) -> Applied:
+def apply(journal: Journal, beside: Journal, growth: Growth, started: str) -> Applied:
     """Make the stored journal's graph the one computed beside, in one transaction.
 
     Records and links added keep the order the new crawl gave them (their ids grow in that
     order); what changed or went away is written as change rows for the sinks. The answers
     learnt beside join the stored ones, and the frontier's bookkeeping becomes the new one.
+    `started`: when the growth began; with a refresh, what was asked since then is new.
     """
     out = Applied()
     path = beside.path
@@ -263,44 +266,43 @@ def apply(journal: Journal, beside: Journal, growth: Growth) -> Applied:
             if gone_nodes:
                 journal.remove_nodes(c, gone_nodes)
             out.edges_removed, out.nodes_removed = len(gone_edges), len(gone_nodes)
+            # a refresh: what was asked again now carries its new time
+            since = started if growth.fresh_after else "9999"
             moved = q(
-                "SELECT x.db, x.uid, x.depth, coalesce(a.fetched, x.fetched) FROM nx.nodes x "
-                f"JOIN main.nodes n ON {_KEY_N} LEFT JOIN nx.answer_checks a ON a.db=x.db AND "
-                "a.uid=x.uid WHERE n.depth != x.depth ORDER BY x.id"
-            ).fetchall() if _has_fetched(c) else [
-                (*row, None) for row in q(
-                    "SELECT x.db, x.uid, x.depth FROM nx.nodes x "
-                    f"JOIN main.nodes n ON {_KEY_N} WHERE n.depth != x.depth ORDER BY x.id"
-                ).fetchall()
-            ]
+                "WITH asked AS (SELECT db, uid, max(fetched) AS at FROM (SELECT db, uid, fetched "
+                "FROM nx.answer_checks WHERE fetched >= :since UNION ALL SELECT db, uid, fetched "
+                "FROM nx.answers WHERE fetched >= :since) GROUP BY db, uid) "
+                "SELECT x.db, x.uid, x.depth, coalesce(k.at, n.fetched) FROM nx.nodes x "
+                f"JOIN main.nodes n ON {_KEY_N} LEFT JOIN asked k ON k.db=x.db AND k.uid=x.uid "
+                "WHERE n.depth != x.depth OR (k.at IS NOT NULL AND n.fetched IS NOT k.at) "
+                "ORDER BY x.id", {"since": since},
+            ).fetchall()
             if moved:
                 journal.update_nodes(c, moved)
-            out.depth_changed = len(moved)
+            out.nodes_updated = len(moved)
             rescored = q(
                 "SELECT x.dbfrom, x.uid_from, x.linkname, x.dbto, x.uid_to, x.score, "
-                f"{_edge_fetched(c)} FROM nx.edges x JOIN main.edges e ON {_KEY_E} "
-                f"{_answer_join()} WHERE e.score IS NOT x.score"
-                + (f" OR e.fetched IS NOT {_edge_fetched(c)}" if growth.fresh_after else "")
-                + " ORDER BY x.id"
+                "CASE WHEN a.fetched >= :since THEN a.fetched ELSE e.fetched END "
+                f"FROM nx.edges x JOIN main.edges e ON {_KEY_E} {_ANSWER} "
+                "WHERE e.score IS NOT x.score OR (a.fetched >= :since AND e.fetched IS NOT "
+                "a.fetched) ORDER BY x.id", {"since": since},
             ).fetchall()
             if rescored:
                 journal.update_edges(c, rescored)
             out.edges_updated = len(rescored)
-            fetched_col = ", fetched" if _has_fetched(c) else ""
             before = c.total_changes
             q(
-                f"INSERT INTO main.nodes(db, uid, depth, state{fetched_col}) SELECT x.db, x.uid, "
-                f"x.depth, x.state{', x.fetched' if fetched_col else ''} FROM nx.nodes x WHERE "
-                f"NOT EXISTS (SELECT 1 FROM main.nodes n WHERE {_KEY_N}) ORDER BY x.id"
+                "INSERT INTO main.nodes(db, uid, depth, state, fetched) SELECT x.db, x.uid, "
+                "x.depth, x.state, x.fetched FROM nx.nodes x WHERE NOT EXISTS (SELECT 1 FROM "
+                f"main.nodes n WHERE {_KEY_N}) ORDER BY x.id"
             )
             out.nodes_added = c.total_changes - before
             before = c.total_changes
             q(
-                "INSERT INTO main.edges(dbfrom, uid_from, linkname, dbto, uid_to, score"
-                f"{fetched_col}) SELECT x.dbfrom, x.uid_from, x.linkname, x.dbto, x.uid_to, "
-                f"x.score{', ' + _edge_fetched(c) if fetched_col else ''} FROM nx.edges x "
-                f"{_answer_join()} WHERE NOT EXISTS (SELECT 1 FROM main.edges e WHERE {_KEY_E}) "
-                "ORDER BY x.id"
+                "INSERT INTO main.edges(dbfrom, uid_from, linkname, dbto, uid_to, score, fetched) "
+                "SELECT x.dbfrom, x.uid_from, x.linkname, x.dbto, x.uid_to, x.score, "
+                f"coalesce(a.fetched, x.fetched) FROM nx.edges x {_ANSWER} WHERE NOT EXISTS "
+                f"(SELECT 1 FROM main.edges e WHERE {_KEY_E}) ORDER BY x.id"
             )
             out.edges_added = c.total_changes - before
             # the frontier's bookkeeping is the new crawl's
@@ -315,20 +317,6 @@ def apply(journal: Journal, beside: Journal, growth: Growth) -> Applied:
     finally:
         journal.execute("DETACH DATABASE nx")
     return out
-
-
-def _has_fetched(c: Any) -> bool:
-    cols = {row[1] for row in c.execute("PRAGMA main.table_info(edges)")}
-    return "fetched" in cols
-
-
-def _answer_join() -> str:
-    return ("LEFT JOIN nx.answers a ON a.db=x.dbfrom AND a.uid=x.uid_from AND "
-            "a.linkname=x.linkname")
-
-
-def _edge_fetched(c: Any) -> str:
-    return "coalesce(a.fetched, x.fetched)" if _has_fetched(c) else "a.fetched"
 
 
 def _merge_answers(c: Any) -> None:

@@ -43,6 +43,8 @@ class Plan:
     estimated_seconds: float
     assumptions: str
     resumes: bool
+    grows: str | None = None  # growing the stored crawl: what grows
+    known_answers: int = 0  # answers the store holds, reused by the growth
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -225,6 +227,30 @@ def _duration(seconds: float) -> str:
     return f"{seconds / (365 * 86400):,.0f} years"
 
 
+def growth_plan(plan: Plan, journal: Any, grows: str, fresh_after: str | None) -> Plan:
+    """A fresh crawl's plan less what the stored answers save: the requests that gathered them
+    (per database, ceil(checks / batch); per database and link name, ceil(answers / batch))."""
+    after = fresh_after or ""
+    q = journal.execute
+    saved = 0.0
+    known = 0
+    for (n,) in q("SELECT count(*) FROM answer_checks WHERE fetched >= ? GROUP BY db", (after,)):
+        saved += math.ceil(n / plan.batch_size)
+        known += n
+    for (n,) in q("SELECT count(*) FROM answers WHERE fetched >= ? GROUP BY db, linkname",
+                  (after,)):
+        saved += math.ceil(n / plan.batch_size)
+        known += n
+    requests = max(int(plan.estimated_requests - saved), 0)
+    plan.assumptions += f"; less the ~{int(saved):,} requests the stored answers took"
+    plan.estimated_requests = requests
+    plan.estimated_seconds = requests / plan.rps if plan.rps else 0.0
+    plan.grows = grows
+    plan.known_answers = known
+    plan.resumes = True
+    return plan
+
+
 def describe_plan(plan: Plan) -> str:
     """The plain-text plan printed by --dry-run."""
     if isinstance(plan.link_names, dict):
@@ -233,12 +259,17 @@ def describe_plan(plan: Plan) -> str:
         links = plan.link_names
     lines = [
         f"Plan (dry run, nothing written to {plan.store}"
-        + (", resuming the stored crawl)" if plan.resumes else ")"),
+        + (", growing the stored crawl)" if plan.grows else
+           ", resuming the stored crawl)" if plan.resumes else ")"),
         f"  seeds:       {', '.join(plan.seeds)}",
         f"  databases:   {', '.join(plan.databases)}",
         f"  depth:       {plan.depth}",
         f"  link names:  {links}",
     ]
+    if plan.grows:
+        lines.append(f"  grows:       {plan.grows}")
+        lines.append(f"  reuses:      {plan.known_answers:,} answers the store holds (never "
+                     "asked again)")
     if plan.exclude:
         lines.append(f"  excluded:    {', '.join(plan.exclude)}")
     if plan.to:
