@@ -413,7 +413,8 @@ def _grow(
     """The wider (or refreshed) crawl, computed beside the stored one from what it knows, then
     applied to it; the sinks follow once it is applied."""
     stored = CrawlSettings.from_dict((journal.settings() or {})["settings"])
-    ensure_tables(journal, uncapped=stored.max_nodes is None and stored.max_links_per_record is None)
+    ensure_tables(journal, uncapped=stored.max_nodes is None
+                  and stored.max_links_per_record is None)
     rate = float(getattr(client, "rps", 0) or 3.0)
     estimate = growth_plan(
         make_plan(root, growth.settings, seeds, batch_size, rate, False), journal,
