@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from storecheck import assert_store_is_journal, journal_graph
 
 from crawler.cli import main
-from storecheck import assert_store_is_journal, journal_graph
 
 SEEDS = ["gene:672", "protein:6552302"]
 

@@ -17,7 +17,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,10 @@ from .settings import CrawlSettings, _show
 
 NEXT_JOURNAL = "journal.next.sqlite"
 GROWING_KEY = "growing"  # in the stored settings: the crawl being computed beside, while it is
+# Test hook: seconds to sleep inside the apply's transaction, before its COMMIT, with a file
+# `<store>/test-pause-in-grow` present meanwhile, so that a test can SIGKILL the process there.
+PAUSE_ENV = "ENTREZ_GRAPH_TEST_PAUSE_IN_GROW"
+PAUSE_FILE = "test-pause-in-grow"
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,9 +320,19 @@ def apply(journal: Journal, beside: Journal, growth: Growth, started: str) -> Ap
             out.requests = _merge_requests(c)
             stored = {k: v for k, v in (journal.settings() or {}).items() if k != GROWING_KEY}
             journal.set_settings({**stored, **_settings_of(c)})
+            _test_pause(journal.path.parent)
     finally:
         journal.execute("DETACH DATABASE nx")
     return out
+
+
+def _test_pause(root: Path) -> None:
+    seconds = float(os.environ.get(PAUSE_ENV) or 0)
+    if seconds > 0:
+        marker = root / PAUSE_FILE
+        marker.touch()
+        time.sleep(seconds)
+        marker.unlink()
 
 
 def _merge_answers(c: Any) -> None:
