@@ -69,7 +69,7 @@ def test_refresh_against_a_changed_world_equals_a_fresh_crawl_of_it(emulator_at,
     store, fresh = tmp_path / "store", tmp_path / "fresh"
     run(old.url, store, *SEEDS, *OPTS)
     before = graph(store)
-    report, err = run(new.url, store, "--refresh", "0s", "--switch-endpoint")
+    _, err = run(new.url, store, "--refresh", "0s", "--switch-endpoint")
     assert "asking again" in err and "removed" in err
     run(new.url, fresh, *SEEDS, *OPTS)
     after = graph(store)

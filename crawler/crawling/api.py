@@ -453,7 +453,11 @@ def _grow(
         f"{crawler.requests:,} requests"
     )
     summary_info = None
-    if summaries:
+    if growth.fresh_after:  # NCBI tells replaced and withdrawn records in their summaries
+        aged = grow.unmark_aged_summaries(journal, growth.fresh_after)
+        progress.note(f"refresh: asking ESummary for the {aged:,} records without a fresh "
+                      "summary, to mark those NCBI replaced or withdrew")
+    if summaries or growth.fresh_after:
         summary_info = _summaries(journal, client, progress)
     reports: dict[str, SyncReport] = {}
     if syncer is not None:

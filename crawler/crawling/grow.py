@@ -214,6 +214,24 @@ def known_answers(journal: Journal, fresh_after: str | None) -> int:
             + q("SELECT count(*) FROM answers WHERE fetched >= ?", (after,)).fetchone()[0])
 
 
+def unmark_aged_summaries(journal: Journal, fresh_after: str) -> int:
+    """Let `summarize` ask again for the records whose summary is older than `fresh_after`;
+    returns how many records have no fresh summary now."""
+    from ..summaries import MARKER_TABLE, ensure_marker_table
+
+    ensure_marker_table(journal)
+    with journal.transaction() as c:
+        c.execute(
+            f"DELETE FROM {MARKER_TABLE} WHERE NOT EXISTS (SELECT 1 FROM props p WHERE "
+            f"p.db={MARKER_TABLE}.db AND p.uid={MARKER_TABLE}.uid AND p.fetched >= ?)",
+            (fresh_after,),
+        )
+        return c.execute(
+            f"SELECT count(*) FROM nodes n WHERE NOT EXISTS (SELECT 1 FROM {MARKER_TABLE} s "
+            "WHERE s.db=n.db AND s.uid=n.uid)"
+        ).fetchone()[0]
+
+
 def discard(root: Path) -> None:
     """Remove the journal beside (and its WAL files)."""
     path = next_journal_path(root)
