@@ -7,6 +7,7 @@ its sinks.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -260,11 +261,7 @@ def _plan(
         return cache[db]
 
     if growth is not None:  # a fresh crawl's estimate, less what the store already knows
-        plan = make_plan(root, settings, seeds, batch_size, rate, False, link_lists=link_lists)
-        with Journal(StorePaths.of(root).journal, create=False, read_only=True) as journal:
-            if not journal.execute("SELECT 1 FROM sqlite_master WHERE name='answers'").fetchone():
-                return growth_plan(plan, _NoAnswers(), growth.describe(), growth.fresh_after)
-            return growth_plan(plan, journal, growth.describe(), growth.fresh_after)
+        return _growth_estimate(root, growth, seeds, batch_size, rate, link_lists)
     if not resumes:
         return make_plan(root, settings, seeds, batch_size, rate, resumes, link_lists=link_lists)
     with Journal(StorePaths.of(root).journal, create=False, read_only=True) as journal:
@@ -272,11 +269,37 @@ def _plan(
                          link_lists=link_lists, journal=journal)
 
 
+def _growth_estimate(
+    root: Path, growth: Growth, seeds: list[tuple[str, str]], batch_size: int, rate: float,
+    link_lists: Any = None, journal: Journal | None = None,
+) -> Plan:
+    """The growth's plan: the new settings' estimate less the stored settings' one."""
+    with contextlib.ExitStack() as stack:
+        if journal is None:
+            journal = stack.enter_context(
+                Journal(StorePaths.of(root).journal, create=False, read_only=True))
+        stored = journal.settings() or {}
+        old = CrawlSettings.from_dict(stored["settings"])
+        old_seeds = [tuple(s) for s in stored.get("seeds", [])]
+        plan = make_plan(root, growth.settings, seeds, batch_size, rate, False,
+                         link_lists=link_lists)
+        before = make_plan(root, old, old_seeds, batch_size, rate, False, link_lists=link_lists)
+        if not journal.execute("SELECT 1 FROM sqlite_master WHERE name='answers'").fetchone():
+            return growth_plan(plan, 0, _NoAnswers(), growth.describe(), growth.fresh_after)
+        return growth_plan(plan, before.estimated_requests, journal, growth.describe(),
+                           growth.fresh_after)
+
+
 class _NoAnswers:
     """A journal from before answers were kept: nothing known."""
 
-    def execute(self, sql: str, params: Any = ()) -> list:
-        return []
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        return _Zero()
+
+
+class _Zero:
+    def fetchone(self) -> tuple[int]:
+        return (0,)
 
 
 def _notes(settings: CrawlSettings, seeds: list[tuple[str, str]], progress: Progress) -> None:
@@ -416,10 +439,7 @@ def _grow(
     ensure_tables(journal, uncapped=stored.max_nodes is None
                   and stored.max_links_per_record is None)
     rate = float(getattr(client, "rps", 0) or 3.0)
-    estimate = growth_plan(
-        make_plan(root, growth.settings, seeds, batch_size, rate, False), journal,
-        growth.describe(), growth.fresh_after,
-    )
+    estimate = _growth_estimate(root, growth, seeds, batch_size, rate, journal=journal)
     beside = grow.start(journal, growth, seeds)
     cache = AnswerCache(journal.path, growth.fresh_after)
     progress.note(

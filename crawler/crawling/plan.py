@@ -227,24 +227,23 @@ def _duration(seconds: float) -> str:
     return f"{seconds / (365 * 86400):,.0f} years"
 
 
-def growth_plan(plan: Plan, journal: Any, grows: str, fresh_after: str | None) -> Plan:
-    """A fresh crawl's plan less what the stored answers save: the requests that gathered them
-    (per database, ceil(checks / batch); per database and link name, ceil(answers / batch))."""
-    after = fresh_after or ""
+def growth_plan(
+    plan: Plan, stored_estimate: int, journal: Any, grows: str, fresh_after: str | None
+) -> Plan:
+    """A growth's plan: the new settings' estimate less the stored settings' one (what the
+    store already knows, under the same assumptions), the latter in the share of the stored
+    answers still fresh (a refresh asks the aged ones again)."""
     q = journal.execute
-    saved = 0.0
-    known = 0
-    for (n,) in q("SELECT count(*) FROM answer_checks WHERE fetched >= ? GROUP BY db", (after,)):
-        saved += math.ceil(n / plan.batch_size)
-        known += n
-    for (n,) in q("SELECT count(*) FROM answers WHERE fetched >= ? GROUP BY db, linkname",
-                  (after,)):
-        saved += math.ceil(n / plan.batch_size)
-        known += n
-    requests = max(int(plan.estimated_requests - saved), 0)
-    plan.assumptions += f"; less the ~{int(saved):,} requests the stored answers took"
-    plan.estimated_requests = requests
-    plan.estimated_seconds = requests / plan.rps if plan.rps else 0.0
+    total = known = 0
+    for table in ("answer_checks", "answers"):
+        total += q(f"SELECT count(*) FROM {table}").fetchone()[0]
+        known += q(f"SELECT count(*) FROM {table} WHERE fetched >= ?",
+                   (fresh_after or "",)).fetchone()[0]
+    share = known / total if total else 0.0
+    saved = int(stored_estimate * share)
+    plan.estimated_requests = max(plan.estimated_requests - saved, 0)
+    plan.estimated_seconds = plan.estimated_requests / plan.rps if plan.rps else 0.0
+    plan.assumptions += f"; less ~{saved:,} for what the store knows"
     plan.grows = grows
     plan.known_answers = known
     plan.resumes = True
