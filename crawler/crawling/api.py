@@ -387,6 +387,8 @@ def _run(
         if openers:
             syncer = BackgroundSync(journal.path, openers, close=close, progress=progress)
             syncer.start()
+        if growth is None and GROWING_KEY not in (journal.settings() or {}):
+            grow.discard(root)  # a growth applied just before a kill left its journal beside
         if growth is not None:
             return _grow(
                 root, journal, growth, seeds, client, syncer, batch_size=batch_size,
