@@ -153,3 +153,26 @@ def test_narrowing_is_refused_and_nothing_changes(emulator, tmp_path, args, says
     assert says in err and "export --link/--db" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
     assert graph(store) == before
+
+
+def test_dry_run_shows_the_growth_and_writes_nothing(emulator, tmp_path):
+    store = tmp_path / "s"
+    run(emulator.url, store, *SEEDS, "--depth", "1")
+    journal = (store / "journal.sqlite").read_bytes()
+    result = CliRunner().invoke(main, ["crawl", "--store", str(store), "--depth", "2",
+                                       "--eutils-url", emulator.url, "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "growing the stored crawl" in result.stdout
+    assert "grows:       --depth 1 -> 2" in result.stdout
+    assert "answers the store holds" in result.stdout
+    plan = json.loads(CliRunner().invoke(
+        main, ["crawl", "--store", str(store), "--depth", "2", "--eutils-url", emulator.url,
+               "--dry-run", "--format", "json"]).stdout)
+    assert plan["grows"] == "--depth 1 -> 2" and plan["known_answers"] > 0
+    assert 0 < plan["estimated_requests"]
+    assert (store / "journal.sqlite").read_bytes() == journal
+    assert not (store / "journal.next.sqlite").exists()
+    # the growth itself says what grows and what it costs, then what changed
+    _, err = run(emulator.url, store, "--depth", "2")
+    assert "growing" in err and "--depth 1 -> 2" in err and "requests" in err
+    assert "grown:" in err
