@@ -316,8 +316,8 @@ def test_settings_mismatch_names_options(emulator: Emulator, tmp_path: Path,
     assert CliRunner().invoke(main, base).exit_code == 0
     line = _one_line(CliRunner().invoke(main, [*base, "--max-nodes", "10", "--scores",
                                                "--db", "protein"]))
-    for said in ("--max-nodes none (given 10)", "--scores off (given on)",
-                 "--db none (given protein)"):
+    for said in ("--max-nodes none -> 10", "--scores off -> on",
+                 "--db protein instead of every one"):
         assert said in line, line
     assert "max_nodes" not in line and "seed_specs" not in line and "to_dbs" not in line
 

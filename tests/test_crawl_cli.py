@@ -273,10 +273,10 @@ def test_crawl_with_only_the_store_resumes_with_stored_settings(emulator, tmp_pa
     with Journal(tmp_path / "s", create=False) as j:
         assert j.stats()["pending"] > 0
 
-    # an explicit option that contradicts the stored crawl is refused ...
-    result = invoke("--store", str(tmp_path / "s"), "--depth", "3", "--eutils-url",
+    # an explicit option that would narrow the stored crawl is refused ...
+    result = invoke("--store", str(tmp_path / "s"), "--depth", "1", "--eutils-url",
                     emulator.url)
-    assert result.exit_code == 2 and "depth 2 (given 3)" in result.output
+    assert result.exit_code == 2 and "--depth 2 -> 1" in result.output
     # ... and the store alone resumes it to the same graph as the uninterrupted crawl
     resumed = crawl_ok(emulator.url, tmp_path / "s", "--no-embedded")
     assert resumed["complete"] and resumed["seeds"] == reference["seeds"]

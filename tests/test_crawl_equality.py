@@ -227,15 +227,15 @@ def test_max_nodes_same_graph_whatever_the_batching(world, dumped, tmp_path):
     assert all((e[0], e[1]) in keys and (e[3], e[4]) in keys for e in edges)
 
 
-def test_resume_with_other_settings_is_refused(emulator, tmp_path):
+def test_resume_with_narrower_settings_is_refused(emulator, tmp_path):
     store = tmp_path / "store"
-    crawl(emulator.url, store, "gene:672", "--depth", "1", "--no-embedded")
-    result = CliRunner().invoke(main, ["crawl", "gene:672", "--depth", "2", "--store",
+    crawl(emulator.url, store, "gene:672", "--depth", "2", "--no-embedded")
+    result = CliRunner().invoke(main, ["crawl", "gene:672", "--depth", "1", "--store",
                                        str(store), "--eutils-url", emulator.url])
     assert result.exit_code == 2
-    assert "depth 1 (given 2)" in result.output and "another --store" in result.output
+    assert "--depth 2 -> 1" in result.output and "another --store" in result.output
     assert len(result.output.strip().splitlines()) == 1
     # the same command again: finished, nothing asked, same counts
     before = len(emulator.log)
-    report = crawl(emulator.url, store, "gene:672", "--depth", "1", "--no-embedded")
+    report = crawl(emulator.url, store, "gene:672", "--depth", "2", "--no-embedded")
     assert report["complete"] and len(emulator.log) == before
