@@ -27,7 +27,7 @@ from typing import Any
 from ..errors import BadInput, SettingsMismatch
 from ..journal import Journal
 from .answers import ensure_tables, utc_now
-from .settings import CrawlSettings, _show
+from .settings import CrawlSettings, show_setting
 
 NEXT_JOURNAL = "journal.next.sqlite"
 GROWING_KEY = "growing"  # in the stored settings: the crawl being computed beside, while it is
@@ -87,20 +87,23 @@ def compare(old: CrawlSettings, new: CrawlSettings) -> tuple[list[str], list[str
         if more:
             narrower.append(f"--exclude-link {' '.join(more)}")
     if of.include_subsets != nf.include_subsets:
-        note(nf.include_subsets, f"--include-subsets {_show(of.include_subsets)} -> "
-                                 f"{_show(nf.include_subsets)}")
+        note(nf.include_subsets, _change("--include-subsets", of.include_subsets,
+                                         nf.include_subsets))
     for name, a, b in (("--max-nodes", old.max_nodes, new.max_nodes),
                        ("--max-links-per-record", old.max_links_per_record,
                         new.max_links_per_record)):
         if a != b:
-            note(a is not None and (b is None or b > a), f"{name} {_show(a)} -> {_show(b)}")
+            note(a is not None and (b is None or b > a), _change(name, a, b))
     if old.scores != new.scores:
-        narrower.append(f"--scores {_show(old.scores)} -> {_show(new.scores)} (scores are "
-                        "part of every edge asked so far)")
+        narrower.append(_change("--scores", old.scores, new.scores)
+                        + " (scores are part of every edge asked so far)")
     if old.expand_hubs != new.expand_hubs:
-        note(new.expand_hubs, f"--expand-hubs {_show(old.expand_hubs)} -> "
-                              f"{_show(new.expand_hubs)}")
+        note(new.expand_hubs, _change("--expand-hubs", old.expand_hubs, new.expand_hubs))
     return wider, narrower
+
+
+def _change(option: str, old: Any, new: Any) -> str:
+    return f"{option} {show_setting(old)} -> {show_setting(new)}"
 
 
 def _sets(old: tuple[str, ...], new: tuple[str, ...], option: str, note: Any) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import BadInput, SettingsMismatch
+from ..errors import BadInput
 from ..journal import Journal
 from ..linknames import LinkFilter, check_db, is_hub
 from ..seeds import parse_seeds
@@ -68,17 +68,6 @@ class CrawlSettings:
             expand_hubs=bool(d["expand_hubs"]),
         )
 
-    def differences(self, stored: dict[str, Any]) -> list[str]:
-        """`--option stored (given new)` for every setting that differs, named as the user
-        types it (`--max-nodes none (given 10)`), never by its internal key."""
-        mine = self.as_dict()
-        out = []
-        for key, value in mine.items():
-            if stored.get(key) != value:
-                option = OPTION_NAMES.get(key, key)
-                out.append(f"{option} {_show(stored.get(key))} (given {_show(value)})")
-        return out
-
     def initial_state(self, db: str, depth: int) -> str:
         """State of a record first seen at `depth`: expand it, or only record it."""
         if depth >= self.depth or (is_hub(db) and not self.expand_hubs):
@@ -86,25 +75,8 @@ class CrawlSettings:
         return "new"
 
 
-# The command-line spelling of each stored setting, for messages.
-OPTION_NAMES = {
-    "version": "settings version",
-    "seed_specs": "seeds",
-    "query": "--query",
-    "query_db": "--query-db",
-    "depth": "--depth",
-    "links": "--link",
-    "exclude": "--exclude-link",
-    "to": "--db",
-    "include_subsets": "--include-subsets",
-    "max_nodes": "--max-nodes",
-    "max_links_per_record": "--max-links-per-record",
-    "scores": "--scores",
-    "expand_hubs": "--expand-hubs",
-}
-
-
-def _show(value: Any) -> str:
+def show_setting(value: Any) -> str:
+    """A stored setting as the user types it (`none`, `on`, `a b`)."""
     if isinstance(value, list):
         return " ".join(map(str, value)) or "none"
     if isinstance(value, bool):
@@ -178,15 +150,3 @@ def stored_settings(store: str | Path) -> CrawlSettings | None:
     stored = Journal.inspect(StorePaths.of(Path(store)).journal) or {}
     raw = stored.get("settings")
     return CrawlSettings.from_dict(raw) if raw else None
-
-
-def check_settings(settings: CrawlSettings, stored: dict | None, root: Path) -> None:
-    """SettingsMismatch if the store holds a crawl with other settings."""
-    if not stored:
-        return
-    diffs = settings.differences(stored)
-    if diffs:
-        raise SettingsMismatch(
-            f"store {root} holds a crawl with other settings: {'; '.join(diffs)}. To resume "
-            "it, repeat its original options; to start another crawl, use another --store"
-        )
