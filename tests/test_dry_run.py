@@ -20,6 +20,7 @@ CASES = [
      "--link", "protein_structure"),
     ("pubmed:30000001", "--link", "pubmed_pubmed", "--scores", "--max-links-per-record", "20"),
     ("gene:672", "--db", "protein", "--db", "structure", "--depth", "3"),
+    ("gene:672", "protein:6552302", "--depth", "2", "--discovery", "all"),
 ]
 
 

@@ -193,7 +193,7 @@ def crawl(
         if dry_run:
             rate = float(getattr(client, "rps", 0) or rps or 3.0)
             return _plan(root, settings, resolved, batch_size, rate, bool(previous), client,
-                         growth)
+                         growth, discovery)
         if sinks is None and neo4j is not None:
             neo4j_sink = connect_neo4j(neo4j)
         return _run(
@@ -240,6 +240,7 @@ def endpoint_of(client: Any) -> str | None:
 def _plan(
     root: Path, settings: CrawlSettings, seeds: list[tuple[str, str]], batch_size: int,
     rate: float, resumes: bool, client: Client, growth: Growth | None = None,
+    discovery: str = "acheck",
 ) -> Plan:
     """The dry run's plan: EInfo's link list per database (one request each, at most) feeds the
     estimate, and a resumed crawl's journal says what is left."""
@@ -261,17 +262,19 @@ def _plan(
         return cache[db]
 
     if growth is not None:  # a fresh crawl's estimate, less what the store already knows
-        return _growth_estimate(root, growth, seeds, batch_size, rate, link_lists)
+        return _growth_estimate(root, growth, seeds, batch_size, rate, link_lists,
+                                discovery=discovery)
     if not resumes:
-        return make_plan(root, settings, seeds, batch_size, rate, resumes, link_lists=link_lists)
+        return make_plan(root, settings, seeds, batch_size, rate, resumes, link_lists=link_lists,
+                         discovery=discovery)
     with Journal(StorePaths.of(root).journal, create=False, read_only=True) as journal:
         return make_plan(root, settings, seeds, batch_size, rate, resumes,
-                         link_lists=link_lists, journal=journal)
+                         link_lists=link_lists, journal=journal, discovery=discovery)
 
 
 def _growth_estimate(
     root: Path, growth: Growth, seeds: list[tuple[str, str]], batch_size: int, rate: float,
-    link_lists: Any = None, journal: Journal | None = None,
+    link_lists: Any = None, journal: Journal | None = None, discovery: str = "acheck",
 ) -> Plan:
     """The growth's plan: the new settings' estimate less the stored settings' one."""
     with contextlib.ExitStack() as stack:
@@ -282,8 +285,9 @@ def _growth_estimate(
         old = CrawlSettings.from_dict(stored["settings"])
         old_seeds = [tuple(s) for s in stored.get("seeds", [])]
         plan = make_plan(root, growth.settings, seeds, batch_size, rate, False,
-                         link_lists=link_lists)
-        before = make_plan(root, old, old_seeds, batch_size, rate, False, link_lists=link_lists)
+                         link_lists=link_lists, discovery=discovery)
+        before = make_plan(root, old, old_seeds, batch_size, rate, False, link_lists=link_lists,
+                           discovery=discovery)
         if not journal.execute("SELECT 1 FROM sqlite_master WHERE name='answers'").fetchone():
             return growth_plan(plan, 0, _NoAnswers(), growth.describe(), growth.fresh_after)
         return growth_plan(plan, before.estimated_requests, journal, growth.describe(),
@@ -441,7 +445,8 @@ def _grow(
     ensure_tables(journal, uncapped=stored.max_nodes is None
                   and stored.max_links_per_record is None)
     rate = float(getattr(client, "rps", 0) or 3.0)
-    estimate = _growth_estimate(root, growth, seeds, batch_size, rate, journal=journal)
+    estimate = _growth_estimate(root, growth, seeds, batch_size, rate, journal=journal,
+                                discovery=discovery)
     beside = grow.start(journal, growth, seeds)
     cache = AnswerCache(journal.path, growth.fresh_after)
     progress.note(

@@ -72,10 +72,13 @@ def _names_for(settings: CrawlSettings, db: str, link_lists: LinkLists | None,
 
 
 def _requests_for(settings: CrawlSettings, db: str, n: float, names: list[tuple[str, str]],
-                  batch_size: int, *, check: bool) -> float:
+                  batch_size: int, *, check: bool, discovery: str = "acheck") -> float:
     """Requests for `n` records of `db` at one level: acheck batches (unless --link), one
-    neighbor request per link name per batch, one neighbor_score per batch for scored names."""
+    neighbor request per link name per batch, one neighbor_score per batch for scored names;
+    with --discovery all, one db=all request per batch answers all of it."""
     batches = math.ceil(n / batch_size) if n > 0 else 0
+    if discovery == "all" and check:
+        return batches
     scored = [ln for ln, _ in names if settings.scores and is_scored(ln)]
     per_batch = (0 if settings.filter.named or not check else 1) + (len(names) - len(scored))
     return batches * (per_batch + (1 if scored else 0))
@@ -109,6 +112,7 @@ def _journal_levels(journal: Any, settings: CrawlSettings) -> dict[int, _Level]:
 def make_plan(
     root: Path, settings: CrawlSettings, seeds: list[tuple[str, str]], batch_size: int,
     rps: float, resumes: bool, *, link_lists: LinkLists | None = None, journal: Any = None,
+    discovery: str = "acheck",
 ) -> Plan:
     """The crawl that would run and an estimate of the requests it sends.
 
@@ -155,7 +159,8 @@ def make_plan(
                 continue
             if db not in names:
                 names[db] = _names_for(settings, db, link_lists, unknown)
-            requests += _requests_for(settings, db, n, names[db], batch_size, check=True)
+            requests += _requests_for(settings, db, n, names[db], batch_size, check=True,
+                                      discovery=discovery)
             for _, to in names[db]:
                 arriving[to] = arriving.get(to, 0.0) + n * ASSUMED_FANOUT
         by_db: dict[str, list[tuple[str, str]]] = {}
