@@ -4,8 +4,8 @@ The graph (nodes, edges) is what the settings keep of NCBI's answers: caps cut l
 leaves records out, filters drop link names. A crawl with wider settings needs the answers
 themselves, so every journal also keeps them:
 
-- `answer_checks` / `answer_offers`: the Entrez link names acheck (or db=all) offered a record,
-  before any filter;
+- `answer_checks`: the Entrez link names acheck (or db=all) offered a record, before any filter
+  (`offers`, a JSON list of [linkname, dbto], one row per record);
 - `answers` / `answer_links`: the links of one (record, link name), before any cap. `own` = 0
   says the links are exactly the graph's edges of that (record, link name) (the common case: no
   cap cut them), so they are not written twice; `own` = 1 says they are in `answer_links`.
@@ -15,6 +15,7 @@ Each row has the time it was fetched, so `--refresh` can ask again for what has 
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Iterable
@@ -24,9 +25,7 @@ from ..journal import Journal, bulk, json_rows
 
 ANSWERS_SCHEMA = (
     "CREATE TABLE IF NOT EXISTS answer_checks(db TEXT NOT NULL, uid TEXT NOT NULL, "
-    "fetched TEXT NOT NULL, PRIMARY KEY(db, uid)) WITHOUT ROWID",
-    "CREATE TABLE IF NOT EXISTS answer_offers(db TEXT NOT NULL, uid TEXT NOT NULL, "
-    "linkname TEXT NOT NULL, dbto TEXT NOT NULL, PRIMARY KEY(db, uid, linkname))",
+    "fetched TEXT NOT NULL, offers TEXT NOT NULL, PRIMARY KEY(db, uid)) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS answers(db TEXT NOT NULL, uid TEXT NOT NULL, "
     "linkname TEXT NOT NULL, dbto TEXT NOT NULL, fetched TEXT NOT NULL, own INTEGER NOT NULL, "
     "PRIMARY KEY(db, uid, linkname)) WITHOUT ROWID",
@@ -70,15 +69,8 @@ def write_checks(
     """acheck's (or db=all's) unfiltered link names of each answered record."""
     if not offers:
         return
-    uids = list(offers)
-    c.execute(
-        "DELETE FROM answer_offers WHERE db=? AND uid IN (SELECT value FROM json_each(?))",
-        (db, _json(uids)),
-    )
-    bulk(c, f"INSERT OR REPLACE INTO answer_checks(db, uid, fetched) {json_rows(3)}",
-         [(db, uid, fetched.get(uid, now)) for uid in uids])
-    bulk(c, f"INSERT OR IGNORE INTO answer_offers(db, uid, linkname, dbto) {json_rows(4)}",
-         [(db, uid, ln, dbto) for uid, pairs in offers.items() for ln, dbto in pairs])
+    bulk(c, f"INSERT OR REPLACE INTO answer_checks(db, uid, fetched, offers) {json_rows(4)}",
+         [(db, uid, fetched.get(uid, now), _json(pairs)) for uid, pairs in offers.items()])
 
 
 def write_answers(
@@ -95,11 +87,8 @@ def write_answers(
             own += [(db, uid, ln, to, target, score) for to, target, score in links]
     if not heads:
         return
-    c.execute(
-        "DELETE FROM answer_links WHERE db=? AND (uid, linkname) IN (SELECT "
-        "json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each(?))",
-        (db, _json([h[:3] for h in heads])),
-    )
+    # (a journal answers a (record, link name) once: committed with the link's state, so
+    # never asked again; nothing to delete first)
     bulk(c, "INSERT OR REPLACE INTO answers(db, uid, linkname, dbto, fetched, own) "
          + json_rows(6), heads)
     bulk(c, "INSERT OR IGNORE INTO answer_links(db, uid, linkname, dbto, uid_to, score) "
@@ -107,9 +96,7 @@ def write_answers(
 
 
 def _json(rows: object) -> str:
-    import json
-
-    return json.dumps(rows)
+    return json.dumps(rows, separators=(",", ":"))
 
 
 # .. reading (worker threads of a grown or refreshed crawl) ........................................
@@ -141,17 +128,13 @@ class AnswerCache:
         """The link names a record was offered, and when; None if never checked (or aged)."""
         con = self._con()
         row = con.execute(
-            "SELECT fetched FROM answer_checks WHERE db=? AND uid=? AND fetched >= ?",
+            "SELECT fetched, offers FROM answer_checks WHERE db=? AND uid=? AND fetched >= ?",
             (db, uid, self.fresh_after),
         ).fetchone()
         if row is None:
             return None
-        pairs = con.execute(
-            "SELECT linkname, dbto FROM answer_offers WHERE db=? AND uid=? ORDER BY rowid",
-            (db, uid),
-        ).fetchall()
         self._hit()
-        return [(ln, dbto) for ln, dbto in pairs], row[0]
+        return [(ln, dbto) for ln, dbto in json.loads(row[1])], row[0]
 
     def links(self, db: str, uid: str, linkname: str) -> tuple[Links, str] | None:
         """The links of (record, link name), and when fetched; None if never fetched (or aged)."""

@@ -381,12 +381,7 @@ def _merge_answers(c: Any) -> None:
     )
     q("INSERT OR REPLACE INTO main.answers SELECT * FROM nx.answers")
     q("INSERT OR IGNORE INTO main.answer_links SELECT * FROM nx.answer_links")
-    q(
-        "DELETE FROM main.answer_offers WHERE EXISTS (SELECT 1 FROM nx.answer_checks b WHERE "
-        "b.db=main.answer_offers.db AND b.uid=main.answer_offers.uid)"
-    )
     q("INSERT OR REPLACE INTO main.answer_checks SELECT * FROM nx.answer_checks")
-    q("INSERT OR IGNORE INTO main.answer_offers SELECT * FROM nx.answer_offers")
 
 
 def _merge_requests(c: Any) -> int:
