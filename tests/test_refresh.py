@@ -115,10 +115,11 @@ def test_only_what_aged_is_asked_again(emulator, tmp_path):
     run(emulator.url, store, "--refresh", "30d")
     assert elink_count(emulator.log[before:]) == 0  # nothing is 30 days old
     con = sqlite3.connect(StorePaths.of(store).journal)
-    aged = con.execute("SELECT db, uid, linkname FROM answers ORDER BY db, uid, linkname LIMIT 5").fetchall()
+    aged = con.execute("SELECT db, uid, linkname FROM pending_links WHERE state='done' "
+                       "ORDER BY db, uid, linkname LIMIT 5").fetchall()
     with con:
-        con.executemany("UPDATE answers SET fetched='2020-01-01T00:00:00Z' WHERE db=? AND uid=? "
-                        "AND linkname=?", aged)
+        con.executemany("UPDATE pending_links SET fetched='2020-01-01T00:00:00Z' WHERE db=? AND "
+                        "uid=? AND linkname=?", aged)
     con.close()
     before = len(emulator.log)
     run(emulator.url, store, "--refresh", "30d")

@@ -6,9 +6,11 @@ themselves, so every journal also keeps them:
 
 - `answer_checks`: the Entrez link names acheck (or db=all) offered a record, before any filter
   (`offers`, a JSON list of [linkname, dbto], one row per record);
-- `answers` / `answer_links`: the links of one (record, link name), before any cap. `own` = 0
-  says the links are exactly the graph's edges of that (record, link name) (the common case: no
-  cap cut them), so they are not written twice; `own` = 1 says they are in `answer_links`.
+- the links of one (record, link name), before any cap. In the common case (no cap cut them,
+  the link name fetched by its own request) they are exactly the graph's edges of that (record,
+  link name), and the frontier's `pending_links` row (state `done`, with `fetched`) says so: no
+  row is written twice. Otherwise `answers` holds the answer: `own` = 0, the edges are the
+  answer (--discovery all, which has no pending_links rows); `own` = 1, `answer_links` holds it.
 
 Each row has the time it was fetched, so `--refresh` can ask again for what has aged.
 """
@@ -48,15 +50,13 @@ def ensure_tables(journal: Journal, *, uncapped: bool = False) -> None:
     """The answer tables. A journal made before them gains them, with the answers its graph
     shows: where no cap cut links (`uncapped`), a fetched link name's edges are its answer."""
     with journal.transaction() as c:
-        new = not c.execute("SELECT 1 FROM sqlite_master WHERE name='answers'").fetchone()
         for statement in ANSWERS_SCHEMA:
             c.execute(statement)
-        if new and uncapped:
-            c.execute(
-                "INSERT OR IGNORE INTO answers(db, uid, linkname, dbto, fetched, own) "
-                "SELECT db, uid, linkname, dbto, ?, 0 FROM pending_links WHERE state='done'",
-                (utc_now(),),
-            )
+        columns = {row[1] for row in c.execute("PRAGMA table_info(pending_links)")}
+        if "fetched" not in columns:
+            c.execute("ALTER TABLE pending_links ADD COLUMN fetched TEXT")
+            if uncapped:  # when it was fetched is not known: now, as far as a refresh goes
+                c.execute("UPDATE pending_links SET fetched=? WHERE state='done'", (utc_now(),))
 
 
 # .. writing (the committer, inside its transaction) ..............................................
@@ -75,13 +75,17 @@ def write_checks(
 
 def write_answers(
     c: sqlite3.Connection, db: str, answers: Iterable[tuple[str, str, str, Links, bool]],
-    fetched: dict[tuple[str, str], str], now: str,
+    fetched: dict[tuple[str, str], str], now: str, *, pending: bool,
 ) -> None:
     """The links of each answered (uid, link name): rows (uid, linkname, dbto, links, in_graph),
-    where `in_graph` says the graph's edges hold exactly these links."""
+    where `in_graph` says the graph's edges hold exactly these links. With `pending`, the
+    answers' pending_links rows are marked done with their time (`mark_done`), which is all an
+    answer in the graph needs."""
     heads: list[tuple[str, str, str, str, str, int]] = []
     own: list[tuple[str, str, str, str, str, int | None]] = []
     for uid, ln, dbto, links, in_graph in answers:
+        if in_graph and pending:
+            continue
         heads.append((db, uid, ln, dbto, fetched.get((uid, ln), now), 0 if in_graph else 1))
         if not in_graph:
             own += [(db, uid, ln, to, target, score) for to, target, score in links]
@@ -93,6 +97,39 @@ def write_answers(
          + json_rows(6), heads)
     bulk(c, "INSERT OR IGNORE INTO answer_links(db, uid, linkname, dbto, uid_to, score) "
          + json_rows(6), own)
+
+
+def count_answers(journal: Journal, fresh_after: str | None) -> tuple[int, int]:
+    """(all answers and checks a journal holds, those fetched at or after `fresh_after`)."""
+    after = fresh_after or ""
+    total = known = 0
+    for sql in (
+        "SELECT count(*), count(CASE WHEN fetched >= ? THEN 1 END) FROM answer_checks",
+        "SELECT count(*), count(CASE WHEN fetched >= ? THEN 1 END) FROM answers",
+        "SELECT count(*), count(CASE WHEN fetched >= ? THEN 1 END) FROM pending_links p "
+        "WHERE state='done' AND fetched IS NOT NULL AND NOT EXISTS (SELECT 1 FROM answers a "
+        "WHERE a.db=p.db AND a.uid=p.uid AND a.linkname=p.linkname)",
+    ):
+        n, fresh = journal.execute(sql, (after,)).fetchone()
+        total += n
+        known += fresh
+    return total, known
+
+
+def mark_done(
+    c: sqlite3.Connection, db: str, pairs: list[tuple[str, str]],
+    fetched: dict[tuple[str, str], str], now: str,
+) -> None:
+    """The pending_links of answered (uid, link name) pairs: done, with when they were fetched."""
+    if not pairs:
+        return
+    c.execute(
+        "UPDATE pending_links SET state='done', fetched=v.f FROM (SELECT json_extract(value, "
+        "'$[0]') AS u, json_extract(value, '$[1]') AS l, json_extract(value, '$[2]') AS f FROM "
+        "json_each(?)) AS v WHERE pending_links.db=? AND pending_links.uid=v.u AND "
+        "pending_links.linkname=v.l",
+        (_json([(u, ln, fetched.get((u, ln), now)) for u, ln in pairs]), db),
+    )
 
 
 def _json(rows: object) -> str:
@@ -140,10 +177,13 @@ class AnswerCache:
         """The links of (record, link name), and when fetched; None if never fetched (or aged)."""
         con = self._con()
         row = con.execute(
-            "SELECT fetched, own FROM answers WHERE db=? AND uid=? AND linkname=? AND fetched >= ?",
-            (db, uid, linkname, self.fresh_after),
+            "SELECT fetched, own FROM answers WHERE db=? AND uid=? AND linkname=?",
+            (db, uid, linkname),
+        ).fetchone() or con.execute(
+            "SELECT fetched, 0 FROM pending_links WHERE db=? AND uid=? AND linkname=? AND "
+            "state='done' AND fetched IS NOT NULL", (db, uid, linkname),
         ).fetchone()
-        if row is None:
+        if row is None or row[0] < self.fresh_after:
             return None
         fetched, own = row
         if own:

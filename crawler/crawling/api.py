@@ -288,22 +288,10 @@ def _growth_estimate(
                          link_lists=link_lists, discovery=discovery)
         before = make_plan(root, old, old_seeds, batch_size, rate, False, link_lists=link_lists,
                            discovery=discovery)
-        if not journal.execute("SELECT 1 FROM sqlite_master WHERE name='answers'").fetchone():
-            return growth_plan(plan, 0, _NoAnswers(), growth.describe(), growth.fresh_after)
-        return growth_plan(plan, before.estimated_requests, journal, growth.describe(),
-                           growth.fresh_after)
-
-
-class _NoAnswers:
-    """A journal from before answers were kept: nothing known."""
-
-    def execute(self, sql: str, params: Any = ()) -> Any:
-        return _Zero()
-
-
-class _Zero:
-    def fetchone(self) -> tuple[int]:
-        return (0,)
+        kept = journal.execute("SELECT 1 FROM sqlite_master WHERE name='answers'").fetchone() \
+            and "fetched" in {r[1] for r in journal.execute("PRAGMA table_info(pending_links)")}
+        return growth_plan(plan, before.estimated_requests, journal if kept else None,
+                           growth.describe(), growth.fresh_after)
 
 
 def _notes(settings: CrawlSettings, seeds: list[tuple[str, str]], progress: Progress) -> None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from ..eutils.models import BatchOutcome
 from ..journal import BULK_CHUNK, Journal, bulk, json_rows
 from ..linknames import is_scored
-from .answers import ensure_tables, utc_now, write_answers, write_checks
+from .answers import ensure_tables, mark_done, utc_now, write_answers, write_checks
 from .pipeline import links_of
 from .settings import CrawlSettings
 from .tasks import CheckResult, CheckTask, DiscoverResult, FetchResult, FetchTask, LinkWant
@@ -31,7 +31,8 @@ class Committer:
         self.settings = settings
         self.filter = settings.filter
         self.staged = settings.max_nodes is not None
-        ensure_tables(journal)
+        ensure_tables(journal, uncapped=settings.max_nodes is None
+                      and settings.max_links_per_record is None)
         q = journal.execute
         self.n_nodes = q("SELECT count(*) FROM nodes").fetchone()[0]
         self.n_edges = q("SELECT count(*) FROM edges").fetchone()[0]
@@ -133,8 +134,8 @@ class Committer:
         db = task.db
         done = [(uid, ln) for uid, ln in result.links]
         with self.journal.transaction() as c:
-            fresh = self._write_links(c, db, result.links, level, result.fetched)
-            _set_link_states(c, db, done, "done")
+            fresh = self._write_links(c, db, result.links, level, result.fetched, pending=True)
+            mark_done(c, db, done, result.fetched, utc_now())
             if done:
                 c.execute(
                     "DELETE FROM failed WHERE db=? AND (uid, step) IN (SELECT "
@@ -212,7 +213,7 @@ class Committer:
     def _write_links(
         self, c: sqlite3.Connection, db: str,
         links: dict[tuple[str, str], list[tuple[str, str, int | None]]], level: int,
-        fetched: dict[tuple[str, str], str],
+        fetched: dict[tuple[str, str], str], *, pending: bool = False,
     ) -> list[tuple[str, str]]:
         """Edges and the new records they reach (or, with --max-nodes, candidates); returns
         the records added that are to be expanded, in id order. The answers themselves are
@@ -232,7 +233,7 @@ class Committer:
                 edge_rows.append((db, uid, ln, dbto, target, score, position))
                 if (dbto, target) not in node_rows:
                     node_rows[(dbto, target)] = self.settings.initial_state(dbto, next_depth)
-        write_answers(c, db, answers, fetched, utc_now())
+        write_answers(c, db, answers, fetched, utc_now(), pending=pending)
         # One statement per kind of row (json_each), not executemany: see journal.bulk.
         if self.staged:
             bulk(

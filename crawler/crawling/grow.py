@@ -208,15 +208,6 @@ def start(journal: Journal, growth: Growth, seeds: list[tuple[str, str]]) -> Jou
     return beside
 
 
-def known_answers(journal: Journal, fresh_after: str | None) -> int:
-    """How many checks and (record, link name) answers the stored crawl holds (fresh enough)."""
-    ensure_tables(journal)
-    after = fresh_after or ""
-    q = journal.execute
-    return (q("SELECT count(*) FROM answer_checks WHERE fetched >= ?", (after,)).fetchone()[0]
-            + q("SELECT count(*) FROM answers WHERE fetched >= ?", (after,)).fetchone()[0])
-
-
 def unmark_aged_summaries(journal: Journal, fresh_after: str) -> int:
     """Let `summarize` ask again for the records whose summary is older than `fresh_after`;
     returns how many records have no fresh summary now."""
@@ -337,7 +328,8 @@ def apply(journal: Journal, beside: Journal, growth: Growth, started: str) -> Ap
               "x.db=main.nodes.db AND x.uid=main.nodes.uid)")
             for table in ("pending_links", "candidates", "failed"):
                 q(f"DELETE FROM main.{table}")
-                q(f"INSERT INTO main.{table} SELECT * FROM nx.{table}")
+                columns = ", ".join(r[1] for r in q(f"PRAGMA nx.table_info({table})"))
+                q(f"INSERT INTO main.{table}({columns}) SELECT {columns} FROM nx.{table}")
             out.requests = _merge_requests(c)
             stored = {k: v for k, v in (journal.settings() or {}).items() if k != GROWING_KEY}
             journal.set_settings({**stored, **_settings_of(c)})
@@ -359,26 +351,35 @@ def _test_pause(root: Path) -> None:
 def _merge_answers(c: Any) -> None:
     """The answers known beside join the stored ones (newer ones replace older ones).
 
-    A stored answer that lived in the graph's edges (own = 0) and that the new crawl did not
-    use gets its own copy first, since those edges may go away now."""
+    A stored answer that lived in the graph's edges (a done pending_links row, or own = 0) and
+    that the new crawl did not use gets its own copy first, since those edges may go away now
+    and the frontier's rows are replaced by the new crawl's."""
     q = c.execute
-    q(
-        "INSERT OR IGNORE INTO main.answer_links(db, uid, linkname, dbto, uid_to, score) "
-        "SELECT e.dbfrom, e.uid_from, e.linkname, e.dbto, e.uid_to, e.score FROM main.answers a "
-        "JOIN main.edges e ON e.dbfrom=a.db AND e.uid_from=a.uid AND e.linkname=a.linkname "
-        "WHERE a.own=0 AND NOT EXISTS (SELECT 1 FROM nx.answers b WHERE b.db=a.db AND "
-        "b.uid=a.uid AND b.linkname=a.linkname)"
-    )
-    q(
-        "UPDATE main.answers SET own=1 WHERE own=0 AND NOT EXISTS (SELECT 1 FROM nx.answers b "
-        "WHERE b.db=main.answers.db AND b.uid=main.answers.uid AND "
-        "b.linkname=main.answers.linkname)"
-    )
-    q(
-        "DELETE FROM main.answer_links WHERE EXISTS (SELECT 1 FROM nx.answers b WHERE "
-        "b.db=main.answer_links.db AND b.uid=main.answer_links.uid AND "
-        "b.linkname=main.answer_links.linkname)"
-    )
+    q("CREATE TEMP TABLE kept_answers(db TEXT, uid TEXT, linkname TEXT, dbto TEXT, "
+      "fetched TEXT, PRIMARY KEY(db, uid, linkname)) WITHOUT ROWID")
+    try:
+        known_beside = (
+            "EXISTS (SELECT 1 FROM nx.answers b WHERE b.db={t}.db AND b.uid={t}.uid AND "
+            "b.linkname={t}.linkname) OR EXISTS (SELECT 1 FROM nx.pending_links b WHERE "
+            "b.db={t}.db AND b.uid={t}.uid AND b.linkname={t}.linkname AND b.state='done' "
+            "AND b.fetched IS NOT NULL)"
+        )
+        q("INSERT INTO temp.kept_answers SELECT db, uid, linkname, dbto, fetched FROM "
+          "main.answers a WHERE own=0 AND NOT (" + known_beside.format(t="a") + ")")
+        q("INSERT OR IGNORE INTO temp.kept_answers SELECT db, uid, linkname, dbto, fetched "
+          "FROM main.pending_links p WHERE state='done' AND fetched IS NOT NULL AND NOT EXISTS "
+          "(SELECT 1 FROM main.answers a WHERE a.db=p.db AND a.uid=p.uid AND "
+          "a.linkname=p.linkname) AND NOT (" + known_beside.format(t="p") + ")")
+        q("INSERT OR IGNORE INTO main.answer_links(db, uid, linkname, dbto, uid_to, score) "
+          "SELECT e.dbfrom, e.uid_from, e.linkname, e.dbto, e.uid_to, e.score FROM "
+          "temp.kept_answers k JOIN main.edges e ON e.dbfrom=k.db AND e.uid_from=k.uid AND "
+          "e.linkname=k.linkname")
+        q("INSERT OR REPLACE INTO main.answers(db, uid, linkname, dbto, fetched, own) "
+          "SELECT db, uid, linkname, dbto, fetched, 1 FROM temp.kept_answers")
+    finally:
+        q("DROP TABLE temp.kept_answers")
+    for table in ("answer_links", "answers"):
+        q(f"DELETE FROM main.{table} WHERE " + known_beside.format(t=f"main.{table}"))
     q("INSERT OR REPLACE INTO main.answers SELECT * FROM nx.answers")
     q("INSERT OR IGNORE INTO main.answer_links SELECT * FROM nx.answer_links")
     q("INSERT OR REPLACE INTO main.answer_checks SELECT * FROM nx.answer_checks")

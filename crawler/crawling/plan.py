@@ -238,12 +238,9 @@ def growth_plan(
     """A growth's plan: the new settings' estimate less the stored settings' one (what the
     store already knows, under the same assumptions), the latter in the share of the stored
     answers still fresh (a refresh asks the aged ones again)."""
-    q = journal.execute
-    total = known = 0
-    for table in ("answer_checks", "answers"):
-        total += q(f"SELECT count(*) FROM {table}").fetchone()[0]
-        known += q(f"SELECT count(*) FROM {table} WHERE fetched >= ?",
-                   (fresh_after or "",)).fetchone()[0]
+    from .answers import count_answers
+
+    total, known = count_answers(journal, fresh_after) if journal is not None else (0, 0)
     share = known / total if total else 0.0
     saved = int(stored_estimate * share)
     plan.estimated_requests = max(plan.estimated_requests - saved, 0)
