@@ -79,13 +79,11 @@ def test_refresh_against_a_changed_world_equals_a_fresh_crawl_of_it(emulator_at,
     assert set(after[1]) - set(before[1]), "no link came: the test proves nothing"
     assert_store_is_journal(store)
     assert export_rows(store, tmp_path) == export_rows(fresh, tmp_path)
-    # every refreshed edge carries its new fetch time
+    # every link gone is a change row the sinks applied
     con = sqlite3.connect(StorePaths.of(store).journal)
-    stamps = {row[0] for row in con.execute("SELECT DISTINCT fetched FROM edges")}
     changes = Counter(k for (k,) in con.execute("SELECT kind FROM changes"))
     con.close()
     assert changes["edge-"] == len(set(before[1]) - set(after[1]))
-    assert stamps and all(s.endswith("Z") for s in stamps)
 
 
 def test_refresh_marks_records_ncbi_retired(emulator_at, world, tmp_path):

@@ -215,11 +215,14 @@ def unmark_aged_summaries(journal: Journal, fresh_after: str) -> int:
 
     ensure_marker_table(journal)
     with journal.transaction() as c:
-        c.execute(
-            f"DELETE FROM {MARKER_TABLE} WHERE NOT EXISTS (SELECT 1 FROM props p WHERE "
-            f"p.db={MARKER_TABLE}.db AND p.uid={MARKER_TABLE}.uid AND p.fetched >= ?)",
-            (fresh_after,),
-        )
+        if "fetched" in {row[1] for row in c.execute("PRAGMA table_info(props)")}:
+            c.execute(
+                f"DELETE FROM {MARKER_TABLE} WHERE NOT EXISTS (SELECT 1 FROM props p WHERE "
+                f"p.db={MARKER_TABLE}.db AND p.uid={MARKER_TABLE}.uid AND p.fetched >= ?)",
+                (fresh_after,),
+            )
+        else:  # a journal that does not say when summaries were fetched: all have aged
+            c.execute(f"DELETE FROM {MARKER_TABLE}")
         return c.execute(
             f"SELECT count(*) FROM nodes n WHERE NOT EXISTS (SELECT 1 FROM {MARKER_TABLE} s "
             "WHERE s.db=n.db AND s.uid=n.uid)"
@@ -237,7 +240,7 @@ def discard(root: Path) -> None:
 # .. applying the new graph ........................................................................
 
 _KEY_N = "n.db=x.db AND n.uid=x.uid"
-_ANSWER = ("LEFT JOIN nx.answers a ON a.db=x.dbfrom AND a.uid=x.uid_from AND "
+_ANSWER = ("LEFT JOIN temp.answered a ON a.db=x.dbfrom AND a.uid=x.uid_from AND "
            "a.linkname=x.linkname")
 _KEY_E = ("e.dbfrom=x.dbfrom AND e.uid_from=x.uid_from AND e.linkname=x.linkname AND "
           "e.dbto=x.dbto AND e.uid_to=x.uid_to")
@@ -284,15 +287,24 @@ def apply(journal: Journal, beside: Journal, growth: Growth, started: str) -> Ap
             if gone_nodes:
                 journal.remove_nodes(c, gone_nodes)
             out.edges_removed, out.nodes_removed = len(gone_edges), len(gone_nodes)
+            # when each answer beside was fetched (in `answers`, or on its pending_links row)
+            q("CREATE TEMP TABLE answered(db TEXT, uid TEXT, linkname TEXT, fetched TEXT, "
+              "PRIMARY KEY(db, uid, linkname)) WITHOUT ROWID")
+            q("INSERT OR REPLACE INTO temp.answered SELECT db, uid, linkname, fetched FROM "
+              "nx.pending_links WHERE state='done' AND fetched IS NOT NULL")
+            q("INSERT OR REPLACE INTO temp.answered SELECT db, uid, linkname, fetched FROM "
+              "nx.answers")
+            has = _has_fetched(c)
+            xf, nf, ef = ("x.fetched", "n.fetched", "e.fetched") if has else ("NULL",) * 3
             # a refresh: what was asked again now carries its new time
             since = started if growth.fresh_after else "9999"
             moved = q(
                 "WITH asked AS (SELECT db, uid, max(fetched) AS at FROM (SELECT db, uid, fetched "
                 "FROM nx.answer_checks WHERE fetched >= :since UNION ALL SELECT db, uid, fetched "
-                "FROM nx.answers WHERE fetched >= :since) GROUP BY db, uid) "
-                "SELECT x.db, x.uid, x.depth, coalesce(k.at, n.fetched) FROM nx.nodes x "
+                "FROM temp.answered WHERE fetched >= :since) GROUP BY db, uid) "
+                f"SELECT x.db, x.uid, x.depth, coalesce(k.at, {nf}) FROM nx.nodes x "
                 f"JOIN main.nodes n ON {_KEY_N} LEFT JOIN asked k ON k.db=x.db AND k.uid=x.uid "
-                "WHERE n.depth != x.depth OR (k.at IS NOT NULL AND n.fetched IS NOT k.at) "
+                f"WHERE n.depth != x.depth OR (k.at IS NOT NULL AND {nf} IS NOT k.at) "
                 "ORDER BY x.id", {"since": since},
             ).fetchall()
             if moved:
@@ -300,28 +312,31 @@ def apply(journal: Journal, beside: Journal, growth: Growth, started: str) -> Ap
             out.nodes_updated = len(moved)
             rescored = q(
                 "SELECT x.dbfrom, x.uid_from, x.linkname, x.dbto, x.uid_to, x.score, "
-                "CASE WHEN a.fetched >= :since THEN a.fetched ELSE e.fetched END "
+                f"CASE WHEN a.fetched >= :since THEN a.fetched ELSE {ef} END "
                 f"FROM nx.edges x JOIN main.edges e ON {_KEY_E} {_ANSWER} "
-                "WHERE e.score IS NOT x.score OR (a.fetched >= :since AND e.fetched IS NOT "
+                f"WHERE e.score IS NOT x.score OR (a.fetched >= :since AND {ef} IS NOT "
                 "a.fetched) ORDER BY x.id", {"since": since},
             ).fetchall()
             if rescored:
                 journal.update_edges(c, rescored)
             out.edges_updated = len(rescored)
+            col = ", fetched" if has else ""
             before = c.total_changes
             q(
-                "INSERT INTO main.nodes(db, uid, depth, state, fetched) SELECT x.db, x.uid, "
-                "x.depth, x.state, x.fetched FROM nx.nodes x WHERE NOT EXISTS (SELECT 1 FROM "
-                f"main.nodes n WHERE {_KEY_N}) ORDER BY x.id"
+                f"INSERT INTO main.nodes(db, uid, depth, state{col}) SELECT x.db, x.uid, "
+                f"x.depth, x.state{', ' + xf if has else ''} FROM nx.nodes x WHERE NOT EXISTS "
+                f"(SELECT 1 FROM main.nodes n WHERE {_KEY_N}) ORDER BY x.id"
             )
             out.nodes_added = c.total_changes - before
             before = c.total_changes
             q(
-                "INSERT INTO main.edges(dbfrom, uid_from, linkname, dbto, uid_to, score, fetched) "
-                "SELECT x.dbfrom, x.uid_from, x.linkname, x.dbto, x.uid_to, x.score, "
-                f"coalesce(a.fetched, x.fetched) FROM nx.edges x {_ANSWER} WHERE NOT EXISTS "
-                f"(SELECT 1 FROM main.edges e WHERE {_KEY_E}) ORDER BY x.id"
+                f"INSERT INTO main.edges(dbfrom, uid_from, linkname, dbto, uid_to, score{col}) "
+                "SELECT x.dbfrom, x.uid_from, x.linkname, x.dbto, x.uid_to, x.score"
+                f"{', coalesce(a.fetched, ' + xf + ')' if has else ''} FROM nx.edges x "
+                f"{_ANSWER} WHERE NOT EXISTS (SELECT 1 FROM main.edges e WHERE {_KEY_E}) "
+                "ORDER BY x.id"
             )
+            q("DROP TABLE temp.answered")
             out.edges_added = c.total_changes - before
             # the frontier's bookkeeping is the new crawl's
             q("UPDATE main.nodes SET state=(SELECT x.state FROM nx.nodes x WHERE "
@@ -337,6 +352,11 @@ def apply(journal: Journal, beside: Journal, growth: Growth, started: str) -> Ap
     finally:
         journal.execute("DETACH DATABASE nx")
     return out
+
+
+def _has_fetched(c: Any) -> bool:
+    """Whether this journal's graph rows carry when they were fetched (schema 2)."""
+    return "fetched" in {row[1] for row in c.execute("PRAGMA main.table_info(edges)")}
 
 
 def _test_pause(root: Path) -> None:
