@@ -324,14 +324,14 @@ def test_interrupted_before_admitting_a_capped_level(tmp_path, monkeypatch):
 
 def test_settings_mismatch_and_resume_of_finished(tmp_path):
     store = tmp_path / "s"
-    run(store, depth=1)
+    run(store, depth=2)
     client = FakeClient()
-    report = run(store, depth=1, client=client)
+    report = run(store, depth=2, client=client)
     assert client.calls == [] and report.complete  # finished: nothing asked again
-    with pytest.raises(SettingsMismatch, match="another --store"):
-        run(store, depth=2)
+    with pytest.raises(SettingsMismatch, match="another --store"):  # narrower: refused
+        run(store, depth=1)
     with pytest.raises(SettingsMismatch, match="--link "):  # named as the option
-        run(store, depth=1, links=["gene_protein"])
+        run(store, depth=2, links=["gene_protein"])
 
 
 def test_store_lock(tmp_path):
