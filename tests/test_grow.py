@@ -73,9 +73,12 @@ def export_rows(store: Path, tmp: Path) -> set:
 def grow_and_compare(emulator, tmp_path: Path, steps: list[list[str]], final: list[str]) -> None:
     store = tmp_path / "grown"
     before = len(emulator.log)
+    sizes = []
     for args in steps:
         run(emulator.url, store, *args)
         assert_store_is_journal(store)
+        sizes.append(sum(graph(store)[1].values()))
+    assert sizes == sorted(sizes) and sizes[-1] > sizes[0], f"the steps did not grow: {sizes}"
     requests = asked(emulator.log[before:])
     twice = {k: n for k, n in requests.items() if n > 1}
     assert not twice, f"asked again: {sorted(twice)[:5]}"
@@ -176,3 +179,16 @@ def test_dry_run_shows_the_growth_and_writes_nothing(emulator, tmp_path):
     _, err = run(emulator.url, store, "--depth", "2")
     assert "growing" in err and "--depth 1 -> 2" in err and "requests" in err
     assert "grown:" in err
+
+
+def test_more_databases_and_fewer_exclusions(emulator, tmp_path):
+    grow_and_compare(
+        emulator, tmp_path,
+        [[*SEEDS, "--depth", "2", "--db", "protein", "--exclude-link", "gene_protein",
+          "--exclude-link", "protein_protein"],
+         ["--db", "pubmed"],                             # named databases add to the stored
+         ["--exclude-link", "protein_protein"],          # one exclusion fewer
+         ["--include-subsets", "--expand-hubs"]],
+        [*SEEDS, "--depth", "2", "--db", "protein", "--db", "pubmed", "--exclude-link",
+         "protein_protein", "--include-subsets", "--expand-hubs"],
+    )
