@@ -14,6 +14,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -38,7 +39,11 @@ CACHE_KIB = 65_536  # SQLite page cache per connection (default 2 MiB)
 WAL_CHECKPOINT_PAGES = 16_384  # pages of WAL (4 KiB each) before an automatic checkpoint
 WAL_SIZE_LIMIT = 64 * 1024 * 1024  # the WAL file is truncated back to this after a checkpoint
 
-SCHEMA = """
+# When a row was written (`utc_now()`'s form, so it sorts as text); a writer may pass another.
+_NOW = "strftime('%Y-%m-%dT%H:%M:%SZ', 'now')"
+FETCHED = f"fetched TEXT DEFAULT ({_NOW})"
+
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS nodes(
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -49,6 +54,7 @@ CREATE TABLE IF NOT EXISTS nodes(
     -- terminal: recorded, not expanded (at --depth, hub database); failed: acheck refused it;
     -- no_answer: acheck kept silent about it
     state TEXT NOT NULL DEFAULT 'new',
+    {FETCHED},
     UNIQUE(db, uid)
 );
 CREATE INDEX IF NOT EXISTS nodes_state ON nodes(state, depth, db);
@@ -60,6 +66,7 @@ CREATE TABLE IF NOT EXISTS edges(
     dbto TEXT NOT NULL,
     uid_to TEXT NOT NULL,
     score INTEGER,
+    {FETCHED},
     UNIQUE(dbfrom, uid_from, linkname, dbto, uid_to)
 );
 -- Extra node properties (summaries, has_neighbor, LinkOut URLs). Replacing a row gives it a new
@@ -69,6 +76,7 @@ CREATE TABLE IF NOT EXISTS props(
     db TEXT NOT NULL,
     uid TEXT NOT NULL,
     data TEXT NOT NULL,
+    {FETCHED},
     UNIQUE(db, uid)
 );
 -- Link names to fetch for a node (engine bookkeeping). state: pending, done, no_answer (NCBI
@@ -131,7 +139,70 @@ CREATE TABLE IF NOT EXISTS changes(
     fetched TEXT,
     row_id INTEGER NOT NULL
 );
+-- The crawl's history: one row per run of `crawl` on this store. ended NULL with no outcome
+-- after the run is over: it was killed (SIGKILL, power loss).
+CREATE TABLE IF NOT EXISTS runs(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    started TEXT NOT NULL,
+    ended TEXT,
+    settings TEXT NOT NULL,
+    requests INTEGER NOT NULL DEFAULT 0,
+    outcome TEXT
+);
 """
+
+
+def utc_now() -> str:
+    """The time now as every `fetched` value holds it: UTC to the second, `2026-12-01T19:05:12Z`."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _statements(script: str) -> list[str]:
+    """A script's statements one by one (so they can run inside a transaction we hold)."""
+    out: list[str] = []
+    buf = ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            out.append(buf.strip())
+            buf = ""
+    return out
+
+
+def _table_ddl(table: str) -> str:
+    """SCHEMA's CREATE TABLE statement of `table`."""
+    head = f"CREATE TABLE IF NOT EXISTS {table}("
+    return next(s for s in _statements(SCHEMA) if head in s)
+
+
+def _columns(con: sqlite3.Connection, table: str) -> list[str]:
+    return [r[1] for r in con.execute(f"PRAGMA table_info({table})").fetchall()]
+
+
+def _add_fetched(con: sqlite3.Connection, now: str) -> None:
+    """Schema 1 -> 2 for provenance: `fetched` on nodes, edges and props, old rows stamped `now`.
+
+    Not ALTER TABLE ADD COLUMN: SQLite refuses a non-constant DEFAULT there, and the writers rely
+    on the default for new rows. So each table is copied into one of the new schema (ids and the
+    AUTOINCREMENT sequence kept, so sink cursors stay right). The caller holds the transaction."""
+    for table in ("nodes", "edges", "props"):
+        columns = _columns(con, table)
+        if "fetched" in columns:
+            continue
+        seq = con.execute("SELECT seq FROM sqlite_sequence WHERE name=?", (table,)).fetchone()
+        con.execute(_table_ddl(table).replace(f"EXISTS {table}(", f"EXISTS {table}_v2(", 1))
+        names = ", ".join(columns)
+        con.execute(
+            f"INSERT INTO {table}_v2({names}, fetched) SELECT {names}, ? FROM {table} ORDER BY id",
+            (now,),
+        )
+        con.execute(f"DROP TABLE {table}")
+        con.execute(f"ALTER TABLE {table}_v2 RENAME TO {table}")
+        if seq is not None:
+            con.execute(
+                "UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name=?", (seq[0], table)
+            )
 
 
 def json_rows(n_columns: int, *, ordered: bool = True) -> str:
@@ -171,10 +242,6 @@ def _json_columns(*names: str) -> str:
     return f"SELECT {cols} FROM json_each(?)"
 
 
-def _columns(con: sqlite3.Connection, table: str) -> list[str]:
-    return [r[1] for r in con.execute(f"PRAGMA table_info({table})").fetchall()]
-
-
 def _has_table(con: sqlite3.Connection, table: str) -> bool:
     return bool(con.execute(
         "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (table,)
@@ -205,6 +272,7 @@ def _migrate(con: sqlite3.Connection, path: Path) -> None:
         if version not in READABLE_VERSIONS:
             raise NotAStore(_incompatible(path, version))
         _add_changes(con)
+        _add_fetched(con, utc_now())
         for statement in _statements(SCHEMA):
             con.execute(statement)
         con.execute(
@@ -217,18 +285,6 @@ def _migrate(con: sqlite3.Connection, path: Path) -> None:
             with suppress(sqlite3.Error):
                 con.execute("ROLLBACK")
         raise
-
-
-def _statements(script: str) -> list[str]:
-    """A script's statements one by one (so they can run inside a transaction we hold)."""
-    out: list[str] = []
-    buf = ""
-    for line in script.splitlines(keepends=True):
-        buf += line
-        if sqlite3.complete_statement(buf):
-            out.append(buf.strip())
-            buf = ""
-    return out
 
 
 def _writable(path: Path) -> bool:
@@ -258,6 +314,7 @@ class NodeRow:
     uid: str
     depth: int
     state: str
+    fetched: str | None = None  # first seen, or its links last asked (utc_now's form)
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,6 +326,7 @@ class EdgeRow:
     dbto: str
     uid_to: str
     score: int | None
+    fetched: str | None = None  # when the answer that gave it was fetched (utc_now's form)
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +335,26 @@ class PropRow:
     db: str
     uid: str
     data: dict
+    fetched: str | None = None  # when its summary (or other properties) were fetched
+
+
+@dataclass(frozen=True, slots=True)
+class RunRow:
+    """One run of `crawl` on this store (the `runs` table)."""
+
+    id: int
+    kind: str  # crawl (the first run), resume, extend, refresh
+    started: str
+    ended: str | None
+    settings: dict
+    requests: int
+    outcome: str | None  # done, failed: <one line>, interrupted; None while running or killed
+
+    @property
+    def state(self) -> str:
+        """The outcome, or `killed` for a run that never ended (`status` says `running` for the
+        last one while a crawl holds the store's lock)."""
+        return self.outcome or "killed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -523,6 +601,9 @@ class Journal:
         with self._lock:
             self.has_changes = _has_table(self._db, "changes")
             self.has_fetched = "fetched" in _columns(self._db, "nodes")
+            self.has_runs = _has_table(self._db, "runs")
+        # the column to select: `fetched`, or NULL where a schema-1 journal has none
+        self.fetched_column = "fetched" if self.has_fetched else "NULL"
 
     def _disk_error(self, exc: sqlite3.Error) -> LocalIOError | None:
         return local_io_error(self.path, exc)
@@ -711,26 +792,27 @@ class Journal:
 
     def nodes_between(self, after: int, upto: int, limit: int = 50_000) -> list[NodeRow]:
         rows = self.execute(
-            "SELECT id, db, uid, depth, state FROM nodes WHERE id > ? AND id <= ? "
-            "ORDER BY id LIMIT ?",
+            f"SELECT id, db, uid, depth, state, {self.fetched_column} FROM nodes "
+            "WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
             (after, upto, limit),
         ).fetchall()
         return [NodeRow(*r) for r in rows]
 
     def edges_between(self, after: int, upto: int, limit: int = 50_000) -> list[EdgeRow]:
         rows = self.execute(
-            "SELECT id, dbfrom, uid_from, linkname, dbto, uid_to, score FROM edges "
-            "WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
+            f"SELECT id, dbfrom, uid_from, linkname, dbto, uid_to, score, {self.fetched_column} "
+            "FROM edges WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
             (after, upto, limit),
         ).fetchall()
         return [EdgeRow(*r) for r in rows]
 
     def props_between(self, after: int, upto: int, limit: int = 50_000) -> list[PropRow]:
         rows = self.execute(
-            "SELECT id, db, uid, data FROM props WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
+            f"SELECT id, db, uid, data, {self.fetched_column} FROM props "
+            "WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
             (after, upto, limit),
         ).fetchall()
-        return [PropRow(i, d, u, json.loads(data)) for i, d, u, data in rows]
+        return [PropRow(i, d, u, json.loads(data), f) for i, d, u, data, f in rows]
 
     def iter_nodes(
         self, dbs: Iterable[str] | None = None, chunk: int = 10_000
@@ -948,6 +1030,36 @@ class Journal:
                 (kind, json.dumps([r[0] for r in chunk])),
             )
         return len(changed)
+
+    # -- crawl history ---------------------------------------------------------------------
+
+    def start_run(self, kind: str, settings: dict) -> int:
+        """Record that a run of `kind` starts now with `settings`; returns its id for end_run."""
+        with self.transaction() as db:
+            cur = db.execute(
+                "INSERT INTO runs(kind, started, settings) VALUES (?, ?, ?)",
+                (kind, utc_now(), json.dumps(settings, sort_keys=True)),
+            )
+            return int(cur.lastrowid)
+
+    def end_run(self, run_id: int, *, requests: int, outcome: str) -> None:
+        """Record how the run ended (`done`, `failed: <one line>`, `interrupted`) and its
+        requests. A run killed before this leaves `ended` NULL: shown as killed."""
+        line = outcome.strip().splitlines()[0] if outcome.strip() else outcome
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE runs SET ended=?, requests=?, outcome=? WHERE id=?",
+                (utc_now(), int(requests), line, run_id),
+            )
+
+    def runs(self) -> list[RunRow]:
+        """Every run in the order they started (none for a journal from before the history)."""
+        if not self.has_runs:
+            return []
+        rows = self.execute(
+            "SELECT id, kind, started, ended, settings, requests, outcome FROM runs ORDER BY id"
+        ).fetchall()
+        return [RunRow(i, k, s, e, json.loads(st), r, o) for i, k, s, e, st, r, o in rows]
 
     # -- summary ---------------------------------------------------------------------------
 
