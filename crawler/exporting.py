@@ -6,10 +6,11 @@ of edges keeps memory bounded (networkx's writers would need the whole graph in 
 `to_networkx` is the in-memory API for analysis. With a Cypher query, the export holds the
 records and links the query returns (those results are in memory anyway).
 
-The graph model is the stores' one: node key `db:uid` with `db`, `uid`, `depth` and the
-`NODE_PROPERTIES` that are known; one edge per ELink link with key and attribute `linkname` and
-`score` where known. Files are written to a temporary name beside the target and renamed at the
-end, so an error never leaves a partial file behind.
+The graph model is the stores' one: node key `db:uid` with `db`, `uid`, `depth`, `fetched` and
+the `NODE_PROPERTIES` that are known; one edge per ELink link with key and attribute `linkname`,
+`score` where known and `fetched` (provenance: when NCBI gave it, `2026-12-01T19:05:12Z`).
+Files are written to a temporary name beside the target and renamed at the end, so an error
+never leaves a partial file behind.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ class Node:
     uid: str
     depth: int | None
     props: dict[str, str | int]  # only NODE_PROPERTIES, already coerced, never None
+    fetched: str | None = None  # the journal's time stamp (None: a journal from before them)
 
     @property
     def key(self) -> str:
@@ -79,6 +81,8 @@ class Node:
         out: dict[str, str | int] = {"db": self.db, "uid": self.uid}
         if self.depth is not None:
             out["depth"] = self.depth
+        if self.fetched is not None:
+            out["fetched"] = self.fetched
         out.update(self.props)
         return out
 
@@ -92,6 +96,7 @@ class Edge:
     dbto: str
     uid_to: str
     score: int | None
+    fetched: str | None = None
 
     @property
     def source(self) -> str:
@@ -166,6 +171,10 @@ class JournalSource:
         self.max_node, self.max_edge = bounds.node, bounds.edge
         self._selected: str | None = None  # temp table of node ids joined by the chosen links
 
+    def _fetched(self, alias: str) -> str:
+        """The `fetched` column of `alias`, or NULL in a journal from before time stamps."""
+        return f"{alias}.fetched" if self.journal.has_fetched else "NULL"
+
     def _edge_filter(self) -> tuple[str, list[Any]]:
         # Unary `+` keeps SQLite from using the (dbfrom, uid_from, ...) index for these terms:
         # with it, every chunk would re-sort all matches by id (quadratic); without, each chunk
@@ -190,7 +199,8 @@ class JournalSource:
     def edges(self) -> Iterator[Edge]:
         where, params = self._edge_filter()
         sql = (
-            "SELECT e.id, e.dbfrom, e.uid_from, e.linkname, e.dbto, e.uid_to, e.score FROM edges e "
+            "SELECT e.id, e.dbfrom, e.uid_from, e.linkname, e.dbto, e.uid_to, e.score, "
+            f"{self._fetched('e')} FROM edges e "
             f"WHERE e.id > ? AND e.id <= ?{where}{self._both_ends()} ORDER BY e.id LIMIT ?"
         )
         last = 0
@@ -228,7 +238,7 @@ class JournalSource:
         return name
 
     def nodes(self) -> Iterator[Node]:
-        select = "SELECT n.id, n.db, n.uid, n.depth, p.data FROM "
+        select = f"SELECT n.id, n.db, n.uid, n.depth, p.data, {self._fetched('n')} FROM "
         props = " LEFT JOIN props p ON p.db = n.db AND p.uid = n.uid "
         if self.links:
             table = self._select_linked_nodes()
@@ -248,8 +258,10 @@ class JournalSource:
             if not rows:
                 return
             last = rows[-1][0]
-            for _, db, uid, depth, data in rows:
-                yield Node(db, uid, depth, coerce_props(json.loads(data)) if data else {})
+            for _, db, uid, depth, data, fetched in rows:
+                yield Node(
+                    db, uid, depth, coerce_props(json.loads(data)) if data else {}, fetched
+                )
 
     def close(self) -> None:
         if self._selected:
@@ -300,7 +312,8 @@ class QuerySource:
             if wanted_db is None or db in wanted_db
         ]
         self._edges = [
-            Edge(i, *rel, score) for i, (rel, score) in enumerate(sorted(rels.items()), start=1)
+            Edge(i, *rel, score, _journal_fetched(journal, rel))
+            for i, (rel, score) in enumerate(sorted(rels.items()), start=1)
         ]
 
     @property
@@ -344,15 +357,27 @@ def _walk(value: Any) -> Iterator[Any]:
             yield from _walk(v)
 
 
-def _journal_node(journal: Journal, db: str, uid: str, fallback: Mapping[str, Any]) -> Node:
+def _journal_fetched(journal: Journal, rel: tuple[str, str, str, str, str]) -> str | None:
+    """When the journal's link `rel` was fetched (None for a link it does not hold)."""
+    if not journal.has_fetched:
+        return None
     row = journal.execute(
-        "SELECT n.depth, p.data FROM nodes n LEFT JOIN props p ON p.db = n.db AND p.uid = n.uid "
-        "WHERE n.db = ? AND n.uid = ?",
+        "SELECT fetched FROM edges WHERE dbfrom = ? AND uid_from = ? AND linkname = ? "
+        "AND dbto = ? AND uid_to = ?", rel,
+    ).fetchone()
+    return row[0] if row else None
+
+
+def _journal_node(journal: Journal, db: str, uid: str, fallback: Mapping[str, Any]) -> Node:
+    fetched = "n.fetched" if journal.has_fetched else "NULL"
+    row = journal.execute(
+        f"SELECT n.depth, p.data, {fetched} FROM nodes n "
+        "LEFT JOIN props p ON p.db = n.db AND p.uid = n.uid WHERE n.db = ? AND n.uid = ?",
         (db, uid),
     ).fetchone()
     if row is not None:
-        depth, data = row
-        return Node(db, uid, depth, coerce_props(json.loads(data)) if data else {})
+        depth, data, when = row
+        return Node(db, uid, depth, coerce_props(json.loads(data)) if data else {}, when)
     depth = fallback.get("depth")
     try:
         depth = None if depth is None or isinstance(depth, bool) else int(depth)
@@ -412,8 +437,9 @@ def to_networkx(
 ) -> nx.MultiDiGraph:
     """The crawl, or the part chosen by databases, link names or a Cypher query, in networkx.
 
-    Node key `db:uid` with `db`, `uid`, `depth` and the known NODE_PROPERTIES; one edge per link,
-    keyed by its link name, with attributes `linkname` and `score` (when known).
+    Node key `db:uid` with `db`, `uid`, `depth`, `fetched` and the known NODE_PROPERTIES; one
+    edge per link, keyed by its link name, with attributes `linkname`, `score` (when known) and
+    `fetched`.
     """
     import networkx as nx
 
@@ -425,6 +451,8 @@ def to_networkx(
             data: dict[str, Any] = {"linkname": edge.linkname}
             if edge.score is not None:
                 data["score"] = edge.score
+            if edge.fetched is not None:
+                data["fetched"] = edge.fetched
             graph.add_edge(edge.source, edge.target, key=edge.linkname, **data)
     return graph
 
@@ -448,12 +476,12 @@ def _xml_attr(value: object) -> str:
 def _node_schema() -> list[tuple[str, str]]:
     """(attribute, GraphML type) for nodes, in file order."""
     types = {"STRING": "string", "INT64": "long"}
-    return [("db", "string"), ("uid", "string"), ("depth", "int")] + [
+    return [("db", "string"), ("uid", "string"), ("depth", "int"), ("fetched", "string")] + [
         (name, types.get(kind, "string")) for name, kind in NODE_PROPERTIES.items()
     ]
 
 
-EDGE_SCHEMA = [("linkname", "string"), ("score", "long")]
+EDGE_SCHEMA = [("linkname", "string"), ("score", "long"), ("fetched", "string")]
 
 
 def write_graphml(
@@ -484,6 +512,8 @@ def write_graphml(
     for edge in edges():
         score = ("" if edge.score is None
                  else f'<data key="{edge_keys["score"]}">{edge.score}</data>')
+        if edge.fetched is not None:
+            score += f'<data key="{edge_keys["fetched"]}">{_xml_text(edge.fetched)}</data>'
         w(f'    <edge id="e{edge.id}" source="{_xml_attr(edge.source)}" '
           f'target="{_xml_attr(edge.target)}"><data key="{edge_keys["linkname"]}">'
           f"{edge.linkname}</data>{score}</edge>\n")
@@ -527,6 +557,8 @@ def write_gexf(
     for edge in edges():
         score = ("" if edge.score is None
                  else f'<attvalue for="{edge_ids["score"]}" value="{edge.score}"/>')
+        if edge.fetched is not None:
+            score += f'<attvalue for="{edge_ids["fetched"]}" value="{_xml_attr(edge.fetched)}"/>'
         w(f'      <edge id="{edge.id}" source="{_xml_attr(edge.source)}" '
           f'target="{_xml_attr(edge.target)}" label="{edge.linkname}"><attvalues>'
           f'<attvalue for="{edge_ids["linkname"]}" value="{edge.linkname}"/>{score}'
@@ -552,6 +584,8 @@ def write_json(
                                 "key": edge.linkname, "linkname": edge.linkname}
         if edge.score is not None:
             data["score"] = edge.score
+        if edge.fetched is not None:
+            data["fetched"] = edge.fetched
         w(("\n" if n_edges == 0 else ",\n") + json.dumps(data))
         n_edges += 1
     w("\n]}\n")
@@ -572,13 +606,13 @@ def constraint_statement(label: str) -> str:
 
 def _csv_node_header(label: str) -> list[str]:
     suffix = {"INT64": ":long"}
-    return [f"uid:ID({label})", "depth:int"] + [
+    return [f"uid:ID({label})", "depth:int", "fetched"] + [
         name + suffix.get(kind, "") for name, kind in NODE_PROPERTIES.items()
     ] + [":LABEL"]
 
 
 def _csv_rel_header(dbfrom: str, dbto: str) -> list[str]:
-    return [f":START_ID({dbfrom})", f":END_ID({dbto})", "score:int", ":TYPE"]
+    return [f":START_ID({dbfrom})", f":END_ID({dbto})", "score:int", "fetched", ":TYPE"]
 
 
 @dataclass(slots=True)
@@ -623,6 +657,7 @@ def write_neo4j_csv(
             if not multiline:
                 multiline = any(isinstance(v, str) and ("\n" in v or "\r" in v) for v in values)
             out.writer.writerow([node.uid, "" if node.depth is None else node.depth,
+                                 node.fetched or "",
                                  *("" if v is None else v for v in values), label])
             out.rows += 1
             n_nodes += 1
@@ -636,7 +671,8 @@ def write_neo4j_csv(
                     _csv_rel_header(edge.dbfrom, edge.dbto),
                 )
             out.writer.writerow([edge.uid_from, edge.uid_to,
-                                 "" if edge.score is None else edge.score, edge.linkname])
+                                 "" if edge.score is None else edge.score, edge.fetched or "",
+                                 edge.linkname])
             out.rows += 1
             n_edges = i + 1
     finally:
@@ -917,7 +953,7 @@ def export(
 TABLE_FORMATS = ("tsv", "csv", "parquet")
 EDGE_COLUMNS = ("source_db", "source_uid", "linkname", "target_db", "target_uid", "score",
                 "fetched")
-NODE_COLUMNS = ("db", "uid", "depth", *NODE_PROPERTIES)
+NODE_COLUMNS = ("db", "uid", "depth", "fetched", *NODE_PROPERTIES)
 _INT_COLUMNS = {"depth", "score", *(n for n, kind in NODE_PROPERTIES.items() if kind == "INT64")}
 
 
@@ -935,14 +971,15 @@ def node_table_path(out: str | Path) -> Path:
 
 
 def edge_row(edge: Edge) -> tuple[str, str, str, str, str, int | None, str | None]:
-    """One edge-list row in EDGE_COLUMNS order. `fetched` is None: the journal does not record
-    yet when a link was fetched (design.md asks for it; the column is there for when it does)."""
-    return (edge.dbfrom, edge.uid_from, edge.linkname, edge.dbto, edge.uid_to, edge.score, None)
+    """One edge-list row in EDGE_COLUMNS order (`fetched` None only from an old journal)."""
+    return (edge.dbfrom, edge.uid_from, edge.linkname, edge.dbto, edge.uid_to, edge.score,
+            edge.fetched)
 
 
 def node_row(node: Node) -> tuple[Any, ...]:
     """One node-table row in NODE_COLUMNS order (None where unknown)."""
-    return (node.db, node.uid, node.depth, *(node.props.get(n) for n in NODE_PROPERTIES))
+    return (node.db, node.uid, node.depth, node.fetched,
+            *(node.props.get(n) for n in NODE_PROPERTIES))
 
 
 @contextmanager

@@ -1052,6 +1052,22 @@ class Journal:
                 (utc_now(), int(requests), line, run_id),
             )
 
+    def finish_run(
+        self, run_id: int, *, requests: int, error: BaseException | None = None
+    ) -> None:
+        """End a run from how its code ended: `done` (no `error`), `interrupted` (Ctrl-C,
+        SIGTERM: KeyboardInterrupt) or `failed: <first line>`. With an `error`, a failure to
+        record it is swallowed so that it never hides the error (the run then shows as killed)."""
+        if error is None:
+            self.end_run(run_id, requests=requests, outcome="done")
+            return
+        if isinstance(error, KeyboardInterrupt):
+            outcome = "interrupted"
+        else:
+            outcome = "failed: " + (str(error).strip() or type(error).__name__)
+        with suppress(Exception):
+            self.end_run(run_id, requests=requests, outcome=outcome)
+
     def runs(self) -> list[RunRow]:
         """Every run in the order they started (none for a journal from before the history)."""
         if not self.has_runs:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BadInput, EntrezGraphError
-from .journal import Journal
+from .journal import Journal, RunRow
 from .sinks.verify import rows_behind
 from .store import StorePaths
 
@@ -41,11 +41,62 @@ def _embedded_sink(journal: Journal, graph: Path) -> dict[str, Any] | None:
             "differences": seen["differences"]}
 
 
+def _crawl_running(root: Path) -> bool:
+    """Whether a crawl holds the store's lock now (`crawl.lock`, crawler.crawling.lock)."""
+    import fcntl
+    import os
+
+    from .crawling.lock import LOCK_FILE
+
+    try:
+        fd = os.open(root / LOCK_FILE, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # closing drops a lock taken here
+    return False
+
+
+def _changed(before: dict[str, Any] | None, now: dict[str, Any]) -> dict[str, Any]:
+    """The settings of a run that differ from the run before: {key: {"from": old, "to": new}}."""
+    if before is None:
+        return {}
+    return {
+        key: {"from": before.get(key), "to": now.get(key)}
+        for key in sorted(set(before) | set(now)) if before.get(key) != now.get(key)
+    }
+
+
+def history(runs: list[RunRow], *, running: bool) -> list[dict[str, Any]]:
+    """The crawl's runs for `status`: each with the settings that differ from the run before.
+
+    A run that never ended is `killed`, except the last while a crawl holds the store
+    (`running`)."""
+    out: list[dict[str, Any]] = []
+    before: dict[str, Any] | None = None
+    for i, run in enumerate(runs):
+        outcome = run.state
+        if run.ended is None and run.outcome is None and running and i == len(runs) - 1:
+            outcome = "running"
+        out.append({
+            "run": run.id, "kind": run.kind, "started": run.started, "ended": run.ended,
+            "requests": run.requests, "outcome": outcome, "settings": run.settings,
+            "changed": _changed(before, run.settings),
+        })
+        before = run.settings
+    return out
+
+
 def status(store: str | Path, *, neo4j: Any = None) -> dict[str, Any]:
     """The journal's figures for `store` (records, edges, pending, failed, requests, sinks).
 
     With `neo4j` (a `crawler.sinks.neo4j.Neo4jConfig`) that database's entry holds its real
-    counts against the journal's (`crawler.sinks.neo4j.status_of`), not only its cursor."""
+    counts against the journal's (`crawler.sinks.neo4j.status_of`), not only its cursor.
+    `history` lists the crawl's runs (see `history`), oldest first."""
     paths = StorePaths.of(store)
     if not paths.journal.is_file():
         raise BadInput(
@@ -59,6 +110,7 @@ def status(store: str | Path, *, neo4j: Any = None) -> dict[str, Any]:
         named = journal.execute(
             "SELECT count(*) FROM props WHERE json_extract(data, '$.name') IS NOT NULL"
         ).fetchone()[0]
+        runs = history(journal.runs(), running=_crawl_running(paths.root))
         sinks = _journal_sinks(journal)
         embedded = _embedded_sink(journal, paths.graph)
         if embedded is not None:
@@ -82,5 +134,6 @@ def status(store: str | Path, *, neo4j: Any = None) -> dict[str, Any]:
         "requests_sent": sum(requests.values()),
         "complete": stats["pending"] == 0 and stats["nodes"] > 0,
         "settings": settings,
+        "history": runs,
         "sinks": sinks,
     }

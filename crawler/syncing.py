@@ -118,7 +118,7 @@ def sync(
     if batch_size is not None:
         options["batch_size"] = batch_size
     reports: list[SyncReport] = []
-    with Journal(paths.journal, create=False) as journal:
+    with Journal(paths.journal, create=False, migrate=True) as journal:
         # one store at a time, as before: the embedded store is written even if Neo4j is refused
         if embedded:
             with ExitStack() as stack:
@@ -215,7 +215,7 @@ def summarize(
                         neo4j_options={})
             if sync else []
         )
-        journal = stack.enter_context(Journal(paths.journal, create=False))
+        journal = stack.enter_context(Journal(paths.journal, create=False, migrate=True))
         c = stack.enter_context(client_for(client, eutils_url, email, rps))
         report = summarize_journal(
             journal, c, batch_size=batch_size or DEFAULT_BATCH, dbs=chosen or None,

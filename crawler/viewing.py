@@ -172,17 +172,21 @@ def select_around(
         if n_nodes > max_nodes or n_edges > max_nodes * EDGES_PER_NODE:
             raise _too_big(n_nodes, n_edges, max_nodes, f"the selection ({where})")
         nodes, hop_of = [], {}
-        for r_db, r_uid, depth, data, hop in journal.execute(
-            f"SELECT n.db, n.uid, n.depth, p.data, s.hop FROM {table} s JOIN nodes n "
-            "ON n.db = s.db AND n.uid = s.uid LEFT JOIN props p ON p.db = n.db AND p.uid = n.uid "
-            "ORDER BY s.hop, n.id"
+        node_fetched = "n.fetched" if journal.has_fetched else "NULL"
+        for r_db, r_uid, depth, data, hop, fetched in journal.execute(
+            f"SELECT n.db, n.uid, n.depth, p.data, s.hop, {node_fetched} FROM {table} s "
+            "JOIN nodes n ON n.db = s.db AND n.uid = s.uid "
+            "LEFT JOIN props p ON p.db = n.db AND p.uid = n.uid ORDER BY s.hop, n.id"
         ):
-            node = Node(r_db, r_uid, depth, coerce_props(json.loads(data)) if data else {})
+            node = Node(
+                r_db, r_uid, depth, coerce_props(json.loads(data)) if data else {}, fetched
+            )
             nodes.append(node)
             hop_of[node.key] = hop
+        edge_fetched = "e.fetched" if journal.has_fetched else "NULL"
         edges = [Edge(*r) for r in journal.execute(
-            "SELECT e.id, e.dbfrom, e.uid_from, e.linkname, e.dbto, e.uid_to, e.score "
-            f"{edge_sql} ORDER BY e.id", [bounds.edge, *link_args])]
+            f"SELECT e.id, e.dbfrom, e.uid_from, e.linkname, e.dbto, e.uid_to, e.score, "
+            f"{edge_fetched} {edge_sql} ORDER BY e.id", [bounds.edge, *link_args])]
     finally:
         journal.execute(f"DROP TABLE IF EXISTS {table}")
     center = f"{db}:{uid}"
@@ -338,6 +342,8 @@ def page_data(selection: Selection) -> dict[str, Any]:
         e: dict[str, Any] = {"from": edge.source, "to": edge.target, "linkname": edge.linkname}
         if edge.score is not None:
             e["score"] = edge.score
+        if edge.fetched is not None:
+            e["fetched"] = edge.fetched
         edges.append(e)
     return {"nodes": nodes, "edges": edges, "center": selection.center, "ncbi": NCBI,
             "colors": _colors(n.db for n in selection.nodes)}

@@ -27,8 +27,8 @@ _NODE = re.compile(r"^UNWIND \$rows AS r MERGE \(n:`(\w+)` \{uid: r\.uid\}\) SET
 _PROP = re.compile(r"^UNWIND \$rows AS r MERGE \(n:`(\w+)` \{uid: r\.uid\}\) SET n \+= r\.data ")
 _EDGE = re.compile(
     r"^UNWIND \$rows AS r MATCH \(a:`(\w+)` \{uid: r\.f\}\) MATCH \(b:`(\w+)` \{uid: r\.t\}\) "
-    r"(MERGE|CREATE) \(a\)-\[e:`(\w+)`\]->\(b\) SET e\.score = coalesce\(r\.s, e\.score\) "
-    r"RETURN count\(e\) AS n$"
+    r"(MERGE|CREATE) \(a\)-\[e:`(\w+)`\]->\(b\) SET e\.score = coalesce\(r\.s, e\.score\), "
+    r"e\.fetched = coalesce\(r\.at, e\.fetched\) RETURN count\(e\) AS n$"
 )
 _REMOVE_EDGES = re.compile(
     r"^UNWIND \$rows AS r MATCH \(a:`(\w+)` \{uid: r\.f\}\)-\[e:`(\w+)`\]->\(b:`(\w+)` "
@@ -251,6 +251,8 @@ class FakeTx:
                 node = g.nodes.setdefault((m.group(1), r["uid"]), {"uid": r["uid"]})
                 if node.get("depth") is None or r["depth"] < node["depth"]:
                     node["depth"] = r["depth"]
+                if r.get("at") is not None:
+                    node["fetched"] = r["at"]
             return Result(["n"], [[len(params["rows"])]])
         if m := _PROP.match(text):
             self._writes()
@@ -282,6 +284,8 @@ class FakeTx:
                     g.rels.append(rel)
                 if r["s"] is not None:
                     rel["score"] = r["s"]
+                if r.get("at") is not None:
+                    rel["fetched"] = r["at"]
             return Result(["n"], [[found]])
         if m := _REMOVE_EDGES.match(text):
             self._writes()

@@ -61,6 +61,8 @@ def format_table(report: dict[str, Any]) -> str:
         "",
         _breakdown(report["by_link"], _held(report, "edges"), "link name", "edges"),
     ]
+    if report.get("history"):
+        lines += ["", _history(report["history"])]
     if report["sinks"]:
         lines += [
             "",
@@ -70,6 +72,32 @@ def format_table(report: dict[str, Any]) -> str:
             ),
         ]
     return "\n".join(lines)
+
+
+def _setting_text(value: Any) -> str:
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value) or "-"
+    return "-" if value is None else str(value)
+
+
+def _history(runs: list[dict[str, Any]]) -> str:
+    """The crawl's runs: kind, times, requests, outcome, and what each changed in the settings."""
+    rows = []
+    for run in runs:
+        if run["run"] == runs[0]["run"]:
+            # a store crawled before the history was kept starts it with a resume
+            changed = "first run" if run["kind"] == "crawl" else "first recorded"
+        else:
+            changed = "; ".join(
+                f"{key} {_setting_text(d['from'])} -> {_setting_text(d['to'])}"
+                for key, d in run["changed"].items()
+            ) or "same"
+        rows.append({
+            "run": run["run"], "kind": run["kind"], "started": run["started"],
+            "ended": run["ended"] or "-", "requests": run["requests"],
+            "outcome": run["outcome"], "settings": changed,
+        })
+    return render(rows, ["run", "kind", "started", "ended", "requests", "outcome", "settings"])
 
 
 def _breakdown(
@@ -94,7 +122,8 @@ def command(
 ) -> None:
     """Show what the journal holds: records and edges by database and link name, pending, failed.
 
-    With --neo4j, that database's real counts are compared with the journal's.
+    Also the crawl's history: each run's kind, start and end, requests, outcome and the settings
+    it changed. With --neo4j, that database's real counts are compared with the journal's.
 
     \b
     Examples:

@@ -341,6 +341,9 @@ def _run(
         raise
     journal: Journal | None = None
     syncer: BackgroundSync | None = None
+    crawler: Crawler | None = None
+    run_id: int | None = None
+    error: BaseException | None = None
     try:
         journal = Journal(StorePaths.of(root).journal)
         with journal.transaction():
@@ -360,6 +363,10 @@ def _run(
                     {"settings": settings.as_dict(), "seeds": [list(s) for s in seeds],
                      **({"endpoint": endpoint} if endpoint else {})}
                 )
+        run_id = journal.start_run(  # the crawl's history; its end is recorded below
+            "resume" if stored else "crawl",
+            {**settings.as_dict(), **({"endpoint": endpoint} if endpoint else {})},
+        )
         # Every sink is made, used and closed on the sinks' thread; the caller's own sinks
         # (`sinks=`) are used there too, and left open.
         openers: list[Callable[[], Sink]] = []
@@ -411,12 +418,18 @@ def _run(
             root, settings, seeds, journal, crawler.requests, crawler.last_reports, started,
             summary_info,
         )
+    except BaseException as exc:
+        error = exc
+        raise
     finally:
         if syncer is not None:
             syncer.close()
         if neo4j_sink is not None:
             neo4j_sink.close()
         if journal is not None:
+            if run_id is not None:
+                sent = crawler.requests if crawler is not None else seed_requests
+                journal.finish_run(run_id, requests=sent, error=error)
             journal.close()
         lock.release()
 

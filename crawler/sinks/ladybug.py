@@ -1,8 +1,9 @@
 """The embedded store: journal rows projected into a LadybugDB database file with bulk COPY.
 
 Model (design.md): one NODE TABLE per Entrez database `(uid STRING PRIMARY KEY, depth INT64,
-<NODE_PROPERTIES>)` and one REL TABLE per link name `(FROM <dbfrom> TO <dbto>, score INT64)`, both
-created the first time they are seen (a link name met between a new pair of databases gets the pair
+<NODE_PROPERTIES>, fetched STRING)` and one REL TABLE per link name `(FROM <dbfrom> TO <dbto>,
+score INT64, fetched STRING)` (`fetched`: the journal's time stamps), both created the first time
+they are seen (a link name met between a new pair of databases gets the pair
 added with `ALTER TABLE … ADD FROM … TO …`).
 
 Why COPY and an in-store cursor: `COPY … FROM` a file or Arrow table is the only fast bulk path in
@@ -110,6 +111,13 @@ _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 # Rows go to COPY through CSV files: every COPY of an in-memory Arrow table keeps 15-25 MB, and
 # the first one costs ~100 MB more (pyarrow loaded and initialised). See "Memory" above.
 _CSV_OPTIONS = "HEADER=true, DELIM=',', QUOTE='\"', ESCAPE='\"', AUTO_DETECT=false, PARALLEL=false"
+
+
+_CSV_HEADERS = {
+    "nodes": ["uid", "depth", "fetched"],
+    "edges": ["from", "to", "score", "fetched"],
+    "stamps": ["uid", "fetched"],
+}
 
 
 def graph_path(path: str | Path) -> Path:
@@ -492,6 +500,7 @@ class LadybugSink:
         self._expected: tuple[Cursor, int, Counts] | None = None
         self._node_tables: set[str] = set()
         self._rel_pairs: dict[str, set[tuple[str, str]]] = {}
+        self._unstamped: dict[str, str] = {}  # tables made before `fetched`: name -> NODE/REL
         try:
             try:
                 self._open()
@@ -556,7 +565,14 @@ class LadybugSink:
     # -- schema ----------------------------------------------------------------------------
 
     def _load_schema(self) -> None:
+        self._unstamped.clear()
         for name, kind in self._conn.execute("CALL show_tables() RETURN name, type").get_all():
+            if kind in ("NODE", "REL") and name != CURSOR_TABLE and IDENTIFIER.match(name):
+                columns = {r[0] for r in self._conn.execute(
+                    f"CALL table_info('{name}') RETURN name"
+                ).get_all()}
+                if "fetched" not in columns:
+                    self._unstamped[name] = kind
             if kind == "NODE" and name != CURSOR_TABLE:
                 self._node_tables.add(name)
             elif kind == "REL":
@@ -573,7 +589,8 @@ class LadybugSink:
             raise StoreError(f"{db!r} is reserved for the embedded store's cursor")
         columns = "".join(f", `{k}` {t}" for k, t in NODE_PROPERTIES.items())
         self._conn.execute(
-            f"CREATE NODE TABLE IF NOT EXISTS `{db}`(uid STRING PRIMARY KEY, depth INT64{columns})"
+            f"CREATE NODE TABLE IF NOT EXISTS `{db}`(uid STRING PRIMARY KEY, depth INT64{columns}"
+            ", fetched STRING)"
         )
         self._node_tables.add(db)
 
@@ -587,7 +604,7 @@ class LadybugSink:
         if pairs is None:
             self._conn.execute(
                 f"CREATE REL TABLE IF NOT EXISTS `{linkname}`"
-                f"(FROM `{dbfrom}` TO `{dbto}`, score INT64)"
+                f"(FROM `{dbfrom}` TO `{dbto}`, score INT64, fetched STRING)"
             )
             self._rel_pairs[linkname] = {(dbfrom, dbto)}
         else:
@@ -643,6 +660,8 @@ class LadybugSink:
         self._origin = journal_origin(journal)
         try:
             self._check_same_crawl(journal)
+            if self._unstamped:
+                self._stamp_old_tables(journal, report)
             if not self._proven:
                 self._resume_pass(journal, report)
                 self._prove(journal, report)
@@ -675,6 +694,44 @@ class LadybugSink:
             ) from None
         report.pending = rows_behind(journal, self.cursor())["total"]
         return report
+
+    def _stamp_old_tables(self, journal: Journal, report: SyncReport) -> None:
+        """Tables made before the `fetched` property get it (ALTER TABLE … ADD) and their
+        values from the journal: records by one LOAD … SET per table, links by reloading their
+        rel table (a rel property cannot be set in bulk by key)."""
+        cursor = self.cursor()
+        tables = dict(sorted(self._unstamped.items()))
+        for name, kind in tables.items():
+            if kind == "NODE":  # a rel table is made again below, with the column
+                self._conn.execute(f"ALTER TABLE `{check_identifier(name)}` ADD fetched STRING")
+        stamped = 0
+        for name, kind in tables.items():
+            if kind == "NODE":
+                stamped += self._restamp_nodes(journal, name, cursor)
+            else:
+                stamped += self._rebuild_rel(journal, name, cursor)
+        self._unstamped.clear()
+        report.repaired += stamped
+        self._conn.execute("CHECKPOINT")
+        _log.warning(
+            "embedded store %s was made before `fetched` time stamps: added them to %d tables "
+            "from the journal (%d rows)", self.path, len(tables), stamped,
+        )
+
+    def _restamp_nodes(self, journal: Journal, db: str, cursor: Cursor) -> int:
+        """Set `fetched` on the table's records from the journal (records up to the cursor)."""
+        rows = journal.execute(
+            f"SELECT uid, {journal.fetched_column} FROM nodes WHERE db = ? AND id <= ? "
+            "ORDER BY id", (db, cursor.node),
+        ).fetchall()
+        if not rows:
+            return 0
+        csv_path = self._write_csv("stamps", rows)
+        self._conn.execute(
+            f"LOAD WITH HEADERS (uid STRING, fetched STRING) FROM '{csv_path}' ({_CSV_OPTIONS}) "
+            f"MATCH (n:`{db}` {{uid: uid}}) SET n.fetched = fetched"
+        )
+        return len(rows)
 
     def _check_same_crawl(self, journal: Journal) -> None:
         """Refuse a store loaded from another crawl: repairing it would destroy someone's data."""
@@ -851,15 +908,15 @@ class LadybugSink:
         """One rel table pair's rows in (after, end] as a CSV file, streamed from SQLite (the
         `+` keeps SQLite on the id range rather than the (dbfrom, uid_from, …) index)."""
         rows = journal.execute(
-            "SELECT uid_from, uid_to, score FROM edges WHERE id > ? AND id <= ? "
-            "AND +linkname = ? AND +dbfrom = ? AND +dbto = ? ORDER BY id",
+            f"SELECT uid_from, uid_to, score, {journal.fetched_column} FROM edges "
+            "WHERE id > ? AND id <= ? AND +linkname = ? AND +dbfrom = ? AND +dbto = ? ORDER BY id",
             (after, end, linkname, dbfrom, dbto),
         )
         path = self._csv_dir() / f"edges{index}.csv"
         n = 0
         with open(path, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
-            writer.writerow(["from", "to", "score"])
+            writer.writerow(_CSV_HEADERS["edges"])
             while chunk := rows.fetchmany(10_000):
                 writer.writerows(chunk)
                 n += len(chunk)
@@ -986,13 +1043,15 @@ class LadybugSink:
     def _reload_nodes(self, journal: Journal, db: str, cursor: Cursor) -> int:
         """COPY the journal's records of `db` (up to the cursor), skipping those the table has."""
         rows = journal.execute(
-            "SELECT uid, depth FROM nodes WHERE db = ? AND id <= ? ORDER BY id", (db, cursor.node)
+            f"SELECT uid, depth, {journal.fetched_column} FROM nodes WHERE db = ? AND id <= ? "
+            "ORDER BY id", (db, cursor.node)
         ).fetchall()
         self._ensure_node_table(db)
         before = self._count(f"MATCH (n:`{db}`) RETURN count(*)")
         csv_path = self._write_csv("nodes", rows)
         self._conn.execute(
-            f"COPY `{db}`(uid, depth) FROM '{csv_path}' ({_CSV_OPTIONS}, IGNORE_ERRORS=true)"
+            f"COPY `{db}`(uid, depth, fetched) FROM '{csv_path}' "
+            f"({_CSV_OPTIONS}, IGNORE_ERRORS=true)"
         )
         return self._count(f"MATCH (n:`{db}`) RETURN count(*)") - before
 
@@ -1006,7 +1065,8 @@ class LadybugSink:
         while True:
             rows = [
                 EdgeRow(*r) for r in journal.execute(
-                    "SELECT id, dbfrom, uid_from, linkname, dbto, uid_to, score FROM edges "
+                    "SELECT id, dbfrom, uid_from, linkname, dbto, uid_to, score, "
+                    f"{journal.fetched_column} FROM edges "
                     "WHERE linkname = ? AND id > ? AND id <= ? ORDER BY id LIMIT ?",
                     (linkname, last, cursor.edge, BATCH_ROWS),
                 ).fetchall()
@@ -1101,8 +1161,10 @@ class LadybugSink:
                 self._ensure_node_table(db)
             return by_db
         for db, group in rows.items():
-            csv_path = self._write_csv("nodes", ((r.uid, r.depth) for r in group))
-            self._conn.execute(f"COPY `{db}`(uid, depth) FROM '{csv_path}' ({_CSV_OPTIONS})")
+            csv_path = self._write_csv("nodes", ((r.uid, r.depth, r.fetched) for r in group))
+            self._conn.execute(
+                f"COPY `{db}`(uid, depth, fetched) FROM '{csv_path}' ({_CSV_OPTIONS})"
+            )
         return None
 
     def _copy_edges(self, rows: Any, *, prepare: bool) -> Any:
@@ -1110,8 +1172,8 @@ class LadybugSink:
         of a CSV file already written (`_edge_pass`)."""
         if prepare:
             if rows and isinstance(rows[0], EdgeRow):
-                rows = [(r.id, r.linkname, r.dbfrom, r.dbto, r.uid_from, r.uid_to, r.score)
-                        for r in rows]
+                rows = [(r.id, r.linkname, r.dbfrom, r.dbto, r.uid_from, r.uid_to, r.score,
+                         r.fetched) for r in rows]
             by_rel: dict[tuple[str, str, str], list[tuple[Any, ...]]] = defaultdict(list)
             for r in rows:
                 by_rel[r[1:4]].append(r[4:])
@@ -1139,7 +1201,7 @@ class LadybugSink:
         path = self._csv_dir() / f"{kind}.csv"
         with open(path, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
-            writer.writerow(["from", "to", "score"] if kind == "edges" else ["uid", "depth"])
+            writer.writerow(_CSV_HEADERS[kind])
             writer.writerows(rows)
         return str(path)
 

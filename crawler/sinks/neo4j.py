@@ -96,7 +96,7 @@ JOURNAL_ID_KEY = "journal_id"
 SCHEMES = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
 _DATABASE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9.\-]{0,62}$")
 RETRYABLE: tuple[type[Exception], ...] = (ServiceUnavailable, SessionExpired, TransientError)
-_RESERVED_PROPS = {"uid", "depth"}
+_RESERVED_PROPS = {"uid", "depth", "fetched"}
 # The driver's own retry of a managed transaction is kept short: tenacity (Neo4jSink.attempts)
 # bounds the whole, so an outage costs a crawl level about attempts x 5 s before it reports.
 DRIVER_SETTINGS: dict[str, Any] = {
@@ -280,11 +280,12 @@ def constraint_query(label: str) -> str:
 
 
 def node_query(label: str) -> str:
-    """MERGE a batch of records of one database; `depth` keeps the smallest depth seen."""
+    """MERGE a batch of records of one database; `depth` keeps the smallest depth seen, and
+    `fetched` is the journal's (kept where an old journal has none)."""
     return (
         f"UNWIND $rows AS r MERGE (n:{_q(label, 'database name')} {{uid: r.uid}}) "
         "SET n.depth = CASE WHEN n.depth IS NULL OR r.depth < n.depth "
-        "THEN r.depth ELSE n.depth END "
+        "THEN r.depth ELSE n.depth END, n.fetched = coalesce(r.at, n.fetched) "
         "RETURN count(n) AS n"
     )
 
@@ -301,7 +302,7 @@ def edge_query(dbfrom: str, linkname: str, dbto: str, *, create: bool = False) -
         f"MATCH (a:{_q(dbfrom, 'database name')} {{uid: r.f}}) "
         f"MATCH (b:{_q(dbto, 'database name')} {{uid: r.t}}) "
         f"{verb} (a)-[e:{_q(linkname, 'link name')}]->(b) "
-        "SET e.score = coalesce(r.s, e.score) "
+        "SET e.score = coalesce(r.s, e.score), e.fetched = coalesce(r.at, e.fetched) "
         "RETURN count(e) AS n"
     )
 
@@ -410,7 +411,9 @@ def group_nodes(rows: Iterable[NodeRow]) -> dict[str, list[dict[str, Any]]]:
     """Node rows grouped by label (validated), as UNWIND parameter rows."""
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
-        groups[check_identifier(r.db, "database name")].append({"uid": r.uid, "depth": r.depth})
+        groups[check_identifier(r.db, "database name")].append(
+            {"uid": r.uid, "depth": r.depth, "at": r.fetched}
+        )
     return dict(groups)
 
 
@@ -423,7 +426,7 @@ def group_edges(rows: Iterable[EdgeRow]) -> dict[tuple[str, str, str], list[dict
             check_identifier(r.linkname, "link name"),
             check_identifier(r.dbto, "database name"),
         )
-        groups[key].append({"f": r.uid_from, "t": r.uid_to, "s": r.score})
+        groups[key].append({"f": r.uid_from, "t": r.uid_to, "s": r.score, "at": r.fetched})
     return dict(groups)
 
 
@@ -873,7 +876,8 @@ class Neo4jSink:
         found: list[NodeRow] = []
         for db, uid in sorted(wanted):
             hit = journal.execute(
-                "SELECT id, db, uid, depth, state FROM nodes WHERE db=? AND uid=?", (db, uid)
+                f"SELECT id, db, uid, depth, state, {journal.fetched_column} FROM nodes "
+                "WHERE db=? AND uid=?", (db, uid)
             ).fetchone()
             if hit is None:
                 raise StoreError(f"journal edge refers to a record it does not hold: {db}:{uid}")
@@ -1032,14 +1036,15 @@ def journal_rows(journal: Journal, table: str, name: str, cursor: Cursor) -> Ite
     """
     if table == "nodes":
         for row in journal.execute(
-            "SELECT id, db, uid, depth, state FROM nodes WHERE db = ? AND id <= ? ORDER BY id",
+            f"SELECT id, db, uid, depth, state, {journal.fetched_column} FROM nodes "
+            "WHERE db = ? AND id <= ? ORDER BY id",
             (name, cursor.node),
         ):
             yield NodeRow(*row)
     elif table == "edges":
         for row in journal.execute(
-            "SELECT id, dbfrom, uid_from, linkname, dbto, uid_to, score FROM edges "
-            "WHERE linkname = ? AND id <= ? ORDER BY id",
+            f"SELECT id, dbfrom, uid_from, linkname, dbto, uid_to, score, "
+            f"{journal.fetched_column} FROM edges WHERE linkname = ? AND id <= ? ORDER BY id",
             (name, cursor.edge),
         ):
             yield EdgeRow(*row)

@@ -56,6 +56,9 @@
       id: node.id, label: short(node.label), color: color(node.db), shape: "dot",
       size: node.id === data.center ? 20 : Math.min(18, 7 + 2 * Math.sqrt(d)),
       borderWidth: node.id === data.center ? 3 : 1,
+      // the hover tooltip (plain text): the record and when it was fetched (provenance)
+      title: node.id + (node.label !== node.uid ? " " + node.label : "") +
+        (node.props.fetched ? "\nfetched " + node.props.fetched : ""),
     };
     if (landmarks.has(node.id)) {
       item.font = {size: node.id === data.center ? 18 : 14, bold: node.id === data.center};
@@ -71,7 +74,8 @@
     var pair = edge.from < edge.to ? edge.from + "\u0000" + edge.to : edge.to + "\u0000" + edge.from;
     var k = pairs.get(pair) || 0;
     pairs.set(pair, k + 1);
-    var item = {id: i, from: edge.from, to: edge.to, label: labelled ? edge.linkname : undefined};
+    var item = {id: i, from: edge.from, to: edge.to, label: labelled ? edge.linkname : undefined,
+                title: edge.linkname + (edge.fetched ? "\nfetched " + edge.fetched : "")};
     if (k > 0) {
       var clockwise = (k % 2 === 1) === (edge.from < edge.to);
       item.smooth = {enabled: true, type: clockwise ? "curvedCW" : "curvedCCW",
@@ -173,7 +177,7 @@
 
   // -- details of a record or a link ----------------------------------------------------------
   var details = document.getElementById("details");
-  var FIELDS = ["db", "uid", "hops", "depth", "name", "accession", "organism", "description",
+  var FIELDS = ["db", "uid", "hops", "depth", "fetched", "name", "accession", "organism", "description",
                 "journal", "year", "status"];
   function row(table, key, value) {
     if (value === undefined || value === null || value === "") return;
@@ -235,6 +239,7 @@
     var table = el("table");
     row(table, "link name", e.linkname);
     row(table, "score", e.score);
+    row(table, "fetched", e.fetched);
     details.appendChild(table);
     [["from", e.from], ["to", e.to]].forEach(function (p) {
       var para = el("p", p[0] + " ");
