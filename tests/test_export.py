@@ -35,7 +35,7 @@ from crawler.store import StorePaths
 
 export_mod = sys.modules["crawler.exporting"]
 
-ATTRS = {"db", "uid", "depth", *NODE_PROPERTIES}
+ATTRS = {"db", "uid", "depth", "fetched", *NODE_PROPERTIES}
 FORMATS = ("graphml", "gexf", "json", "neo4j-csv")
 XML_FORMATS = {"graphml", "gexf"}
 
@@ -123,7 +123,7 @@ def truth(
             key = f"{n.db}:{n.uid}"
             if links and key not in ends:
                 continue
-            nodes[key] = {"db": n.db, "uid": n.uid, "depth": n.depth,
+            nodes[key] = {"db": n.db, "uid": n.uid, "depth": n.depth, "fetched": n.fetched,
                           **_expected_props(journal.props_of(n.db, n.uid), xml)}
     return nodes, edges
 
@@ -174,16 +174,17 @@ def read_neo4j_csv(out: Path) -> tuple[dict[str, dict[str, Any]], Counter]:
         with path.open(newline="", encoding="utf-8") as fh:
             rows = list(csv.reader(fh))
         header = rows[0]
-        assert header[0] == f"uid:ID({label})" and header[1] == "depth:int"
+        assert header[:3] == [f"uid:ID({label})", "depth:int", "fetched"]
         assert header[-1] == ":LABEL"
-        names = [h.split(":")[0] for h in header[2:-1]]
+        names = [h.split(":")[0] for h in header[3:-1]]
         assert names == list(NODE_PROPERTIES)
         uids = [r[0] for r in rows[1:]]
         assert len(uids) == len(set(uids)), "IDs must be unique within an ID space"
         for row in rows[1:]:
             assert row[-1] == label
-            attrs: dict[str, Any] = {"db": label, "uid": row[0], "depth": int(row[1])}
-            for name, raw in zip(names, row[2:-1], strict=True):
+            attrs: dict[str, Any] = {"db": label, "uid": row[0], "depth": int(row[1]),
+                                     "fetched": row[2]}
+            for name, raw in zip(names, row[3:-1], strict=True):
                 if raw != "":
                     attrs[name] = int(raw) if NODE_PROPERTIES[name] == "INT64" else raw
             nodes[f"{label}:{row[0]}"] = attrs
@@ -195,8 +196,9 @@ def read_neo4j_csv(out: Path) -> tuple[dict[str, dict[str, Any]], Counter]:
             rows = list(csv.reader(fh))
         start, end = (re.fullmatch(r":(?:START|END)_ID\(([a-z0-9_]+)\)", h).group(1)
                       for h in rows[0][:2])
-        assert rows[0][2:] == ["score:int", ":TYPE"]
-        for uid_from, uid_to, score, linkname in rows[1:]:
+        assert rows[0][2:] == ["score:int", "fetched", ":TYPE"]
+        for uid_from, uid_to, score, fetched, linkname in rows[1:]:
+            assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", fetched), fetched
             assert linkname == rel_type
             edges[(f"{start}:{uid_from}", f"{end}:{uid_to}", linkname,
                    int(score) if score else None)] += 1

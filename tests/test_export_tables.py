@@ -95,13 +95,14 @@ def truth(store: Path, dbs: set[str] | None = None) -> tuple[set[tuple], list[tu
         props = {(db, uid): json.loads(data)
                  for db, uid, data in con.execute("SELECT db, uid, data FROM props")}
         nodes = {
-            (db, uid, depth, *(_prop(n, props.get((db, uid), {}).get(n)) for n in NODE_PROPERTIES))
-            for db, uid, depth in con.execute("SELECT db, uid, depth FROM nodes")
+            (db, uid, depth, fetched,
+             *(_prop(n, props.get((db, uid), {}).get(n)) for n in NODE_PROPERTIES))
+            for db, uid, depth, fetched in con.execute("SELECT db, uid, depth, fetched FROM nodes")
             if dbs is None or db in dbs
         }
         edges = sorted(
-            (*row, None) for row in con.execute(
-                "SELECT dbfrom, uid_from, linkname, dbto, uid_to, score FROM edges")
+            row for row in con.execute(
+                "SELECT dbfrom, uid_from, linkname, dbto, uid_to, score, fetched FROM edges")
             if dbs is None or (row[0] in dbs and row[3] in dbs)
         )
     finally:

@@ -122,7 +122,8 @@ def test_grouping_by_label_and_link_name(journal: Journal) -> None:
     fill(journal, 2)
     nodes = neo.group_nodes(journal.iter_nodes())
     assert sorted(nodes) == ["gene", "protein", "structure"]
-    assert {"uid": "1000", "depth": 0} in nodes["gene"]
+    gene = next(r for r in nodes["gene"] if r["uid"] == "1000")
+    assert gene == {"uid": "1000", "depth": 0, "at": journal.nodes_between(0, 1)[0].fetched}
     edges = neo.group_edges(journal.iter_edges())
     assert sorted(edges) == [
         ("gene", "gene_protein_refseq", "protein"),
@@ -188,7 +189,9 @@ def test_sync_pushes_journal_and_is_idempotent(fake: FakeNeo4j, journal: Journal
     assert g.nodes[("gene", "1000")] == {
         "uid": "1000", "depth": 0, "name": "G0", "organism": "Homo sapiens",
         "aliases": ["a", "b"], "extra": '{"x": 1}',
+        "fetched": journal.nodes_between(0, 1)[0].fetched,
     }
+    assert all(r["fetched"] for r in g.rels)  # every link carries the journal's time
     assert g.constraints == {"gene", "protein", "structure", neo.CURSOR_LABEL}
     # constraints are created in their own transactions, before the label's data
     first_constraint = next(i for i, (t, _) in enumerate(fake.log) if t.startswith("CREATE CONS"))

@@ -161,7 +161,23 @@ def test_every_record_and_link_has_fetched_everywhere(emulator: Emulator, tmp_pa
     assert {n["id"]: n["props"]["fetched"] for n in data["nodes"]} == want_nodes
     assert sorted(e["fetched"] for e in data["edges"]) == sorted(want_edges.values())
 
+    # The store proof counts `fetched` too: cleared values show, and sync puts them back.
+    cli("query", "--store", str(store), "--write", "MATCH (n:gene) SET n.fetched = NULL RETURN 1")
+    link = next(k[2] for k in edges if k[2] != "gene_protein")
+    cli("query", "--store", str(store), "--write",
+        f"MATCH ()-[r:{link}]->() SET r.fetched = NULL RETURN 1")
     report = json.loads(cli("status", "--store", str(store), "--format", "json").output)
+    genes = sum(1 for db, _ in nodes if db == "gene")
+    links = sum(1 for k in edges if k[2] == link)
+    assert report["sinks"]["embedded"]["state"] == "diverged"
+    assert sorted(report["sinks"]["embedded"]["differences"]) == sorted([
+        f"gene fetched times: 0 held, {genes} in the journal",
+        f"{link} fetched times: 0 held, {links} in the journal"])
+    cli("sync", "--store", str(store), "--embedded")
+    assert store_stamps(store) == (nodes, edges)
+
+    report = json.loads(cli("status", "--store", str(store), "--format", "json").output)
+    assert report["sinks"]["embedded"]["state"] == "in step"
     (run,) = report["history"]
     assert run["kind"] == "crawl" and run["outcome"] == "done" and run["changed"] == {}
     assert before <= run["started"] <= run["ended"] <= after

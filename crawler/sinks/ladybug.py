@@ -74,6 +74,7 @@ from .verify import (
     compare,
     describe,
     expected_counts,
+    fetched_between,
     links_between,
     pending_removals,
     property_values,
@@ -297,13 +298,17 @@ def real_counts(conn: ladybug.Connection) -> Counts:
     nodes: dict[str, int] = {}
     edges: dict[str, int] = {}
     props: dict[str, int] = {}
+    fetched: dict[str, int] = {}
     values = " + ".join(f"count(n.`{k}`)" for k in NODE_PROPERTIES)
 
-    def count(cypher: str) -> int:
+    def count(cypher: str, missing: int = -1) -> int:
         try:
             return int(conn.execute(cypher).get_all()[0][0])
         except RuntimeError:
-            return -1
+            return missing
+
+    def stamps(cypher: str) -> int:  # 0 for a table made before `fetched` (no such column)
+        return count(cypher, 0)
 
     for name, kind in conn.execute("CALL show_tables() RETURN name, type").get_all():
         if name == CURSOR_TABLE:
@@ -314,12 +319,16 @@ def real_counts(conn: ladybug.Connection) -> Counts:
             props[name] = (
                 count(f"MATCH (n:`{name}`) RETURN {values}") if valid else -1
             )
+            if valid:
+                fetched[name] = stamps(f"MATCH (n:`{name}`) RETURN count(n.fetched)")
         elif kind == "REL":
             edges[name] = count(f"MATCH ()-[r:`{name}`]->() RETURN count(*)") if valid else -1
+            if valid:
+                fetched[name] = stamps(f"MATCH ()-[r:`{name}`]->() RETURN count(r.fetched)")
         else:
             nodes[name] = -1  # a table kind the sink never makes
     keep = lambda d: {k: v for k, v in sorted(d.items()) if v}  # noqa: E731
-    return Counts(keep(nodes), keep(edges), keep(props))
+    return Counts(keep(nodes), keep(edges), keep(props), keep(fetched))
 
 
 def store_files(path: Path) -> list[Path]:
@@ -472,8 +481,13 @@ def inspect_store(path: str | Path, journal: Journal) -> dict[str, Any]:
         except RuntimeError as exc:
             raise StoreError(f"embedded store {path}: {_first_line(exc)}") from None
         behind = rows_behind(journal, cursor)
-        expected = _with_pass_marks(journal, expected_counts(journal, cursor), cursor, marks)
-        differences = compare(expected, held, props=props_comparable(journal, cursor))
+        expected = _with_pass_marks(
+            journal, expected_counts(journal, cursor, fetched=not marks), cursor, marks
+        )
+        # mid-pass (marked tables) the rows' times are not counted: only when no pass is open
+        differences = compare(
+            expected, held, props=props_comparable(journal, cursor), fetched=not marks
+        )
     state = "diverged" if differences else ("behind" if behind["total"] else "in step")
     return {
         "state": state,
@@ -933,7 +947,7 @@ class LadybugSink:
         cursor = self.cursor()
         return compare(
             self._expected_at(journal, cursor), self.real_counts(),
-            props=props_comparable(journal, cursor),
+            props=props_comparable(journal, cursor), fetched=True,
         )
 
     def _expected_at(self, journal: Journal, cursor: Cursor) -> Counts:
@@ -961,6 +975,7 @@ class LadybugSink:
                 records_between(journal, 0, cursor.node),
                 links_between(journal, 0, cursor.edge),
                 property_values(journal, cursor),
+                fetched_between(journal, Cursor(), cursor),
             )
         else:
             at, _, known = cached
@@ -978,7 +993,12 @@ class LadybugSink:
                 props = dict(sorted(props.items()))
             else:
                 props = known.props
-            counts = Counts(dict(sorted(nodes.items())), dict(sorted(edges.items())), props)
+            fetched = Counter(known.fetched)
+            fetched.update(fetched_between(journal, at, cursor))
+            counts = Counts(
+                dict(sorted(nodes.items())), dict(sorted(edges.items())), props,
+                dict(sorted(fetched.items())),
+            )
         self._expected = (bounds, top, counts)
         return counts
 
@@ -1038,6 +1058,15 @@ class LadybugSink:
         loaded += sum(self._rebuild_rel(journal, name, cursor) for name in sorted(rels))
         named = {d.name for d in differences if d.kind == "props"} | short
         loaded += sum(self._reapply_props(journal, db, cursor) for db in sorted(named))
+        stamps = {d.name for d in differences if d.kind == "fetched"}
+        loaded += sum(
+            self._restamp_nodes(journal, name, cursor) for name in sorted(stamps - rels)
+            if name in self._node_tables
+        )
+        loaded += sum(
+            self._rebuild_rel(journal, name, cursor) for name in sorted(stamps - rels)
+            if name in self._rel_pairs
+        )
         return loaded
 
     def _reload_nodes(self, journal: Journal, db: str, cursor: Cursor) -> int:

@@ -9,7 +9,9 @@ Counts compared, per store:
 - `nodes[label]`: records of that Entrez database;
 - `edges[linkname]`: links of that link name (duplicates would show as a surplus);
 - `props[label]`: property values (non-NULL NODE_PROPERTIES: names, organisms … from ESummary),
-  so a cleared or added value shows as well as a lost record.
+  so a cleared or added value shows as well as a lost record;
+- `fetched[label or linkname]` (the embedded store, `fetched=True`): records and links with a
+  `fetched` time, so a store that lacks them (made before provenance, or cleared) shows.
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..journal import Cursor
 from . import NODE_PROPERTIES
 
 if TYPE_CHECKING:
-    from ..journal import Cursor, Journal
+    from ..journal import Journal
 
 _LEADING_INT = re.compile(r"^(\d{1,18})(?!\d)")
 
@@ -34,9 +37,13 @@ class Counts:
     nodes: dict[str, int] = field(default_factory=dict)
     edges: dict[str, int] = field(default_factory=dict)
     props: dict[str, int] = field(default_factory=dict)
+    fetched: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, dict[str, int]]:
-        return {"nodes": dict(self.nodes), "edges": dict(self.edges), "props": dict(self.props)}
+        out = {"nodes": dict(self.nodes), "edges": dict(self.edges), "props": dict(self.props)}
+        if self.fetched:
+            out["fetched"] = dict(self.fetched)
+        return out
 
     @property
     def total_nodes(self) -> int:
@@ -51,13 +58,14 @@ class Counts:
 class Difference:
     """One label or link name whose real count is not the journal's."""
 
-    kind: str  # "nodes", "edges" or "props"
+    kind: str  # "nodes", "edges", "props" or "fetched"
     name: str  # the label (database) or link name
     expected: int
     actual: int
 
     def __str__(self) -> str:
-        what = {"nodes": "records", "edges": "links", "props": "property values"}[self.kind]
+        what = {"nodes": "records", "edges": "links", "props": "property values",
+                "fetched": "fetched times"}[self.kind]
         return f"{self.name} {what}: {self.actual} held, {self.expected} in the journal"
 
 
@@ -84,15 +92,17 @@ def coerce_property(value: Any, kind: str) -> Any:
     return str(value)
 
 
-def expected_counts(journal: Journal, cursor: Cursor) -> Counts:
+def expected_counts(journal: Journal, cursor: Cursor, *, fetched: bool = False) -> Counts:
     """What a store holding every journal row up to `cursor` must contain: the journal's rows
     up to it now, plus those it still holds because the journal removed them after its change
-    cursor (read in one snapshot, so a removal committing meanwhile is counted once)."""
+    cursor (read in one snapshot, so a removal committing meanwhile is counted once). With
+    `fetched`, also the records and links that have a `fetched` time."""
     with journal.snapshot():
         current = Counts(
             records_between(journal, 0, cursor.node),
             links_between(journal, 0, cursor.edge),
             property_values(journal, cursor),
+            fetched_between(journal, Cursor(), cursor) if fetched else {},
         )
         return with_pending(current, pending_removals(journal, cursor))
 
@@ -126,7 +136,28 @@ def with_pending(current: Counts, pending: Counts) -> Counts:
     nodes.update(pending.nodes)
     edges = Counter(current.edges)
     edges.update(pending.edges)
-    return Counts(_nonzero(nodes), _nonzero(edges), current.props)
+    fetched = Counter(current.fetched)  # a removed row had its time (the store still holds it)
+    if current.fetched:
+        fetched.update(pending.nodes)
+        fetched.update(pending.edges)
+    return Counts(_nonzero(nodes), _nonzero(edges), current.props, _nonzero(fetched))
+
+
+def fetched_between(journal: Journal, after: Cursor, upto: Cursor) -> dict[str, int]:
+    """Records per database and links per link name with a `fetched` time, of the row ids in
+    (after, upto] (none in a journal from before time stamps)."""
+    if not getattr(journal, "has_fetched", True):
+        return {}
+    counts: Counter[str] = Counter()
+    for sql, lo, hi in (
+        ("SELECT db, count(fetched) FROM nodes WHERE id > ? AND id <= ? GROUP BY db",
+         after.node, upto.node),
+        ("SELECT linkname, count(fetched) FROM edges WHERE id > ? AND id <= ? GROUP BY linkname",
+         after.edge, upto.edge),
+    ):
+        if hi > lo:
+            counts.update(dict(journal.execute(sql, (lo, hi)).fetchall()))
+    return _nonzero(counts)
 
 
 def records_between(journal: Journal, after: int, upto: int) -> dict[str, int]:
@@ -211,11 +242,14 @@ def rows_behind(journal: Journal, cursor: Cursor) -> dict[str, int]:
             "total": nodes + edges + props + changed}
 
 
-def compare(expected: Counts, actual: Counts, *, props: bool = True) -> list[Difference]:
+def compare(
+    expected: Counts, actual: Counts, *, props: bool = True, fetched: bool = False
+) -> list[Difference]:
     """Every label / link name whose counts differ, nodes first, then edges, then property
-    values (unless `props=False`: see `props_comparable`)."""
+    values (unless `props=False`: see `props_comparable`), then `fetched` times (if asked)."""
     out: list[Difference] = []
-    for kind in ("nodes", "edges", "props") if props else ("nodes", "edges"):
+    kinds = ("nodes", "edges") + (("props",) if props else ()) + (("fetched",) if fetched else ())
+    for kind in kinds:
         want: dict[str, int] = getattr(expected, kind)
         have: dict[str, int] = getattr(actual, kind)
         for name in sorted(set(want) | set(have)):
