@@ -33,7 +33,7 @@ from crawler.sinks.ladybug import LadybugSink
 from crawler.sinks.neo4j import Neo4jConfig
 from crawler.store import StorePaths
 
-PROPS = {"depth", *NODE_PROPERTIES}
+PROPS = {"depth", "fetched", *NODE_PROPERTIES}
 
 
 @pytest.fixture(scope="module")
