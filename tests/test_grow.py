@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from storecheck import assert_store_is_journal, journal_graph
+from growcheck import crawl_cli as run
+from growcheck import export_rows, graph
+from storecheck import assert_store_is_journal
 
 from crawler.cli import main
 
@@ -29,13 +31,6 @@ def _env(monkeypatch, tmp_path):
     monkeypatch.setenv("ENTREZ_GRAPH_RATE_DIR", str(tmp_path / "rate"))
 
 
-def run(url: str, store: Path, *args: str, code: int = 0) -> tuple[dict | None, str]:
-    result = CliRunner().invoke(
-        main, ["crawl", *args, "--store", str(store), "--eutils-url", url, "--rps", "1000",
-               "--format", "json"],
-    )
-    assert result.exit_code == code, result.output
-    return (json.loads(result.stdout) if code == 0 else None), result.stderr
 
 
 def asked(log: list[dict]) -> Counter:
@@ -54,20 +49,8 @@ def asked(log: list[dict]) -> Counter:
     return out
 
 
-def graph(store: Path) -> tuple[Counter, Counter]:
-    nodes, edges = journal_graph(store)
-    return Counter({(db, uid, depth): n for (db, uid, depth, _), n in nodes.items()}), edges
 
 
-def export_rows(store: Path, tmp: Path) -> set:
-    out = tmp / f"{store.name}.json"
-    result = CliRunner().invoke(main, ["export", "--store", str(store), str(out)])
-    assert result.exit_code == 0, result.output
-    data = json.loads(out.read_text())
-    nodes = {(n["id"], n.get("depth")) for n in data["nodes"]}
-    links = {(e["source"], e["target"], e.get("type") or e.get("linkname"))
-             for e in data.get("links", data.get("edges", []))}
-    return nodes | links
 
 
 def grow_and_compare(emulator, tmp_path: Path, steps: list[list[str]], final: list[str]) -> None:

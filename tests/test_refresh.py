@@ -8,7 +8,6 @@ version 0, refreshed against version 1, and compared with a fresh crawl against 
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sqlite3
@@ -19,10 +18,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-from storecheck import assert_store_is_journal, journal_graph
+from growcheck import crawl_cli as run
+from growcheck import export_rows, graph
+from storecheck import assert_store_is_journal
 
-from crawler.cli import main
 from crawler.emulator import Emulator
 from crawler.store import StorePaths
 
@@ -37,27 +36,10 @@ def _env(monkeypatch, tmp_path):
     monkeypatch.setenv("ENTREZ_GRAPH_RATE_DIR", str(tmp_path / "rate"))
 
 
-def run(url: str, store: Path, *args: str, code: int = 0) -> tuple[dict | None, str]:
-    result = CliRunner().invoke(
-        main, ["crawl", *args, "--store", str(store), "--eutils-url", url, "--rps", "1000",
-               "--format", "json"],
-    )
-    assert result.exit_code == code, result.output
-    return (json.loads(result.stdout) if code == 0 else None), result.stderr
 
 
-def graph(store: Path) -> tuple[Counter, Counter]:
-    nodes, edges = journal_graph(store)
-    return Counter({(db, uid, depth): n for (db, uid, depth, _), n in nodes.items()}), edges
 
 
-def export_rows(store: Path, tmp: Path) -> set:
-    out = tmp / f"{store.name}.json"
-    result = CliRunner().invoke(main, ["export", "--store", str(store), str(out)])
-    assert result.exit_code == 0, result.output
-    data = json.loads(out.read_text())
-    return ({(n["id"], n.get("depth")) for n in data["nodes"]}
-            | {(e["source"], e["target"], e["linkname"]) for e in data["edges"]})
 
 
 def elink_count(log: list[dict]) -> int:
