@@ -91,6 +91,16 @@ def history(runs: list[RunRow], *, running: bool) -> list[dict[str, Any]]:
     return out
 
 
+def _growing(settings: dict | None) -> dict[str, Any] | None:
+    from .crawling.grow import GROWING_KEY
+
+    pending = (settings or {}).get(GROWING_KEY)
+    if not pending:
+        return None
+    return {"kind": pending.get("kind"), "what": pending.get("described"),
+            "since": pending.get("started")}
+
+
 def status(store: str | Path, *, neo4j: Any = None) -> dict[str, Any]:
     """The journal's figures for `store` (records, edges, pending, failed, requests, sinks).
 
@@ -134,6 +144,8 @@ def status(store: str | Path, *, neo4j: Any = None) -> dict[str, Any]:
         "requests_sent": sum(requests.values()),
         "complete": stats["pending"] == 0 and stats["nodes"] > 0,
         "settings": settings,
+        # a wider crawl or a refresh computed beside the stored one and not applied yet
+        "growing": _growing(settings),
         "history": runs,
         "sinks": sinks,
     }

@@ -3,6 +3,7 @@ ends exactly as a fresh crawl with the final settings: journal and LadybugDB ali
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -11,8 +12,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from click.testing import CliRunner
 from storecheck import assert_store_is_journal, journal_graph
 
+from crawler.cli import main
 from crawler.emulator import Emulator, World
 from crawler.store import StorePaths
 
@@ -47,6 +50,12 @@ def _graph(store: Path):
     return {(db, uid, depth) for db, uid, depth, _ in nodes}, edges
 
 
+def _status(store: Path) -> dict:
+    result = CliRunner().invoke(main, ["status", "--store", str(store), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
 def _kill_when(cmd: list[str], env: dict, cond: Callable[[], bool]) -> None:
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     hit = _until(cond, proc)
@@ -68,6 +77,8 @@ def test_killed_while_growing_then_resumed_is_exact(tmp_path: Path) -> None:
         at = len(emu.log)
         _kill_when(grow, _env(tmp_path), lambda: len(emu.log) > at + 15)
         assert (store / "journal.next.sqlite").exists()
+        growing = _status(store)["growing"]
+        assert growing["kind"] == "extend" and "--depth 1 -> 2" in growing["what"]
         # 2. inside the apply's transaction, before its COMMIT
         pause = store / "test-pause-in-grow"
         _kill_when(grow, _env(tmp_path, ENTREZ_GRAPH_TEST_PAUSE_IN_GROW="30"), pause.exists)
@@ -79,5 +90,10 @@ def test_killed_while_growing_then_resumed_is_exact(tmp_path: Path) -> None:
         assert ref.returncode == 0, ref.stderr
     assert _graph(store) == _graph(fresh)
     assert_store_is_journal(store)
+    report = _status(store)
+    assert report["growing"] is None
+    assert [(r["kind"], r["outcome"]) for r in report["history"]] == [
+        ("crawl", "done"), ("extend", "killed"), ("extend", "killed"), ("extend", "done")]
+    assert report["history"][1]["changed"]["depth"] == {"from": 1, "to": 2}
     assert not (store / "journal.next.sqlite").exists()
     assert StorePaths.of(store).graph.exists()

@@ -61,11 +61,21 @@ def test_refresh_against_a_changed_world_equals_a_fresh_crawl_of_it(emulator_at,
     assert set(after[1]) - set(before[1]), "no link came: the test proves nothing"
     assert_store_is_journal(store)
     assert export_rows(store, tmp_path) == export_rows(fresh, tmp_path)
-    # every link gone is a change row the sinks applied
+    # every link gone is a change row the sinks applied; every link now carries when it was
+    # fetched again, and the history says what ran
     con = sqlite3.connect(StorePaths.of(store).journal)
     changes = Counter(k for (k,) in con.execute("SELECT kind FROM changes"))
+    refreshed_at = con.execute("SELECT started FROM runs WHERE kind='refresh'").fetchone()[0]
+    stale = con.execute("SELECT count(*) FROM edges WHERE fetched < ?",
+                        (refreshed_at,)).fetchone()[0]
+    stale_nodes = con.execute("SELECT count(*) FROM nodes n WHERE fetched < ? AND EXISTS (SELECT "
+                              "1 FROM pending_links p WHERE p.db=n.db AND p.uid=n.uid)",
+                              (refreshed_at,)).fetchone()[0]
+    kinds = [k for (k,) in con.execute("SELECT kind FROM runs ORDER BY id")]
     con.close()
     assert changes["edge-"] == len(set(before[1]) - set(after[1]))
+    assert stale == 0 and stale_nodes == 0
+    assert kinds == ["crawl", "refresh"]
 
 
 def test_refresh_marks_records_ncbi_retired(emulator_at, world, tmp_path):

@@ -56,6 +56,12 @@ def format_table(report: dict[str, Any]) -> str:
         f"no answer {report['no_answer']}, named {report['named']})",
         f"Edges:     {report['edges']}",
         f"Requests:  {report['requests_sent']} ({requests})",
+    ]
+    if report.get("growing"):
+        growing = report["growing"]
+        lines.append(f"Growing:   {growing['what']} (unfinished since {growing['since']}: "
+                     "run the same crawl again to finish it)")
+    lines += [
         "",
         _breakdown(report["by_db"], _held(report, "nodes"), "database", "records"),
         "",

@@ -364,7 +364,7 @@ def _run(
                      **({"endpoint": endpoint} if endpoint else {})}
                 )
         run_id = journal.start_run(  # the crawl's history; its end is recorded below
-            "resume" if stored else "crawl",
+            growth.kind if growth is not None else "resume" if stored else "crawl",
             {**settings.as_dict(), **({"endpoint": endpoint} if endpoint else {})},
         )
         # Every sink is made, used and closed on the sinks' thread; the caller's own sinks
@@ -389,11 +389,16 @@ def _run(
         if growth is None and GROWING_KEY not in (journal.settings() or {}):
             grow.discard(root)  # a growth applied just before a kill left its journal beside
         if growth is not None:
-            return _grow(
-                root, journal, growth, seeds, client, syncer, batch_size=batch_size,
-                workers=workers, discovery=discovery, progress=progress, summaries=summaries,
-                retry_failed=retry_failed, started=started, seed_requests=seed_requests,
-            )
+            beside: list[Crawler] = []  # the growth's crawler, for the history's request count
+            try:
+                return _grow(
+                    root, journal, growth, seeds, client, syncer, batch_size=batch_size,
+                    workers=workers, discovery=discovery, progress=progress,
+                    summaries=summaries, retry_failed=retry_failed, started=started,
+                    seed_requests=seed_requests, made=beside.append,
+                )
+            finally:
+                crawler = beside[0] if beside else None
         crawler = Crawler(
             journal, client, settings, batch_size=batch_size, workers=workers,
             discovery=discovery, progress=progress, syncer=syncer,
@@ -438,7 +443,7 @@ def _grow(
     root: Path, journal: Journal, growth: Growth, seeds: list[tuple[str, str]], client: Client,
     syncer: BackgroundSync | None, *, batch_size: int, workers: int | None, discovery: str,
     progress: Progress, summaries: bool, retry_failed: bool, started: float,
-    seed_requests: int,
+    seed_requests: int, made: Callable[[Crawler], None] = lambda crawler: None,
 ) -> CrawlReport:
     """The wider (or refreshed) crawl, computed beside the stored one from what it knows, then
     applied to it; the sinks follow once it is applied."""
@@ -460,6 +465,7 @@ def _grow(
             beside, client, growth.settings, batch_size=batch_size, workers=workers,
             discovery=discovery, progress=progress, cache=cache,
         )
+        made(crawler)
         crawler.add_seeds(seeds)
         if seed_requests:
             beside.count_request("esearch", seed_requests)
