@@ -591,7 +591,10 @@ def test_two_processes_32_callers_never_exceed_10_per_second(
     assert min(lags) > -0.2, lags  # each send reached the server, soon
     worst = max(bisect_right(times, t + 1.0) - i for i, t in enumerate(times))
     if sys.platform.startswith("linux"):
-        assert max(lags) <= 1e-5, lags
+        # (the kernel's stamp and the limiter's clock are read by different code: a shared,
+        # loaded machine was seen to put an arrival 0.45 ms after its record; the margin,
+        # 20 ms, is what such a lag must stay under for the window below to hold)
+        assert max(lags) <= DEFAULT_MARGIN / 4, lags
         assert worst <= 10, worst
 
 
