@@ -55,6 +55,14 @@ def _handle_signals() -> dict[int, object]:
     return old
 
 
+def _added(stored: tuple[str, ...], given: tuple[str, ...]) -> tuple[str, ...]:
+    """Named link names or databases add to the stored ones; none stored means every one, so
+    naming some then is left for the engine to refuse as narrowing."""
+    if stored or not given:
+        return tuple(stored) + tuple(g for g in given if g not in stored)
+    return given
+
+
 class _Whole(click.ParamType):
     """A whole number >= minimum; anything else is BadInput (one line, exit 2)."""
 
@@ -182,12 +190,8 @@ def command(
             query, query_db = stored.query, stored.query_db
         flt = stored.filter
         depth = depth if given("depth") else stored.depth
-        # named link names and databases add to the stored ones
-        links = tuple(flt.links) + tuple(ln for ln in links if ln not in flt.links) if (
-            flt.links or not links) else links
-        to_given = to_dbs
-        to_dbs = tuple(flt.to_dbs) + tuple(d for d in to_given if d not in flt.to_dbs) if (
-            flt.to_dbs or not to_given) else to_given
+        links = _added(flt.links, links)
+        to_dbs = _added(flt.to_dbs, to_dbs)
         exclude_links = exclude_links if given("exclude_links") else flt.exclude
         include_subsets = include_subsets or flt.include_subsets
         max_nodes = max_nodes if given("max_nodes") else stored.max_nodes

@@ -351,9 +351,7 @@ def _run(
             if stored:  # checked again under the lock
                 again = plan_growth(root, CrawlSettings.from_dict(stored["settings"]), settings,
                                     growth.refresh if growth else None, stored.get(GROWING_KEY))
-                if (again is None) != (growth is None) or (
-                    again is not None and growth is not None and again.settings != growth.settings
-                ):
+                if (again and again.settings) != (growth and growth.settings):
                     raise SettingsMismatch(f"store {root} changed while this crawl started")
                 if endpoint and stored.get("endpoint") != endpoint:
                     # a store from before endpoints were kept, or --switch-endpoint

@@ -254,7 +254,6 @@ class Applied:
     edges_added: int = 0
     edges_removed: int = 0
     edges_updated: int = 0
-    requests: int = 0
 
 
 def apply(journal: Journal, beside: Journal, growth: Growth, started: str) -> Applied:
@@ -345,7 +344,7 @@ def apply(journal: Journal, beside: Journal, growth: Growth, started: str) -> Ap
                 q(f"DELETE FROM main.{table}")
                 columns = ", ".join(r[1] for r in q(f"PRAGMA nx.table_info({table})"))
                 q(f"INSERT INTO main.{table}({columns}) SELECT {columns} FROM nx.{table}")
-            out.requests = _merge_requests(c)
+            _merge_requests(c)
             stored = {k: v for k, v in (journal.settings() or {}).items() if k != GROWING_KEY}
             journal.set_settings({**stored, **_settings_of(c)})
             _test_pause(journal.path.parent)
@@ -405,14 +404,13 @@ def _merge_answers(c: Any) -> None:
     q("INSERT OR REPLACE INTO main.answer_checks SELECT * FROM nx.answer_checks")
 
 
-def _merge_requests(c: Any) -> int:
+def _merge_requests(c: Any) -> None:
     rows = c.execute("SELECT kind, count FROM nx.requests").fetchall()
     for kind, n in rows:
         c.execute(
             "INSERT INTO main.requests(kind, count) VALUES (?, ?) "
             "ON CONFLICT(kind) DO UPDATE SET count = count + excluded.count", (kind, n),
         )
-    return sum(n for _, n in rows)
 
 
 def _settings_of(c: Any) -> dict:
